@@ -1,0 +1,5 @@
+"""``python -m t2_agents`` runs the ``t2`` command."""
+
+from t2_agents.cli import main
+
+main()

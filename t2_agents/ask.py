@@ -1,0 +1,102 @@
+"""One question, N paths, one vote: the library's smallest complete job.
+
+:func:`ask_question` picks N (given, or by the T2 estimator shipped for the default model),
+samples N paths in one engine call, extracts and votes. The ``t2 ask`` command prints its result.
+
+Example:
+    >>> from t2_agents.backends.transformers import TransformersEngine  # doctest: +SKIP
+    >>> result = ask_question(TransformersEngine(), "What is 6 * 7?", n=4)  # doctest: +SKIP
+    >>> result["verdict"]["answer"]  # doctest: +SKIP
+    '42'
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from t2_agents.answers import get_extractor
+from t2_agents.backends.base import Engine, SamplingParams, check_prompts
+from t2_agents.data import DEFAULT_INSTRUCTION
+from t2_agents.vote import vote
+
+__all__ = ["DEFAULT_ESTIMATOR", "FALLBACK_N", "ask_question", "default_estimator_path"]
+
+DEFAULT_ESTIMATOR = Path(__file__).parent / "artifacts" / "smollm2-135m-instruct"
+"""The T2 estimator shipped for the default model."""
+FALLBACK_N = 8
+"""N used when no n is given and no estimator matches the engine's model."""
+
+
+def default_estimator_path() -> Path | None:
+    """The shipped estimator folder, or None when the package holds none."""
+    return DEFAULT_ESTIMATOR if (DEFAULT_ESTIMATOR / "metadata.json").is_file() else None
+
+
+def _choose_n(engine: Engine, prompt: str, n: int | None, estimator: str | None) -> tuple[int, str]:
+    if n is not None:
+        return n, "fixed"
+    path = Path(estimator) if estimator else default_estimator_path()
+    if path is None:
+        return FALLBACK_N, "fixed (no estimator shipped)"
+    from t2_agents.estimator import T2Estimator
+
+    model = T2Estimator.load(
+        path, expect_identity=engine.identity, expect_hidden_size=engine.hidden_size
+    )
+    features = engine.encode([prompt], model.layers)[0]
+    return int(model.predict_one(features)), "t2"
+
+
+def ask_question(
+    engine: Engine,
+    question: str,
+    *,
+    n: int | None = None,
+    estimator: str | None = None,
+    temperature: float = 0.7,
+    max_tokens: int = 48,
+    seed: int = 0,
+    task: str | None = None,
+    instruction: str = DEFAULT_INSTRUCTION,
+) -> dict[str, Any]:
+    """Answer one question by self-consistency with an adaptive (or given) number of paths.
+
+    Args:
+        engine: Any engine.
+        question: The question; the instruction is appended.
+        n: Paths to sample; None lets the T2 estimator choose.
+        estimator: Estimator folder; None uses the one shipped for the default model.
+        temperature: Sampling temperature.
+        max_tokens: Cap on tokens per path.
+        seed: Sampling and tie-break seed.
+        task: Extractor name (see :func:`t2_agents.answers.get_extractor`).
+        instruction: Appended to the question.
+
+    Returns:
+        A JSON-ready dict: n, policy, verdict, paths, tokens and seconds.
+    """
+    check_prompts([question])
+    prompt = f"{question.rstrip()} {instruction}".strip()
+    started = time.perf_counter()
+    chosen, policy = _choose_n(engine, prompt, n, estimator)
+    decided = time.perf_counter()
+    params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
+    paths = engine.sample([prompt], chosen, params)[0]
+    extract = get_extractor(task)
+    answers = [extract(p.text) for p in paths]
+    verdict = vote(answers, seed=seed)
+    return {
+        "question": question,
+        "n": chosen,
+        "policy": policy,
+        "verdict": verdict.to_dict(),
+        "paths": [
+            {"answer": a, "text": p.text, "tokens": p.completion_tokens, "finish": p.finish_reason}
+            for p, a in zip(paths, answers, strict=True)
+        ],
+        "completion_tokens": sum(p.completion_tokens for p in paths),
+        "prompt_tokens": paths[0].prompt_tokens if paths else 0,
+        "seconds": {"budget": decided - started, "total": time.perf_counter() - started},
+    }

@@ -1,0 +1,193 @@
+"""The engine protocol: one interface for every way of running the model.
+
+An engine does two things for the rest of the library:
+
+- ``encode(prompts, layers)`` returns the hidden state of each prompt's final token (after the
+  chat template) at each requested decoder layer, as a float32 array ``[n_prompts, n_layers, d]``.
+  Layer ``l`` means the residual stream after decoder layer ``l`` (0-based) *before* any final
+  norm, which is transformers' ``hidden_states[l + 1]`` for every layer but the last.
+- ``sample(prompts, n, params)`` returns ``n`` completions per prompt.
+
+Both apply the chat template in the same way (:meth:`Engine.render`), so the features describe
+exactly the prompt that is decoded. The graph and the estimator only ever talk to this protocol.
+
+Example:
+    >>> params = SamplingParams(temperature=0.7, max_tokens=32, seed=1)
+    >>> params.max_tokens
+    32
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from t2_agents.errors import ConfigError, PromptError
+
+__all__ = [
+    "Completion",
+    "Engine",
+    "FinishReason",
+    "SamplingParams",
+    "check_layers",
+    "check_n",
+    "check_prompts",
+]
+
+FinishReason = Literal["stop", "length", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How to sample reasoning paths."""
+
+    temperature: float = 0.7
+    """Softmax temperature; 0 means greedy (then all n paths are identical)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass in (0, 1]."""
+    max_tokens: int = 64
+    """Largest number of new tokens per completion; longer ones end with finish reason 'length'."""
+    seed: int | None = None
+    """Seed for reproducible sampling; None draws fresh randomness."""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ConfigError(
+                f"temperature={self.temperature!r} must be a finite number >= 0; "
+                "use 0 for greedy or e.g. 0.7 for sampling"
+            )
+        if not (0 < self.top_p <= 1):
+            raise ConfigError(f"top_p={self.top_p!r} must be in (0, 1]; use 1.0 to turn it off")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
+            raise ConfigError(f"max_tokens={self.max_tokens!r} must be an int >= 1")
+        if self.max_tokens < 1:
+            raise ConfigError(f"max_tokens={self.max_tokens} is below the minimum 1; pass >= 1")
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the parameters as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One sampled reasoning path."""
+
+    text: str
+    """The decoded completion, without the prompt and without special tokens."""
+    prompt_tokens: int
+    """Tokens in the rendered prompt (chat template included)."""
+    completion_tokens: int
+    """Tokens generated, counting the end-of-sequence token when one was produced."""
+    finish_reason: FinishReason
+    """'stop' (end of sequence), 'length' (hit max_tokens) or 'error' (the engine failed)."""
+    logprob: float | None = None
+    """Sum of the sampled tokens' log-probabilities, when the engine reports them."""
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the completion as a JSON-ready dict."""
+        return asdict(self)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the library needs from a model runtime (transformers, vLLM, a server...)."""
+
+    @property
+    def identity(self) -> str:
+        """A stable model name, checked against estimator artifacts."""
+        ...
+
+    @property
+    def num_layers(self) -> int:
+        """Number of decoder layers."""
+        ...
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the residual stream (feature dimension)."""
+        ...
+
+    def render(self, prompt: str) -> str:
+        """Apply the chat template to one user message, ready for generation."""
+        ...
+
+    def encode(self, prompts: Sequence[str], layers: Sequence[int]) -> npt.NDArray[np.float32]:
+        """Final-prompt-token hidden states, ``[n_prompts, n_layers, hidden_size]`` float32."""
+        ...
+
+    def sample(
+        self, prompts: Sequence[str], n: int, params: SamplingParams
+    ) -> list[list[Completion]]:
+        """``n`` completions for each prompt, in prompt order."""
+        ...
+
+
+def check_prompts(prompts: Sequence[str]) -> list[str]:
+    """Validate a batch of prompts: non-empty list of non-blank strings.
+
+    Raises:
+        PromptError: The list is empty, or a prompt is not a string or is blank.
+    """
+    if isinstance(prompts, str):
+        raise PromptError("prompts must be a list of strings, got one str; wrap it: [prompt]")
+    items = list(prompts)
+    if not items:
+        raise PromptError("the prompt list is empty; pass at least one prompt")
+    for i, prompt in enumerate(items):
+        if not isinstance(prompt, str):
+            raise PromptError(f"prompt {i} is {type(prompt).__name__}, not str; pass text")
+        if not prompt.strip():
+            raise PromptError(
+                f"prompt {i} is empty or whitespace only ({prompt!r}); pass a question"
+            )
+    return items
+
+
+def check_n(n: int, max_n: int) -> int:
+    """Validate a number of paths against the engine's configured maximum.
+
+    Raises:
+        ConfigError: ``n`` is not an int, below 1, or above ``max_n``.
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise ConfigError(f"n={n!r} must be an integer in [1, {max_n}]")
+    if n < 1:
+        raise ConfigError(f"n={n} is below the minimum 1; ask for at least one path")
+    if n > max_n:
+        raise ConfigError(
+            f"n={n} is above the configured maximum {max_n}; lower n or raise the engine's max_n"
+        )
+    return int(n)
+
+
+def check_layers(layers: Sequence[int], num_layers: int) -> list[int]:
+    """Validate layer indices (0-based; negative counts from the end like Python).
+
+    Returns:
+        The layers as non-negative indices, in the order given.
+
+    Raises:
+        ConfigError: A layer is out of range, duplicated, or the list is empty.
+    """
+    items = list(layers)
+    if not items:
+        raise ConfigError(f"no layers requested; pass indices in [0, {num_layers - 1}]")
+    resolved: list[int] = []
+    for layer in items:
+        if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
+            raise ConfigError(f"layer {layer!r} is not an integer; pass ints in [0, {num_layers})")
+        index = int(layer) + num_layers if layer < 0 else int(layer)
+        if not 0 <= index < num_layers:
+            raise ConfigError(
+                f"layer {layer} is out of range for a model with {num_layers} layers; "
+                f"pass indices in [0, {num_layers - 1}] (or -1 for the last)"
+            )
+        resolved.append(index)
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError(f"layers {items} contain duplicates; pass each layer once")
+    return resolved

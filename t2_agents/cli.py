@@ -1,0 +1,322 @@
+"""The ``t2`` command: ask, collect, curse, train, demo.
+
+Every command takes ``--json``: it then prints exactly one JSON object on stdout (progress and
+logs go to stderr), and on failure ``{"error": {"type": ..., "message": ...}}`` with exit code 2.
+
+Example:
+    $ t2 ask "What is 17 * 23?" --n 8 --json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from t2_agents.errors import T2Error
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Budget-aware parallel thinking (T2): pick N before decoding, sample N paths, vote.",
+)
+_err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Model folder or hub id (default: SmolLM2-135M).")
+]
+CacheOpt = Annotated[
+    str | None, typer.Option("--cache-dir", help="Cache root (default: $T2_AGENTS_CACHE).")
+]
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _emit(as_json: bool, payload: dict[str, Any]) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
+
+
+def _fail(as_json: bool, exc: Exception) -> NoReturn:
+    if as_json:
+        _emit(True, {"error": {"type": type(exc).__name__, "message": str(exc)}})
+    else:
+        _err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def _handled(as_json: bool) -> Iterator[None]:
+    try:
+        yield
+    except T2Error as exc:
+        _fail(as_json, exc)
+
+
+def _spinner(text: str) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn(text), TimeElapsedColumn(), console=_err)
+
+
+def _engine(model: str | None, cache_dir: str | None, **overrides: Any) -> Any:
+    _quiet_libraries()
+    from t2_agents.backends.transformers import TransformersEngine
+
+    progress = _spinner("loading the model")
+    with progress:
+        progress.add_task("load", total=None)
+        return TransformersEngine(model=model, cache_dir=cache_dir, **overrides)
+
+
+# -- ask ---------------------------------------------------------------------------------------
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to think about.")],
+    n: Annotated[
+        int | None, typer.Option("--n", help="Paths to sample (default: T2 picks).")
+    ] = None,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per path.")] = 48,
+    seed: Annotated[int, typer.Option(help="Sampling and tie-break seed.")] = 0,
+    task: Annotated[
+        str | None, typer.Option(help="Answer extractor (e.g. lcm, syllogism).")
+    ] = None,
+    estimator: Annotated[
+        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample N reasoning paths for QUESTION, vote, and show the answer and every path."""
+    from t2_agents.ask import ask_question
+
+    with _handled(as_json):
+        engine = _engine(model, cache_dir)
+        progress = _spinner("thinking")
+        with progress:
+            progress.add_task("think", total=None)
+            result = ask_question(
+                engine,
+                question,
+                n=n,
+                estimator=estimator,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                seed=seed,
+                task=task,
+            )
+    if as_json:
+        _emit(True, result)
+        return
+    _show_ask(result)
+
+
+def _show_ask(result: dict[str, Any]) -> None:
+    table = Table(title=f"{result['n']} paths ({result['policy']})")
+    table.add_column("#", justify="right")
+    table.add_column("answer")
+    table.add_column("tokens", justify="right")
+    table.add_column("completion", overflow="fold")
+    for i, path in enumerate(result["paths"]):
+        text = path["text"].replace("\n", " ")
+        table.add_row(str(i), str(path["answer"]), str(path["tokens"]), text[:120])
+    console = Console()
+    console.print(table)
+    verdict = result["verdict"]
+    console.print(
+        f"[bold]answer:[/] {verdict['answer']}  share {verdict['share']:.2f}  "
+        f"({verdict['valid']} valid, {verdict['invalid']} without an answer)"
+    )
+
+
+# -- collect -----------------------------------------------------------------------------------
+@app.command()
+def collect(
+    out: Annotated[Path, typer.Option(help="Output folder (resumable).")],
+    questions: Annotated[int, typer.Option(help="Number of questions.")],
+    samples: Annotated[int, typer.Option(help="Completions per question (pool size M).")],
+    task: Annotated[str | None, typer.Option(help="reasoning-gym task name.")] = None,
+    task_config: Annotated[str | None, typer.Option(help="Task options as JSON.")] = None,
+    data: Annotated[Path | None, typer.Option(help="JSONL file with question/answer.")] = None,
+    seed: Annotated[int, typer.Option(help="Dataset and sampling seed.")] = 0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per completion.")] = 48,
+    layers: Annotated[
+        str | None, typer.Option(help="Comma-separated layers (default all).")
+    ] = None,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample a pool of completions per question, grade them and store prompt features."""
+    from t2_agents.collect import CollectConfig
+    from t2_agents.collect import collect as run_collect
+    from t2_agents.errors import ConfigError
+
+    with _handled(as_json):
+        try:
+            options = json.loads(task_config) if task_config else {}
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--task-config {task_config!r} is not JSON: {exc.msg}") from exc
+        engine = _engine(model, cache_dir)
+        config = CollectConfig(
+            task=task,
+            task_config=options,
+            data=None if data is None else str(data.resolve()),
+            questions=questions,
+            samples=samples,
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            layers=_parse_layers(layers),
+            model=engine.identity,
+        )
+        started = time.perf_counter()
+        with _bar("collecting") as (bar, tick):
+            folder = run_collect(engine, config, out, progress=tick)
+        del bar
+        summary = _collection_summary(folder, time.perf_counter() - started)
+    _emit(as_json, summary)
+    if not as_json:
+        _err.print(f"collected {summary['questions']} questions into {folder}")
+
+
+def _parse_layers(text: str | None) -> tuple[int, ...] | None:
+    from t2_agents.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--layers {text!r} must be comma-separated integers like 4,15") from exc
+
+
+@contextmanager
+def _bar(label: str) -> Iterator[tuple[Progress, Callable[[int, int, int], None]]]:
+    progress = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=_err,
+    )
+    task_id = progress.add_task(label, total=None, rate="")
+    started = time.perf_counter()
+
+    def tick(done: int, total: int, samples: int) -> None:
+        rate = samples / max(time.perf_counter() - started, 1e-9)
+        progress.update(task_id, completed=done, total=total, rate=f"{rate:.1f} samples/s")
+
+    with progress:
+        yield progress, tick
+
+
+def _collection_summary(folder: Path, seconds: float) -> dict[str, Any]:
+    from t2_agents.collect import load_collection
+
+    loaded = load_collection(folder)
+    accuracy = [float(r["accuracy"]) for r in loaded.records]
+    return {
+        "out": str(folder),
+        "questions": len(loaded.records),
+        "samples": loaded.config.samples,
+        "layers": list(loaded.layers),
+        "mean_accuracy": sum(accuracy) / len(accuracy),
+        "seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    """Entry point for ``python -m t2_agents``."""
+    app()
+
+
+# -- curse -------------------------------------------------------------------------------------
+@app.command()
+def curse(
+    data: Annotated[list[Path], typer.Option("--data", help="Collection folder(s).")],
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG figure here.")] = None,
+    n_max: Annotated[int | None, typer.Option(help="Largest N (default: the pool size M).")] = None,
+    draw: Annotated[str, typer.Option(help="'pool' (without replacement) or 'iid'.")] = "pool",
+    eps: Annotated[float, typer.Option(help="Tolerance for N*_x.")] = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure the overscaling curse per task: N_D, mean N*_x, overscaling index, utilisation."""
+    from t2_agents.calibrate import curse_by_task
+
+    with _handled(as_json):
+        reports = curse_by_task(data, n_max=n_max, draw=draw, eps=eps)
+        figure = None
+        if plot is not None:
+            from t2_agents.curse import plot_curse
+
+            figure = str(plot_curse(reports, plot))
+    payload = {"tasks": {k: _curse_row(v) for k, v in reports.items()}, "plot": figure}
+    if as_json:
+        _emit(True, payload)
+        return
+    table = Table(title="The overscaling curse (exact A(N) from the collected pools)")
+    for column in (
+        "task",
+        "questions",
+        "acc@1",
+        "N_D",
+        "acc@N_D",
+        "mean N*",
+        "M_D",
+        "util.",
+        "oracle acc",
+    ):
+        table.add_column(column, justify="right")
+    for task, report in reports.items():
+        table.add_row(task, *_curse_cells(report))
+    Console().print(table)
+    if figure:
+        _err.print(f"figure written to {figure}")
+
+
+def _curse_cells(report: Any) -> list[str]:
+    return [
+        str(report.n_questions),
+        f"{report.mean_single_accuracy:.3f}",
+        str(report.n_d),
+        f"{report.accuracy_at_n_d:.3f}",
+        f"{report.mean_optimal:.2f}",
+        f"{report.overscaling_index:.2f}",
+        f"{report.utilisation:.2f}",
+        f"{report.oracle_accuracy:.3f}",
+    ]
+
+
+def _curse_row(report: Any) -> dict[str, Any]:
+    row = report.to_dict()
+    row.pop("optimal", None)
+    return dict(row)

@@ -1,0 +1,232 @@
+"""Build the parallel-thinking graph and turn it into a LangChain tool.
+
+The graph is ``START -> budget -> (sample | branch x N) -> aggregate -> END``:
+
+- ``budget`` chooses N with the policy (encoding the prompt only if the policy needs features);
+- a conditional edge sends the step to the batched ``sample`` node, or fans out one
+  ``Send("branch", ...)`` per path (the mode can change per call, see
+  :class:`~t2_agents.graph.state.ThinkingContext`);
+- ``aggregate`` extracts the answers, votes and writes ``verdict``, ``answer`` and ``cost``.
+
+The compiled graph is an ordinary LangGraph runnable: ``invoke``/``ainvoke``/``abatch``/
+``stream(stream_mode="custom")`` (events ``budget``, ``branch`` x N, ``verdict``), a node of a
+larger ``StateGraph`` whose state has a ``question`` key (it reads ``question`` and writes back
+``answer``, ``verdict``, ``error``, ``cost`` ... where the parent has those keys), or a tool via
+:func:`as_tool`. With a checkpointer (e.g. ``SqliteSaver``) a run that failed part-way is resumed
+by invoking ``None`` on the same ``thread_id``; branches that already finished are not re-run.
+
+Example:
+    >>> graph = build_parallel_thinking_graph(engine=my_engine, n_max=8)  # doctest: +SKIP
+    >>> graph.invoke({"question": "What is 17 * 3?"})["answer"]  # doctest: +SKIP
+    '51'
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Checkpointer, RetryPolicy
+from pydantic import BaseModel, Field
+
+from t2_agents.backends.base import Engine
+from t2_agents.errors import T2Error, TransientEngineError
+from t2_agents.graph.ledger import CostLedger
+from t2_agents.graph.nodes import (
+    aggregate_node,
+    branch_node,
+    budget_node,
+    route_fanout,
+    sample_node,
+)
+from t2_agents.graph.state import (
+    CONFIG_KEY,
+    Fanout,
+    ThinkingContext,
+    ThinkingInput,
+    ThinkingState,
+)
+from t2_agents.policies import BudgetPolicy
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "ThinkingGraph",
+    "ThinkingToolInput",
+    "as_tool",
+    "build_parallel_thinking_graph",
+]
+
+ThinkingGraph = CompiledStateGraph[ThinkingState, ThinkingContext, ThinkingInput, ThinkingState]
+"""The type of a compiled parallel-thinking graph."""
+
+DEFAULT_RETRY = RetryPolicy(
+    initial_interval=0.5, backoff_factor=2.0, max_interval=8.0, max_attempts=3,
+    retry_on=TransientEngineError,
+)  # fmt: skip
+"""Retry transient engine errors up to 3 attempts in all (0.5 s, then 1 s, with jitter)."""
+
+_DESCRIPTION = (
+    "Answer a self-contained question (arithmetic, logic, short reasoning) by sampling several "
+    "reasoning paths and majority-voting their final answers. Input: the question as plain text."
+)
+
+
+def build_parallel_thinking_graph(
+    *,
+    engine: Engine | None = None,
+    policy: BudgetPolicy | None = None,
+    fanout: Fanout | None = None,
+    n_min: int | None = None,
+    n_max: int | None = None,
+    context: ThinkingContext | None = None,
+    retry: RetryPolicy | None = DEFAULT_RETRY,
+    checkpointer: Checkpointer = None,
+    name: str = "parallel_thinking",
+) -> ThinkingGraph:
+    """Compile the parallel-thinking graph with default settings for every run.
+
+    Args:
+        engine: Renders, encodes and (unless ``context.sampler`` is set) samples; may be left
+            out and given per call as ``context=ThinkingContext(engine=...)``.
+        policy: Chooses N; None means ``FixedPolicy(n_max)``. A policy with
+            ``check_engine`` (T2) is checked against ``engine`` here and before every run.
+        fanout: ``"batched"`` or ``"send"``; None keeps ``context``'s (default batched).
+        n_min: Smallest budget; None keeps ``context``'s (default 1).
+        n_max: Largest budget; None keeps ``context``'s (default 8).
+        context: Every other default (temperature, max_tokens, seed, task, sampler, ledger...);
+            the arguments above override its fields.
+        retry: Retry policy of the budget, sample and branch nodes; None disables retries
+            (a transient error then fails the branch at once).
+        checkpointer: Any LangGraph checkpointer (``SqliteSaver``, ``InMemorySaver``...).
+        name: The graph's name (shown in traces and as a subgraph).
+
+    Returns:
+        The compiled graph; input ``{"question": str}``, output the :class:`ThinkingState`.
+
+    Raises:
+        ConfigError: Invalid settings (``n_min > n_max``, unknown fan-out...).
+        ArtifactError: ``policy`` does not fit ``engine``.
+
+    Example:
+        >>> graph = build_parallel_thinking_graph(n_max=4, fanout="send")
+        >>> sorted(graph.get_graph().nodes)
+        ['__end__', '__start__', 'aggregate', 'branch', 'budget', 'sample']
+    """
+    explicit: dict[str, Any] = {
+        "engine": engine,
+        "policy": policy,
+        "fanout": fanout,
+        "n_min": n_min,
+        "n_max": n_max,
+    }
+    defaults = replace(
+        context or ThinkingContext(),
+        **{key: value for key, value in explicit.items() if value is not None},
+    )
+    check_engine = getattr(defaults.policy, "check_engine", None)
+    if defaults.engine is not None and callable(check_engine):
+        check_engine(defaults.engine)
+    attempts = retry.max_attempts if retry is not None else 1
+    graph = StateGraph(ThinkingState, context_schema=ThinkingContext, input_schema=ThinkingInput)
+    graph.add_node("budget", functools.partial(budget_node, defaults=defaults), retry_policy=retry)
+    graph.add_node(
+        "sample",
+        functools.partial(sample_node, defaults=defaults, max_attempts=attempts),
+        retry_policy=retry,
+    )
+    graph.add_node(
+        "branch",
+        functools.partial(branch_node, defaults=defaults, max_attempts=attempts),
+        retry_policy=retry,
+    )
+    graph.add_node("aggregate", functools.partial(aggregate_node, defaults=defaults))
+    graph.add_edge(START, "budget")
+    graph.add_conditional_edges("budget", route_fanout, ["sample", "branch"])
+    graph.add_edge("sample", "aggregate")
+    graph.add_edge("branch", "aggregate")
+    graph.add_edge("aggregate", END)
+    return graph.compile(checkpointer=checkpointer, name=name)
+
+
+class ThinkingToolInput(BaseModel):
+    """Arguments of the parallel-thinking tool."""
+
+    question: str = Field(description="The question to answer, self-contained, as plain text.")
+
+
+def as_tool(
+    graph: ThinkingGraph,
+    *,
+    name: str = "parallel_thinking",
+    description: str = _DESCRIPTION,
+    context: ThinkingContext | None = None,
+    ledger: CostLedger | None = None,
+) -> BaseTool:
+    """Wrap a compiled graph as a LangChain tool taking one ``question`` string.
+
+    The tool's content is the voted answer (or ``"no answer: <reason>"``); with a tool call as
+    input it also returns the whole final state as the ``ToolMessage`` artifact
+    (``response_format="content_and_artifact"``). Library errors (a blank question, a bad
+    setting) become tool errors the calling model can read instead of exceptions. The caller's
+    config (callbacks, ``configurable["t2"]`` overrides, a parent graph's checkpointer) is passed
+    through.
+
+    Args:
+        graph: A graph from :func:`build_parallel_thinking_graph`.
+        name: Tool name shown to the model.
+        description: Tool description shown to the model.
+        context: Per-call context for every call of this tool (else the graph's defaults).
+        ledger: Collects the cost record of every call (an agent run's roll-up).
+
+    Returns:
+        A ``StructuredTool`` with sync and async implementations.
+
+    Example:
+        >>> tool = as_tool(build_parallel_thinking_graph(n_max=4), name="think")
+        >>> tool.name, list(tool.args)
+        ('think', ['question'])
+    """
+
+    def _config(config: RunnableConfig) -> RunnableConfig:
+        if ledger is None:
+            return config
+        configurable = dict(config.get("configurable") or {})
+        configurable[CONFIG_KEY] = {**dict(configurable.get(CONFIG_KEY) or {}), "ledger": ledger}
+        return {**config, "configurable": configurable}
+
+    def _run(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
+        try:
+            state = graph.invoke({"question": question}, _config(config), context=context)
+        except T2Error as exc:
+            raise ToolException(f"{type(exc).__name__}: {exc}") from exc
+        return _content(state), dict(state)
+
+    async def _arun(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
+        try:
+            state = await graph.ainvoke({"question": question}, _config(config), context=context)
+        except T2Error as exc:
+            raise ToolException(f"{type(exc).__name__}: {exc}") from exc
+        return _content(state), dict(state)
+
+    return StructuredTool.from_function(
+        func=_run,
+        coroutine=_arun,
+        name=name,
+        description=description,
+        args_schema=ThinkingToolInput,
+        response_format="content_and_artifact",
+        handle_tool_error=True,
+    )
+
+
+def _content(state: ThinkingState | dict[str, Any]) -> str:
+    answer = state.get("answer")
+    if answer is not None:
+        return str(answer)
+    reason = state.get("error") or "no branch gave an extractable final answer"
+    return f"no answer: {reason}"

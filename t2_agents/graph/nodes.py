@@ -1,0 +1,417 @@
+"""The nodes of the parallel-thinking graph: budget, fan-out (batched or Send), aggregate.
+
+Every node is a plain function of ``(state, runtime, config)`` returning a partial update; the
+builder binds the graph's default :class:`~t2_agents.graph.state.ThinkingContext` with
+``functools.partial``. Under ``ainvoke``/``abatch`` LangGraph runs these synchronous nodes in
+worker threads (``run_in_executor`` with the context copied, which is what ``asyncio.to_thread``
+does), so the engine calls of independent questions run concurrently; an engine that is not
+thread-safe must serialise itself (the transformers engine holds a lock).
+
+**The two fan-out modes.** After the budget node has chosen ``N`` and the seeds
+``seed + i`` (``i = 0..N-1``):
+
+- ``send``: one ``Send("branch", ...)`` per branch; branch ``i`` calls
+  ``sample([q], n=1, seed=seed + i)``. Branches are separate LangGraph tasks, so they are retried,
+  checkpointed and streamed one by one, and a chat-model sampler can serve them concurrently.
+- ``batched``: one ``sample`` node calls ``sample([q], n=N, seed=seed)`` once (fast on a local
+  model: one ``generate``).
+
+Both write the same state: ``N`` :class:`~t2_agents.graph.state.BranchResult` dicts with the
+same keys, branch ``i`` labelled with seed ``seed + i``, one ``branch`` event each, and the same
+cost accounting. The answers are *identical branch by branch* when the engine declares
+``per_path_seeds = True`` (completion ``k`` of ``sample(n, seed=s)`` equals the single completion
+of ``sample(n=1, seed=s + k)``), or when ``ThinkingContext.exact_seeds`` makes the batched node
+call ``sample(n=1)`` once per seed. Otherwise (e.g. the transformers engine, which seeds one
+batched ``generate``) the modes draw ``N`` independent paths from the same model, prompt and
+sampling parameters: the same answer distribution in law, different individual draws. At
+``temperature=0`` the batched node always calls ``sample(n=1)`` per seed (greedy paths are equal
+anyway, and transformers refuses ``n > 1`` without sampling), so both modes give the same answers.
+
+**Errors.** A :class:`~t2_agents.errors.TransientEngineError` is re-raised while the node's
+``RetryPolicy`` has attempts left (LangGraph retries the branch, or the batched call); after the
+last attempt, and at once for any other exception, the branch is kept as a failed result
+(``error`` set) and the other branches still vote. With ``branch_errors="raise"`` the error
+fails the run instead; a checkpointer then resumes it without re-running finished branches.
+``ConfigError`` (a caller mistake such as ``n`` above the engine's maximum) always propagates.
+When every branch failed, the aggregate node sets ``error`` and leaves ``verdict`` and
+``answer`` None: no answer is ever made up.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
+from langgraph.errors import GraphBubbleUp
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from t2_agents.backends.base import Completion, Engine, SamplingParams
+from t2_agents.errors import ConfigError, EngineError, PromptError, TransientEngineError
+from t2_agents.graph.ledger import StepRecord
+from t2_agents.graph.state import (
+    BranchResult,
+    BranchTask,
+    FeatureSummary,
+    ThinkingContext,
+    ThinkingState,
+    resolve_context,
+)
+from t2_agents.policies import FixedPolicy, clamp_budget
+from t2_agents.vote import vote
+
+__all__ = [
+    "aggregate_node",
+    "branch_node",
+    "budget_node",
+    "route_fanout",
+    "sample_node",
+    "summarize_features",
+]
+
+
+def summarize_features(
+    features: npt.NDArray[np.floating[Any]], layers: list[int]
+) -> FeatureSummary:
+    """Summarise one prompt's ``[L, d]`` features for the state: per-layer L2 norms.
+
+    Example:
+        >>> summarize_features(np.ones((2, 4), dtype=np.float32), [3, 7])["l2_norm"]
+        [2.0, 2.0]
+    """
+    array = np.asarray(features, dtype=np.float64)
+    norms = np.linalg.norm(array, axis=-1).reshape(-1)
+    return {
+        "layers": list(layers),
+        "shape": [int(size) for size in array.shape],
+        "l2_norm": [float(value) for value in norms],
+        "l2_norm_mean": float(norms.mean()) if norms.size else 0.0,
+    }
+
+
+def budget_node(
+    state: ThinkingState,
+    runtime: Runtime[ThinkingContext],
+    config: RunnableConfig,
+    *,
+    defaults: ThinkingContext,
+) -> dict[str, Any]:
+    """Choose the step's budget ``N``: render, encode (if the policy needs it), ask, clamp.
+
+    Raises:
+        PromptError: ``question`` is missing, not a string or blank.
+        ArtifactError: A T2 policy's estimator does not match the engine.
+    """
+    started, clock = time.time(), time.perf_counter()
+    ctx = resolve_context(defaults, runtime.context, config)
+    question = _question(state)
+    engine = ctx.require_engine()
+    policy = ctx.policy if ctx.policy is not None else FixedPolicy(ctx.n_max)
+    check_engine = getattr(policy, "check_engine", None)
+    if callable(check_engine):
+        check_engine(engine)
+    prompt = engine.render(question)
+    features: npt.NDArray[np.float32] | None = None
+    summary: FeatureSummary | None = None
+    if policy.needs_features:
+        layers = [int(layer) for layer in policy.layers]
+        features = engine.encode([question], layers)[0]
+        summary = summarize_features(features, layers)
+    raw = policy.choose(features=features, question=question, n_min=ctx.n_min, n_max=ctx.n_max)
+    n, warning = clamp_budget(raw, n_min=ctx.n_min, n_max=ctx.n_max)
+    seconds = time.perf_counter() - clock
+    get_stream_writer()(
+        {
+            "event": "budget",
+            "question": question,
+            "n": n,
+            "n_min": ctx.n_min,
+            "n_max": ctx.n_max,
+            "policy": policy.name,
+            "warning": warning,
+            "features": summary,
+            "fanout": ctx.fanout,
+            "seconds": seconds,
+        }
+    )
+    return {
+        "prompt": prompt,
+        "n": n,
+        "n_min": ctx.n_min,
+        "n_max": ctx.n_max,
+        "policy": policy.name,
+        "budget_warning": warning,
+        "features": summary,
+        "fanout": ctx.fanout,
+        "params": {
+            "temperature": ctx.temperature,
+            "top_p": ctx.top_p,
+            "max_tokens": ctx.max_tokens,
+        },
+        "seeds": ctx.branch_seeds(n),
+        "branches": None,  # reset (see add_branches)
+        "answers": [],
+        "verdict": None,
+        "answer": None,
+        "error": None,
+        "cost": None,
+        "started_at": started,
+        "budget_seconds": seconds,
+    }
+
+
+def _question(state: ThinkingState) -> str:
+    question = state.get("question")
+    if not isinstance(question, str):
+        raise PromptError(
+            f"the state's 'question' is {type(question).__name__}, not str; "
+            'invoke with {"question": "..."}'
+        )
+    if not question.strip():
+        raise PromptError(f"the question is empty or whitespace only ({question!r}); ask something")
+    return question
+
+
+def route_fanout(state: ThinkingState) -> list[Send] | str:
+    """After the budget node: one ``Send`` per branch in send mode, else the batched node."""
+    if state.get("fanout") != "send":
+        return "sample"
+    return [
+        Send(
+            "branch",
+            BranchTask(question=state["question"], index=i, seed=seed, params=state["params"]),
+        )
+        for i, seed in enumerate(state["seeds"])
+    ]
+
+
+def branch_node(
+    state: BranchTask,
+    runtime: Runtime[ThinkingContext],
+    config: RunnableConfig,
+    *,
+    defaults: ThinkingContext,
+    max_attempts: int = 1,
+) -> dict[str, Any]:
+    """Sample one reasoning path (send mode) and emit its ``branch`` event."""
+    ctx = resolve_context(defaults, runtime.context, config)
+    sampler = ctx.require_sampler()
+    attempt = _attempt(runtime)
+    started, clock = time.time(), time.perf_counter()
+    params = SamplingParams(**state["params"], seed=state["seed"])
+    try:
+        completion = _one(sampler, state["question"], params)
+        result = _result(state["index"], state["seed"], completion, started, clock, attempt)
+    except Exception as exc:
+        if _must_raise(exc, ctx, attempt, max_attempts):
+            raise
+        result = _failure(state["index"], state["seed"], exc, started, clock, attempt)
+    _emit_branch(result)
+    return {"branches": [result]}
+
+
+def sample_node(
+    state: ThinkingState,
+    runtime: Runtime[ThinkingContext],
+    config: RunnableConfig,
+    *,
+    defaults: ThinkingContext,
+    max_attempts: int = 1,
+) -> dict[str, Any]:
+    """Sample all ``N`` paths in one engine call (batched mode) and emit ``N`` branch events.
+
+    Each result's ``seconds`` is its share of the call (call time / N). With ``exact_seeds`` (on
+    an engine without ``per_path_seeds``) or at temperature 0 it calls ``sample(n=1)`` once per
+    branch seed instead: greedy paths are all equal, and some engines (transformers'
+    ``generate``) refuse ``n > 1`` without sampling.
+    """
+    ctx = resolve_context(defaults, runtime.context, config)
+    sampler = ctx.require_sampler()
+    attempt = _attempt(runtime)
+    question, seeds = state["question"], list(state["seeds"])
+    greedy = state["params"].get("temperature") == 0
+    exact = ctx.exact_seeds and seeds[0] is not None
+    per_seed = len(seeds) > 1 and (
+        greedy or (exact and not getattr(sampler, "per_path_seeds", False))
+    )
+    results: list[BranchResult] = []
+    if per_seed:
+        for index, seed in enumerate(seeds):
+            started, clock = time.time(), time.perf_counter()
+            params = SamplingParams(**state["params"], seed=seed)
+            try:
+                completion = _one(sampler, question, params)
+                results.append(_result(index, seed, completion, started, clock, attempt))
+            except Exception as exc:
+                if _must_raise(exc, ctx, attempt, max_attempts):
+                    raise
+                results.append(_failure(index, seed, exc, started, clock, attempt))
+    else:
+        started, clock = time.time(), time.perf_counter()
+        params = SamplingParams(**state["params"], seed=seeds[0])
+        try:
+            completions = _many(sampler, question, len(seeds), params)
+            share = (time.perf_counter() - clock) / len(seeds)
+            for index, (seed, completion) in enumerate(zip(seeds, completions, strict=True)):
+                result = _result(index, seed, completion, started, clock, attempt)
+                results.append({**result, "seconds": share})
+        except Exception as exc:
+            if _must_raise(exc, ctx, attempt, max_attempts):
+                raise
+            results = [
+                _failure(index, seed, exc, started, clock, attempt)
+                for index, seed in enumerate(seeds)
+            ]
+    for result in results:
+        _emit_branch(result)
+    return {"branches": results}
+
+
+def aggregate_node(
+    state: ThinkingState,
+    runtime: Runtime[ThinkingContext],
+    config: RunnableConfig,
+    *,
+    defaults: ThinkingContext,
+) -> dict[str, Any]:
+    """Extract the answers, vote, write the verdict and the step's cost; emit ``verdict``."""
+    clock = time.perf_counter()
+    ctx = resolve_context(defaults, runtime.context, config)
+    branches = sorted(state.get("branches") or [], key=lambda branch: branch["index"])
+    extractor = ctx.get_extractor()
+    answers: list[str | None] = [
+        None if b["error"] is not None or b["text"] is None else extractor(b["text"])
+        for b in branches
+    ]
+    ok = [i for i, b in enumerate(branches) if b["error"] is None]
+    seeds = state.get("seeds") or [None]
+    error: str | None = None
+    verdict: dict[str, Any] | None = None
+    if ok:
+        verdict = vote([answers[i] for i in ok], seed=seeds[0] or 0).to_dict()
+    elif branches:
+        error = f"all {len(branches)} branches failed; first error: {branches[0]['error']}"
+    else:
+        error = "no branch ran; nothing to vote on"
+    answer = None if verdict is None else verdict["answer"]
+    record = StepRecord(
+        question=state["question"],
+        policy=state.get("policy", "?"),
+        n_chosen=state.get("n", len(branches)),
+        n_min=state.get("n_min", 1),
+        n_max=state.get("n_max", len(branches)),
+        samples=len(branches),
+        failed=len(branches) - len(ok),
+        prompt_tokens=sum(branches[i]["prompt_tokens"] for i in ok),
+        completion_tokens=sum(branches[i]["completion_tokens"] for i in ok),
+        node_seconds={
+            "budget": state.get("budget_seconds", 0.0),
+            "fanout": _span(branches),
+            "aggregate": time.perf_counter() - clock,
+        },
+        engine_seconds=sum(b["seconds"] for b in branches),
+        wall_seconds=time.time() - state.get("started_at", time.time()),
+        fanout=state.get("fanout", ctx.fanout),
+        answer=answer,
+        share=0.0 if verdict is None else float(verdict["share"]),
+        error=error,
+        warning=state.get("budget_warning"),
+    )
+    if ctx.ledger is not None:
+        ctx.ledger.add(record)
+    cost = record.to_dict()
+    get_stream_writer()(
+        {"event": "verdict", "answer": answer, "verdict": verdict, "error": error, "cost": cost}
+    )
+    return {"answers": answers, "verdict": verdict, "answer": answer, "error": error, "cost": cost}
+
+
+def _attempt(runtime: Runtime[ThinkingContext]) -> int:
+    info = getattr(runtime, "execution_info", None)
+    return int(getattr(info, "node_attempt", 1) or 1)
+
+
+def _must_raise(exc: Exception, ctx: ThinkingContext, attempt: int, max_attempts: int) -> bool:
+    if isinstance(exc, GraphBubbleUp | ConfigError):
+        return True
+    if isinstance(exc, TransientEngineError) and attempt < max_attempts:
+        return True
+    return ctx.branch_errors == "raise"
+
+
+def _one(sampler: Engine, question: str, params: SamplingParams) -> Completion:
+    return _many(sampler, question, 1, params)[0]
+
+
+def _many(sampler: Engine, question: str, n: int, params: SamplingParams) -> list[Completion]:
+    out = sampler.sample([question], n, params)
+    if len(out) != 1 or len(out[0]) != n:
+        shape = [len(row) for row in out]
+        raise EngineError(f"the engine returned {shape} completions for 1 prompt x n={n}")
+    return list(out[0])
+
+
+def _result(
+    index: int,
+    seed: int | None,
+    completion: Completion,
+    started: float,
+    clock: float,
+    attempt: int,
+) -> BranchResult:
+    return {
+        "index": index,
+        "seed": seed,
+        "text": completion.text,
+        "prompt_tokens": int(completion.prompt_tokens),
+        "completion_tokens": int(completion.completion_tokens),
+        "finish_reason": completion.finish_reason,
+        "error": None,
+        "attempts": attempt,
+        "started": started,
+        "finished": time.time(),
+        "seconds": time.perf_counter() - clock,
+    }
+
+
+def _failure(
+    index: int, seed: int | None, exc: Exception, started: float, clock: float, attempt: int
+) -> BranchResult:
+    return {
+        "index": index,
+        "seed": seed,
+        "text": None,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "finish_reason": "error",
+        "error": f"{type(exc).__name__}: {exc}",
+        "attempts": attempt,
+        "started": started,
+        "finished": time.time(),
+        "seconds": time.perf_counter() - clock,
+    }
+
+
+def _emit_branch(result: BranchResult) -> None:
+    get_stream_writer()(
+        {
+            "event": "branch",
+            "index": result["index"],
+            "seed": result["seed"],
+            "text": result["text"],
+            "finish_reason": result["finish_reason"],
+            "completion_tokens": result["completion_tokens"],
+            "error": result["error"],
+            "seconds": result["seconds"],
+        }
+    )
+
+
+def _span(branches: list[BranchResult]) -> float:
+    if not branches:
+        return 0.0
+    return max(b["finished"] for b in branches) - min(b["started"] for b in branches)

@@ -1,0 +1,274 @@
+"""The state, the per-run context and the reducers of the parallel-thinking graph.
+
+The graph state is a ``TypedDict`` of plain JSON-ready values (so any checkpointer can store
+it); engines, policies and other live objects travel in :class:`ThinkingContext`, the graph's
+LangGraph context (``context_schema``), never in the state.
+
+Configuration of one run, lowest to highest precedence:
+
+1. the defaults given to :func:`~t2_agents.graph.build_parallel_thinking_graph`;
+2. ``graph.invoke(..., context=ThinkingContext(...))``: replaces every field, except that the
+   live objects left as None there (``engine``, ``sampler``, ``policy``, ``extractor``,
+   ``ledger``) keep the graph's defaults;
+3. ``config={"configurable": {"t2": {"n_max": 4, "temperature": 0.2}}}``: overrides single
+   fields (this also reaches the graph when it is a subgraph or a tool of a larger agent).
+
+Example:
+    >>> ctx = ThinkingContext(n_max=4, fanout="send")
+    >>> resolve_context(ctx, None, {"configurable": {"t2": {"n_max": 2}}}).n_max
+    2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Annotated, Any, Literal, TypedDict, get_args
+
+from t2_agents.answers import AnswerExtractor, get_extractor
+from t2_agents.backends.base import Engine, SamplingParams
+from t2_agents.errors import ConfigError
+from t2_agents.graph.ledger import CostLedger
+from t2_agents.policies import BudgetPolicy, check_budget_range
+
+__all__ = [
+    "CONFIG_KEY",
+    "BranchErrors",
+    "BranchResult",
+    "BranchTask",
+    "Fanout",
+    "FeatureSummary",
+    "ThinkingContext",
+    "ThinkingInput",
+    "ThinkingState",
+    "add_branches",
+    "resolve_context",
+]
+
+Fanout = Literal["batched", "send"]
+"""``batched``: one ``sample(n=N)`` call in one node; ``send``: one ``Send`` task per branch."""
+
+BranchErrors = Literal["record", "raise"]
+"""What a failed branch does: become a failed :class:`BranchResult`, or fail the run."""
+
+CONFIG_KEY = "t2"
+"""Key under ``config["configurable"]`` holding a dict of :class:`ThinkingContext` overrides."""
+
+_INHERITED = ("engine", "sampler", "policy", "extractor", "ledger")
+
+
+class ThinkingInput(TypedDict):
+    """What a run needs: the question (a user message; the engine applies the chat template)."""
+
+    question: str
+
+
+class BranchResult(TypedDict):
+    """One reasoning path, successful or failed (``error`` set, ``text`` None)."""
+
+    index: int
+    seed: int | None
+    text: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    error: str | None
+    attempts: int
+    started: float
+    finished: float
+    seconds: float
+
+
+class BranchTask(TypedDict):
+    """The payload of one ``Send("branch", ...)``."""
+
+    question: str
+    index: int
+    seed: int | None
+    params: dict[str, Any]
+
+
+class FeatureSummary(TypedDict):
+    """What the state keeps of the prompt's features (never the raw tensor)."""
+
+    layers: list[int]
+    shape: list[int]
+    l2_norm: list[float]
+    l2_norm_mean: float
+
+
+def add_branches(
+    left: list[BranchResult] | None, right: list[BranchResult] | None
+) -> list[BranchResult]:
+    """Fan-in reducer of branch results: ``operator.add``, plus a reset.
+
+    An update of None clears the list. The budget node sends it at the start of every step, so
+    a thread that a checkpointer keeps across several questions starts each step empty.
+
+    Example:
+        >>> add_branches([], [{"index": 0}])  # doctest: +SKIP
+        [{'index': 0}]
+        >>> add_branches([{"index": 0}], None)  # doctest: +SKIP
+        []
+    """
+    if right is None:
+        return []
+    return [*(left or []), *right]
+
+
+class ThinkingState(TypedDict, total=False):
+    """The graph state after (and during) one step; every value is JSON-ready."""
+
+    question: str
+    prompt: str
+    n: int
+    n_min: int
+    n_max: int
+    policy: str
+    budget_warning: str | None
+    features: FeatureSummary | None
+    fanout: Fanout
+    params: dict[str, Any]
+    seeds: list[int | None]
+    branches: Annotated[list[BranchResult], add_branches]
+    answers: list[str | None]
+    verdict: dict[str, Any] | None
+    answer: str | None
+    error: str | None
+    cost: dict[str, Any] | None
+    started_at: float
+    budget_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThinkingContext:
+    """Per-run configuration: the live objects and the sampling settings of one step.
+
+    Example:
+        >>> ThinkingContext(n_min=2, n_max=8, temperature=0.5).sampling_params(seed=3).seed
+        3
+    """
+
+    engine: Engine | None = None
+    """Renders prompts and encodes features; also samples unless ``sampler`` is set."""
+    sampler: Engine | None = None
+    """Samples the branches when set (e.g. a chat model adapter); None uses ``engine``."""
+    policy: BudgetPolicy | None = None
+    """Chooses N; None means ``FixedPolicy(n_max)`` (plain self-consistency)."""
+    n_min: int = 1
+    """Smallest budget; the policy's choice is clamped to at least this."""
+    n_max: int = 8
+    """Largest budget; the policy's choice is clamped to at most this."""
+    temperature: float = 0.7
+    """Sampling temperature of every branch."""
+    top_p: float = 1.0
+    """Nucleus mass of every branch."""
+    max_tokens: int = 64
+    """Largest completion length of every branch."""
+    seed: int | None = 0
+    """Base seed: branch i samples with ``seed + i`` (None: fresh randomness); also the vote's
+    tie-breaking seed (0 when None)."""
+    fanout: Fanout = "batched"
+    """``batched`` (one ``sample(n=N)`` call) or ``send`` (one LangGraph task per branch)."""
+    task: str | None = None
+    """Task name choosing the answer extractor (:func:`t2_agents.answers.get_extractor`)."""
+    extractor: AnswerExtractor | None = None
+    """An explicit answer extractor; overrides ``task``."""
+    exact_seeds: bool = False
+    """Batched mode: when the engine does not declare ``per_path_seeds``, call ``sample(n=1)``
+    once per branch seed so answers equal send mode exactly (slower: no batching)."""
+    branch_errors: BranchErrors = "record"
+    """``record``: a failed branch (after retries) is kept with its error and the others vote;
+    ``raise``: the error fails the run, which a checkpointer can resume."""
+    ledger: CostLedger | None = None
+    """When set, every finished step's cost record is added to it."""
+
+    def __post_init__(self) -> None:
+        check_budget_range(self.n_min, self.n_max)
+        if self.fanout not in get_args(Fanout):
+            raise ConfigError(f"fanout={self.fanout!r} is not one of {get_args(Fanout)}")
+        if self.branch_errors not in get_args(BranchErrors):
+            raise ConfigError(
+                f"branch_errors={self.branch_errors!r} is not one of {get_args(BranchErrors)}"
+            )
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise ConfigError(f"seed={self.seed!r} must be an int or None")
+        self.sampling_params(seed=None)  # validates temperature, top_p, max_tokens
+
+    def sampling_params(self, *, seed: int | None) -> SamplingParams:
+        """The :class:`~t2_agents.backends.base.SamplingParams` of one branch."""
+        return SamplingParams(
+            temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=seed
+        )
+
+    def branch_seeds(self, n: int) -> list[int | None]:
+        """Seeds of branches ``0..n-1``: ``seed + i``, or all None without a base seed."""
+        return [None if self.seed is None else self.seed + i for i in range(n)]
+
+    def get_extractor(self) -> AnswerExtractor:
+        """The answer extractor: ``extractor`` if set, else the one registered for ``task``."""
+        return self.extractor if self.extractor is not None else get_extractor(self.task)
+
+    def require_engine(self) -> Engine:
+        """The engine, or a ConfigError saying how to provide one."""
+        if self.engine is None:
+            raise ConfigError(
+                "no engine: pass engine=... to build_parallel_thinking_graph, or "
+                "context=ThinkingContext(engine=...) to invoke"
+            )
+        return self.engine
+
+    def require_sampler(self) -> Engine:
+        """The engine that samples branches (``sampler`` or ``engine``)."""
+        return self.sampler if self.sampler is not None else self.require_engine()
+
+
+_FIELDS = frozenset(f.name for f in fields(ThinkingContext))
+
+
+def resolve_context(
+    defaults: ThinkingContext, context: object, config: Mapping[str, Any] | None
+) -> ThinkingContext:
+    """Combine the graph defaults, the run's context and ``configurable["t2"]`` overrides.
+
+    Args:
+        defaults: The graph's defaults.
+        context: ``runtime.context``; ignored unless it is a :class:`ThinkingContext` (a parent
+            graph may run with its own context type).
+        config: The run's config.
+
+    Returns:
+        The effective context (see the module docs for the precedence).
+
+    Raises:
+        ConfigError: The overrides are not a dict, name unknown fields, or give invalid values.
+
+    Example:
+        >>> resolve_context(ThinkingContext(), ThinkingContext(n_max=3), None).n_max
+        3
+    """
+    resolved = defaults
+    if isinstance(context, ThinkingContext):
+        inherited = {name: getattr(defaults, name) for name in _INHERITED}
+        resolved = replace(
+            context,
+            **{name: value for name, value in inherited.items() if getattr(context, name) is None},
+        )
+    configurable = (config or {}).get("configurable") or {}
+    overrides = configurable.get(CONFIG_KEY)
+    if overrides is None:
+        return resolved
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(
+            f'config["configurable"]["{CONFIG_KEY}"] must be a dict of ThinkingContext fields, '
+            f"got {type(overrides).__name__}"
+        )
+    unknown = sorted(set(overrides) - _FIELDS)
+    if unknown:
+        raise ConfigError(
+            f"unknown ThinkingContext field(s) {unknown} in configurable[{CONFIG_KEY!r}]; "
+            f"known: {sorted(_FIELDS)}"
+        )
+    return replace(resolved, **dict(overrides))

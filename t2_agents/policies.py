@@ -1,0 +1,410 @@
+"""Budget policies: how many reasoning paths one agent step samples.
+
+A policy maps a question (and, when it needs them, the prompt's latent features) to a number of
+paths ``N``. The graph's budget node asks the policy, then passes the raw value through
+:func:`clamp_budget`.
+
+**Out-of-range or non-integer output is clamped, not refused.** A policy is advice from a model
+(an estimator, a heuristic, a lookup table); refusing it would turn a slightly-off prediction
+into a failed agent step. So :func:`clamp_budget` rounds a non-integer to the nearest integer
+(halves go up), clamps it into ``[n_min, n_max]``, maps ``+inf`` to ``n_max`` and ``-inf`` to
+``n_min``, and maps a value that is not a number at all (None, NaN, a string) to ``n_max``, the
+conservative choice. Every such correction returns a warning string that the budget node records
+in the graph state (``budget_warning``) and streams, so nothing is silently changed. Bad
+*configuration* (``n_min > n_max``, ``FixedPolicy(0)``, an estimator made for another model) still
+raises.
+
+Policies:
+
+- :class:`FixedPolicy` — always ``n`` (plain self-consistency).
+- :class:`CallablePolicy` — any function of the question (and features).
+- :class:`OraclePolicy` — a lookup ``question -> N*`` (e.g. the labels computed by
+  :mod:`t2_agents.curse`), for upper-bound comparisons.
+- :class:`T2Policy` — the layer-wise probe estimator on the prompt's hidden states.
+
+Example:
+    >>> FixedPolicy(4).choose(features=None, question="2+2?", n_min=1, n_max=8)
+    4
+    >>> clamp_budget(11.6, n_min=1, n_max=8)
+    (8, 'policy returned 11.6, rounded to 12 and clamped to [1, 8] -> 8')
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from t2_agents.errors import ArtifactError, ConfigError
+
+__all__ = [
+    "BudgetEstimator",
+    "BudgetPolicy",
+    "CallablePolicy",
+    "FixedPolicy",
+    "OraclePolicy",
+    "T2Policy",
+    "check_budget_range",
+    "clamp_budget",
+]
+
+Features = npt.NDArray[np.floating[Any]]
+
+
+@runtime_checkable
+class BudgetPolicy(Protocol):
+    """Anything that chooses a number of reasoning paths for one question.
+
+    Example:
+        >>> isinstance(FixedPolicy(2), BudgetPolicy)
+        True
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name recorded in the graph state and the cost ledger."""
+        ...
+
+    @property
+    def needs_features(self) -> bool:
+        """True when :meth:`choose` needs the prompt's features (the graph then encodes)."""
+        ...
+
+    @property
+    def layers(self) -> Sequence[int]:
+        """Decoder layers whose features :meth:`choose` reads; empty when it needs none."""
+        ...
+
+    def choose(self, *, features: Features | None, question: str, n_min: int, n_max: int) -> int:
+        """Return the number of paths; the graph clamps it with :func:`clamp_budget`."""
+        ...
+
+
+class BudgetEstimator(Protocol):
+    """The duck type :class:`T2Policy` needs from a fitted estimator (``t2_agents.estimator``).
+
+    Example:
+        >>> class Const:
+        ...     layers, n_min, n_max = [3], 1, 8
+        ...     model_identity, hidden_size = "toy", 4
+        ...     def predict_one(self, features): return 5
+        >>> T2Policy(Const()).choose(features=np.zeros((1, 4)), question="q", n_min=1, n_max=8)
+        5
+    """
+
+    @property
+    def layers(self) -> Sequence[int]:
+        """The layers the probes read, in the order of the feature rows."""
+        ...
+
+    @property
+    def n_min(self) -> int:
+        """Smallest budget the estimator predicts."""
+        ...
+
+    @property
+    def n_max(self) -> int:
+        """Largest budget the estimator predicts."""
+        ...
+
+    @property
+    def model_identity(self) -> str:
+        """The engine identity the estimator was fitted on."""
+        ...
+
+    @property
+    def hidden_size(self) -> int:
+        """The feature width the estimator was fitted on."""
+        ...
+
+    def predict_one(self, features: Features) -> int:
+        """Predict the budget of one question from its ``[n_layers, hidden_size]`` features."""
+        ...
+
+
+def check_budget_range(n_min: int, n_max: int) -> tuple[int, int]:
+    """Validate a budget range: integers with ``1 <= n_min <= n_max``.
+
+    Raises:
+        ConfigError: Either bound is not an integer, ``n_min < 1`` or ``n_min > n_max``.
+
+    Example:
+        >>> check_budget_range(1, 16)
+        (1, 16)
+    """
+    for label, value in (("n_min", n_min), ("n_max", n_max)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{label}={value!r} must be an integer >= 1")
+    if n_min < 1:
+        raise ConfigError(f"n_min={n_min} is below 1; every step samples at least one path")
+    if n_min > n_max:
+        raise ConfigError(f"n_min={n_min} is above n_max={n_max}; pass n_min <= n_max")
+    return int(n_min), int(n_max)
+
+
+def clamp_budget(value: object, *, n_min: int, n_max: int) -> tuple[int, str | None]:
+    """Turn a policy's raw output into a valid budget, with a warning when it was corrected.
+
+    Args:
+        value: What the policy returned.
+        n_min: Smallest allowed budget.
+        n_max: Largest allowed budget.
+
+    Returns:
+        ``(n, warning)``: the budget in ``[n_min, n_max]`` and None, or the corrected budget and
+        a sentence saying what was corrected (see the module docs for the rules).
+
+    Raises:
+        ConfigError: The range itself is invalid.
+
+    Example:
+        >>> clamp_budget(3, n_min=1, n_max=8)
+        (3, None)
+        >>> clamp_budget(0, n_min=2, n_max=8)[0]
+        2
+    """
+    n_min, n_max = check_budget_range(n_min, n_max)
+    number = _as_number(value)
+    if number is None or math.isnan(number):
+        return n_max, f"policy returned {value!r}, not a number; used n_max={n_max}"
+    if math.isinf(number):
+        n = n_max if number > 0 else n_min
+        return n, f"policy returned {value!r}; clamped to [{n_min}, {n_max}] -> {n}"
+    rounded = math.floor(number + 0.5)
+    n = min(max(rounded, n_min), n_max)
+    if rounded != number and n != rounded:
+        return n, (
+            f"policy returned {value!r}, rounded to {rounded} and clamped to "
+            f"[{n_min}, {n_max}] -> {n}"
+        )
+    if rounded != number:
+        return n, f"policy returned {value!r}, not an integer; rounded to {n}"
+    if n != rounded:
+        return n, f"policy returned {rounded}, outside [{n_min}, {n_max}]; clamped to {n}"
+    return n, None
+
+
+def _as_number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FixedPolicy:
+    """Always the same budget: plain self-consistency with ``n`` paths.
+
+    Example:
+        >>> FixedPolicy(8).name
+        'fixed-8'
+    """
+
+    n: int
+    """The number of paths for every question (>= 1)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n, bool) or not isinstance(self.n, numbers.Integral) or self.n < 1:
+            raise ConfigError(f"FixedPolicy(n={self.n!r}): n must be an integer >= 1")
+
+    @property
+    def name(self) -> str:
+        """``fixed-<n>``."""
+        return f"fixed-{self.n}"
+
+    @property
+    def needs_features(self) -> bool:
+        """Always False."""
+        return False
+
+    @property
+    def layers(self) -> Sequence[int]:
+        """Always empty."""
+        return ()
+
+    def choose(self, *, features: Features | None, question: str, n_min: int, n_max: int) -> int:
+        """Return ``n`` (the graph clamps it into ``[n_min, n_max]``)."""
+        return int(self.n)
+
+
+@dataclass(frozen=True, slots=True)
+class CallablePolicy:
+    """A policy from any function of the question (and optionally the features).
+
+    The function is called with keyword arguments ``question``, ``features``, ``n_min`` and
+    ``n_max`` and returns the budget; the graph rounds and clamps it (:func:`clamp_budget`).
+
+    Example:
+        >>> by_length = CallablePolicy(lambda *, question, **_: 2 + len(question) // 20)
+        >>> by_length.choose(features=None, question="x" * 45, n_min=1, n_max=8)
+        4
+    """
+
+    fn: Callable[..., object]
+    """The budget function."""
+    _: KW_ONLY
+    name: str = "callable"
+    """Name recorded in the state and the ledger."""
+    needs_features: bool = False
+    """Whether ``fn`` reads ``features`` (the graph then encodes ``layers``)."""
+    layers: Sequence[int] = ()
+    """Decoder layers to encode when ``needs_features`` is True."""
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise ConfigError(f"CallablePolicy needs a callable, got {type(self.fn).__name__}")
+        if self.needs_features and not self.layers:
+            raise ConfigError("CallablePolicy(needs_features=True) needs layers=[...] to encode")
+        object.__setattr__(self, "layers", tuple(int(layer) for layer in self.layers))
+
+    def choose(self, *, features: Features | None, question: str, n_min: int, n_max: int) -> int:
+        """Call the function; its raw result is returned for the graph to clamp."""
+        result = self.fn(question=question, features=features, n_min=n_min, n_max=n_max)
+        return result  # type: ignore[return-value]  # clamp_budget validates any object
+
+
+@dataclass(frozen=True, slots=True)
+class OraclePolicy:
+    """Look up each question's optimal budget ``N*`` (an upper bound for comparisons).
+
+    Questions are matched exactly first, then with surrounding whitespace stripped.
+
+    Example:
+        >>> OraclePolicy({"2+2?": 1}).choose(features=None, question="2+2? ", n_min=1, n_max=8)
+        1
+    """
+
+    mapping: Mapping[str, int]
+    """Question -> its sample-optimal budget N*."""
+    default: int | None = None
+    """Budget for a question not in ``mapping``; None raises ConfigError instead."""
+    name: str = "oracle"
+    """Name recorded in the state and the ledger."""
+    _stripped: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_stripped", {key.strip(): value for key, value in self.mapping.items()}
+        )
+
+    @property
+    def needs_features(self) -> bool:
+        """Always False."""
+        return False
+
+    @property
+    def layers(self) -> Sequence[int]:
+        """Always empty."""
+        return ()
+
+    def choose(self, *, features: Features | None, question: str, n_min: int, n_max: int) -> int:
+        """Return the stored ``N*`` of ``question``.
+
+        Raises:
+            ConfigError: The question is unknown and no ``default`` was given.
+        """
+        if question in self.mapping:
+            return self.mapping[question]
+        if question.strip() in self._stripped:
+            return self._stripped[question.strip()]
+        if self.default is not None:
+            return self.default
+        raise ConfigError(
+            f"OraclePolicy has no budget for question {question[:60]!r} "
+            f"({len(self.mapping)} known); add it to the mapping or pass default=N"
+        )
+
+
+class T2Policy:
+    """The T2 budget: a layer-wise probe estimator reading the prompt's hidden states.
+
+    Args:
+        estimator: A fitted estimator (see :class:`BudgetEstimator`).
+        engine: When given, checked at once with :meth:`check_engine`.
+
+    Raises:
+        ArtifactError: ``engine`` is not the model the estimator was fitted on.
+
+    Example:
+        >>> class Const:
+        ...     layers, n_min, n_max = [3], 1, 8
+        ...     model_identity, hidden_size = "toy", 4
+        ...     def predict_one(self, features): return 5
+        >>> T2Policy(Const()).name
+        't2'
+    """
+
+    __slots__ = ("_checked", "estimator", "name")
+
+    def __init__(self, estimator: BudgetEstimator, *, engine: object | None = None) -> None:
+        for attribute in ("layers", "predict_one", "model_identity", "hidden_size"):
+            if not hasattr(estimator, attribute):
+                raise ConfigError(
+                    f"T2Policy needs an estimator with .{attribute}; got "
+                    f"{type(estimator).__name__} (load one with t2_agents.estimator)"
+                )
+        self.estimator = estimator
+        self.name = "t2"
+        self._checked: set[tuple[str, int]] = set()
+        if engine is not None:
+            self.check_engine(engine)
+
+    @property
+    def needs_features(self) -> bool:
+        """Always True."""
+        return True
+
+    @property
+    def layers(self) -> Sequence[int]:
+        """The estimator's layers."""
+        return tuple(int(layer) for layer in self.estimator.layers)
+
+    def check_engine(self, engine: object) -> None:
+        """Check that ``engine`` runs the model the estimator was fitted on.
+
+        Raises:
+            ArtifactError: The engine's identity or hidden size differs from the estimator's.
+        """
+        identity = str(getattr(engine, "identity", "?"))
+        hidden = int(getattr(engine, "hidden_size", -1))
+        if (identity, hidden) in self._checked:
+            return
+        want_identity = str(self.estimator.model_identity)
+        want_hidden = int(self.estimator.hidden_size)
+        if identity != want_identity:
+            raise ArtifactError(
+                f"the estimator was fitted on model {want_identity!r} but the engine runs "
+                f"{identity!r}; load the engine for {want_identity!r} or refit the estimator"
+            )
+        if hidden != want_hidden:
+            raise ArtifactError(
+                f"the estimator expects hidden size {want_hidden} but the engine's is {hidden}; "
+                "use the matching model or refit the estimator"
+            )
+        self._checked.add((identity, hidden))
+
+    def choose(self, *, features: Features | None, question: str, n_min: int, n_max: int) -> int:
+        """Predict the budget from ``features`` (``[L, d]`` or ``[1, L, d]``).
+
+        Raises:
+            ConfigError: ``features`` is None or its shape does not match the estimator.
+        """
+        if features is None:
+            raise ConfigError("T2Policy needs features; the budget node encodes them for it")
+        array = np.asarray(features)
+        if array.ndim == 3 and array.shape[0] == 1:
+            array = array[0]
+        expected = (len(self.layers), int(self.estimator.hidden_size))
+        if array.shape != expected:
+            raise ConfigError(
+                f"T2Policy got features of shape {array.shape}, expected {expected} "
+                "(one row per estimator layer); encode with the estimator's layers"
+            )
+        return int(self.estimator.predict_one(array))
+
+    def __repr__(self) -> str:
+        return f"T2Policy(model={self.estimator.model_identity!r}, layers={list(self.layers)})"

@@ -1,0 +1,110 @@
+"""Shared fixtures: the real default-model engine (slow) and a fast deterministic fake engine."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from t2_agents.backends.base import (
+    Completion,
+    SamplingParams,
+    check_layers,
+    check_n,
+    check_prompts,
+)
+from t2_agents.errors import EngineError
+
+# One intra-op thread (set before torch is imported; export OMP_NUM_THREADS to override). On a
+# 2-core machine that is busy with other work, torch's default 2 spinning threads made a 2 x 8
+# token sample ~20x slower (10-20 s instead of 0.5 s). Subprocesses inherit the setting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def _digest(*parts: object) -> bytes:
+    return hashlib.sha256("\x1f".join(repr(p) for p in parts).encode()).digest()
+
+
+class FakeEngine:
+    """A tiny deterministic :class:`~t2_agents.backends.base.Engine` (no model, no randomness).
+
+    ``encode`` derives features from a hash of (prompt, layer); ``sample`` returns completions
+    ``"Answer: <digit>"`` whose digit is a hash of (prompt, seed, index). ``seed=None`` counts
+    calls, so unseeded calls still differ from each other but repeat across runs.
+
+    Args:
+        fail_on_sample_call: Raise :class:`EngineError` on this (1-based) ``sample`` call.
+        max_n: Largest ``n`` accepted by ``sample``.
+    """
+
+    identity = "fake"
+    num_layers = 4
+    hidden_size = 8
+
+    def __init__(self, *, fail_on_sample_call: int | None = None, max_n: int = 64) -> None:
+        self.fail_on_sample_call = fail_on_sample_call
+        self.max_n = max_n
+        self.encode_calls = 0
+        self.sample_calls = 0
+
+    def render(self, prompt: str) -> str:
+        return f"<user>{prompt}</user><assistant>"
+
+    def encode(self, prompts: Sequence[str], layers: Sequence[int]) -> npt.NDArray[np.float32]:
+        items = check_prompts(prompts)
+        wanted = check_layers(layers, self.num_layers)
+        self.encode_calls += 1
+        out = np.empty((len(items), len(wanted), self.hidden_size), dtype=np.float32)
+        for i, prompt in enumerate(items):
+            for j, layer in enumerate(wanted):
+                seed = int.from_bytes(_digest(self.render(prompt), layer)[:8], "little")
+                out[i, j] = np.random.default_rng(seed).standard_normal(self.hidden_size)
+        return out
+
+    def sample(
+        self, prompts: Sequence[str], n: int, params: SamplingParams
+    ) -> list[list[Completion]]:
+        items = check_prompts(prompts)
+        n = check_n(n, self.max_n)
+        self.sample_calls += 1
+        if self.fail_on_sample_call == self.sample_calls:
+            raise EngineError(f"fake failure on sample call {self.sample_calls}")
+        seed = params.seed if params.seed is not None else -self.sample_calls
+        return [
+            [self._completion(p, seed, k, len(self.render(p).split())) for k in range(n)]
+            for p in items
+        ]
+
+    @staticmethod
+    def _completion(prompt: str, seed: int, index: int, prompt_tokens: int) -> Completion:
+        digit = _digest(prompt, seed, index)[0] % 10
+        return Completion(
+            text=f"Answer: {digit}",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=3,
+            finish_reason="stop",
+        )
+
+
+@pytest.fixture()
+def fake_engine() -> FakeEngine:
+    """A fresh :class:`FakeEngine`."""
+    return FakeEngine()
+
+
+@pytest.fixture()
+def fake_engine_cls() -> type[FakeEngine]:
+    """The :class:`FakeEngine` class, for tests that need variants (e.g. failing engines)."""
+    return FakeEngine
+
+
+@pytest.fixture(scope="session")
+def engine():  # type: ignore[no-untyped-def]
+    """The real default-model :class:`TransformersEngine` (materialised once into the cache)."""
+    from t2_agents.backends.transformers import TransformersEngine
+
+    return TransformersEngine()

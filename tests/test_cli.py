@@ -1,0 +1,123 @@
+"""End-to-end tests of the ``t2`` command with ``--json`` (stdout is exactly one JSON object)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from t2_agents.cli import app
+
+# click >= 8.2 always keeps stderr apart from stdout (the old mix_stderr=False behaviour).
+runner = CliRunner()
+
+
+def _one_json_object(stdout: str) -> dict[str, Any]:
+    lines = stdout.splitlines()
+    assert len(lines) == 1, stdout
+    payload = json.loads(lines[0])
+    assert isinstance(payload, dict)
+    return payload
+
+
+@pytest.mark.slow
+def test_ask_json_end_to_end() -> None:
+    result = runner.invoke(
+        app, ["ask", "What is 2 + 3?", "--n", "2", "--max-tokens", "16", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    payload = _one_json_object(result.stdout)
+    assert payload["n"] == 2
+    assert payload["policy"] == "fixed"
+    assert len(payload["paths"]) == 2
+    for path in payload["paths"]:
+        assert set(path) == {"answer", "text", "tokens", "finish"}
+        assert 1 <= path["tokens"] <= 16
+        assert path["finish"] in ("stop", "length")
+    assert {"answer", "share", "valid", "invalid"} <= set(payload["verdict"])
+    assert payload["completion_tokens"] == sum(p["tokens"] for p in payload["paths"])
+    assert payload["prompt_tokens"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "kind", "words"),
+    [
+        (["ask", "", "--json"], "PromptError", "empty"),
+        (["ask", "   ", "--json"], "PromptError", "whitespace"),
+        (["ask", "2+2?", "--n", "0", "--json"], "ConfigError", "n=0"),
+    ],
+)
+def test_ask_bad_input_is_a_json_error(args: list[str], kind: str, words: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    error = _one_json_object(result.stdout)["error"]
+    assert error["type"] == kind
+    assert words in error["message"]
+
+
+def test_missing_model_is_a_json_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-model"
+    result = runner.invoke(app, ["ask", "2+2?", "--model", str(missing), "--json"])
+    assert result.exit_code == 2
+    error = _one_json_object(result.stdout)["error"]
+    assert error["type"] == "ModelError"
+    assert str(missing) in error["message"]
+
+
+def test_ask_bad_input_without_json_goes_to_stderr(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ask", "2+2?", "--model", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "error" in result.stderr
+
+
+@pytest.mark.slow
+def test_collect_json_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "lcm"
+    args = [
+        "collect", "--out", str(out), "--task", "lcm", "--questions", "2", "--samples", "2",
+        "--max-tokens", "8", "--layers", "0,29", "--json",
+    ]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    payload = _one_json_object(result.stdout)
+    assert payload["out"] == str(out)
+    assert payload["questions"] == 2
+    assert payload["samples"] == 2
+    assert payload["layers"] == [0, 29]
+    assert 0.0 <= payload["mean_accuracy"] <= 1.0
+    assert (out / "records.jsonl").read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--task-config", "{oops"], "--task-config"),
+        pytest.param(["--layers", "0,x"], "--layers", marks=pytest.mark.slow),  # after load
+    ],
+)
+def test_collect_bad_options_are_json_errors(tmp_path: Path, extra: list[str], words: str) -> None:
+    args = ["collect", "--out", str(tmp_path), "--task", "lcm", "--questions", "1"]
+    result = runner.invoke(app, [*args, "--samples", "1", *extra, "--json"])
+    assert result.exit_code == 2
+    error = _one_json_object(result.stdout)["error"]
+    assert error["type"] == "ConfigError"
+    assert words in error["message"]
+
+
+def test_python_dash_m_prints_only_json_on_stdout(tmp_path: Path) -> None:
+    missing = tmp_path / "no-model"
+    proc = subprocess.run(
+        [sys.executable, "-m", "t2_agents", "ask", "2+2?", "--model", str(missing), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert _one_json_object(proc.stdout)["error"]["type"] == "ModelError"

@@ -1,0 +1,171 @@
+"""Tests of t2_agents.data: reasoning-gym tasks, JSONL files and their graders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from t2_agents.data import DEFAULT_INSTRUCTION, load_jsonl, load_task
+from t2_agents.errors import ConfigError, DataError
+
+
+# ------------------------------------------------------------------------------ load_task
+def test_load_task_ids_prompts_and_grading() -> None:
+    questions = load_task("lcm", size=3, seed=7)
+    assert [q.id for q in questions] == ["lcm-7-0", "lcm-7-1", "lcm-7-2"]
+    for q in questions:
+        assert q.task == "lcm"
+        assert q.prompt.endswith(DEFAULT_INSTRUCTION)
+        assert q.text in q.prompt
+        assert q.is_correct(q.gold)
+        assert q.is_correct(f" {q.gold}. ")  # normalised match
+        assert not q.is_correct(str(int(q.gold) + 1))
+        assert not q.is_correct(None)
+        assert q.extract(f"So the answer is {q.gold}.") == q.gold
+
+
+def test_load_task_is_deterministic_and_seeded() -> None:
+    a = load_task("lcm", size=4, seed=3)
+    b = load_task("lcm", size=4, seed=3)
+    c = load_task("lcm", size=4, seed=4)
+    assert [(q.text, q.gold) for q in a] == [(q.text, q.gold) for q in b]
+    assert [q.text for q in a] != [q.text for q in c]
+
+
+def test_growing_size_keeps_the_first_questions() -> None:
+    small = load_task("lcm", size=5, seed=0)
+    large = load_task("lcm", size=8, seed=0)
+    assert [q.text for q in large[:5]] == [q.text for q in small]
+
+
+def test_custom_instruction() -> None:
+    (q,) = load_task("lcm", size=1, seed=0, instruction="Answer: <n>.")
+    assert q.prompt.endswith("Answer: <n>.")
+    assert DEFAULT_INSTRUCTION not in q.prompt
+
+
+def test_syllogism_lowercase_yes_is_correct() -> None:
+    questions = load_task("syllogism", size=6, seed=0)
+    yes = [q for q in questions if q.gold == "Yes"]
+    assert yes, "expected at least one 'Yes' question among the first six"
+    q = yes[0]
+    answer = q.extract("Both premises hold, so the conclusion follows. Answer: yes")
+    assert answer == "yes"
+    assert q.is_correct(answer)
+    assert not q.is_correct("no")
+
+
+def test_unknown_task_is_config_error() -> None:
+    with pytest.raises(ConfigError, match="no_such_task_xyz"):
+        load_task("no_such_task_xyz", size=2, seed=0)
+
+
+def test_bad_task_options_are_config_error() -> None:
+    with pytest.raises(ConfigError, match="options"):
+        load_task("lcm", size=2, seed=0, config={"not_an_option": 1})
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.0])
+def test_bad_size(size: object) -> None:
+    with pytest.raises(ConfigError, match="size="):
+        load_task("lcm", size=size, seed=0)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------ load_jsonl
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_load_jsonl_valid(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "qs.jsonl",
+        [
+            json.dumps({"id": "a", "question": "What is 2+2?", "answer": "4"}),
+            "",
+            json.dumps({"question": "Is the sky blue?", "answer": "Yes", "task": "syllogism"}),
+            json.dumps({"question": "Café: ½ of 10?", "answer": 5}),
+        ],
+    )
+    questions = load_jsonl(path)
+    assert [q.id for q in questions] == ["a", "qs-3", "qs-4"]  # default ids use line numbers
+    assert [q.task for q in questions] == ["jsonl", "syllogism", "jsonl"]
+    assert questions[0].prompt == f"What is 2+2? {DEFAULT_INSTRUCTION}"
+    assert questions[2].text == "Café: ½ of 10?"
+    assert questions[2].gold == "5"
+    assert questions[0].is_correct("4.0")
+    assert not questions[0].is_correct("5")
+    assert questions[1].is_correct(questions[1].extract("Answer: yes"))
+
+
+def test_load_jsonl_task_argument_is_the_default_task(tmp_path: Path) -> None:
+    path = _write(tmp_path / "x.jsonl", [json.dumps({"question": "q", "answer": "1"})])
+    assert load_jsonl(path, task="lcm")[0].task == "lcm"
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        load_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_invalid_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"question": "caf\xe9", "answer": "1"}\n')
+    with pytest.raises(DataError, match="UTF-8"):
+        load_jsonl(path)
+
+
+def test_bad_json_line_names_the_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "bad.jsonl",
+        [json.dumps({"question": "q", "answer": "1"}), '{"question": "q2", "answer": '],
+    )
+    with pytest.raises(DataError, match=r"bad\.jsonl:2 is not valid JSON"):
+        load_jsonl(path)
+
+
+def test_non_object_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "list.jsonl", ['["q", "a"]'])
+    with pytest.raises(DataError, match=r"list\.jsonl:1 is not a JSON object"):
+        load_jsonl(path)
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ({"question": "q"}, "answer"),
+        ({"answer": "1"}, "question"),
+        ({"question": "  ", "answer": "1"}, "question"),
+        ({"question": "q", "answer": ""}, "answer"),
+        ({"question": "q", "answer": None}, "answer"),
+    ],
+)
+def test_missing_or_empty_field(tmp_path: Path, row: dict[str, object], field: str) -> None:
+    path = _write(
+        tmp_path / "m.jsonl", [json.dumps({"question": "ok", "answer": "1"}), json.dumps(row)]
+    )
+    with pytest.raises(DataError, match=rf"m\.jsonl:2 has no non-empty '{field}' field"):
+        load_jsonl(path)
+
+
+def test_duplicate_ids(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "dup.jsonl",
+        [
+            json.dumps({"id": "x", "question": "q1", "answer": "1"}),
+            json.dumps({"id": "y", "question": "q2", "answer": "2"}),
+            json.dumps({"id": "x", "question": "q3", "answer": "3"}),
+        ],
+    )
+    with pytest.raises(DataError, match="repeats the id 'x'"):
+        load_jsonl(path)
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"])
+def test_empty_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match="holds no questions"):
+        load_jsonl(path)

@@ -1,0 +1,167 @@
+"""Tests of t2_agents.policies: the protocol, clamping, and the four policies."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from t2_agents.errors import ArtifactError, ConfigError
+from t2_agents.graph.testing import FakeEngine
+from t2_agents.policies import (
+    BudgetPolicy,
+    CallablePolicy,
+    FixedPolicy,
+    OraclePolicy,
+    T2Policy,
+    check_budget_range,
+    clamp_budget,
+)
+
+
+class StubEstimator:
+    """Duck-typed estimator: predicts the first feature of the first layer, rounded."""
+
+    def __init__(self, *, identity: str = "fake-engine", hidden: int = 8, value: int = 5) -> None:
+        self.layers: list[int] = [1, 3]
+        self.n_min = 1
+        self.n_max = 16
+        self.model_identity = identity
+        self.hidden_size = hidden
+        self.value = value
+        self.seen: list[tuple[int, ...]] = []
+
+    def predict_one(self, features: np.ndarray) -> int:
+        self.seen.append(tuple(features.shape))
+        return self.value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "warns"),
+    [
+        (3, 3, False),
+        (np.int64(4), 4, False),
+        (8, 8, False),
+        (1, 1, False),
+        (0, 1, True),
+        (-5, 1, True),
+        (9, 8, True),
+        (2.4, 2, True),
+        (2.5, 3, True),
+        (3.0, 3, False),
+        (np.float32(7.6), 8, True),
+        (11.6, 8, True),
+        (math.inf, 8, True),
+        (-math.inf, 1, True),
+        (math.nan, 8, True),
+        (None, 8, True),
+        ("4", 8, True),
+        (True, 8, True),
+    ],
+)
+def test_clamp_budget(value: object, expected: int, warns: bool) -> None:
+    n, warning = clamp_budget(value, n_min=1, n_max=8)
+    assert n == expected
+    assert isinstance(n, int)
+    assert (warning is not None) == warns
+    if warning is not None:
+        assert repr(value) in warning or str(value) in warning
+
+
+def test_clamp_respects_n_min() -> None:
+    assert clamp_budget(1, n_min=3, n_max=8) == (
+        3,
+        "policy returned 1, outside [3, 8]; clamped to 3",
+    )
+
+
+@pytest.mark.parametrize(("n_min", "n_max"), [(0, 4), (5, 4), (1.5, 4), (1, "8"), (True, 4)])
+def test_bad_range(n_min: object, n_max: object) -> None:
+    with pytest.raises(ConfigError):
+        check_budget_range(n_min, n_max)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        clamp_budget(3, n_min=n_min, n_max=n_max)  # type: ignore[arg-type]
+
+
+def test_fixed_policy() -> None:
+    policy = FixedPolicy(4)
+    assert isinstance(policy, BudgetPolicy)
+    assert (policy.name, policy.needs_features, tuple(policy.layers)) == ("fixed-4", False, ())
+    assert policy.choose(features=None, question="q", n_min=1, n_max=2) == 4  # graph clamps
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ConfigError):
+            FixedPolicy(bad)  # type: ignore[arg-type]
+
+
+def test_callable_policy() -> None:
+    seen: list[dict[str, object]] = []
+
+    def fn(**kwargs: object) -> float:
+        seen.append(kwargs)
+        return 2.7
+
+    policy = CallablePolicy(fn, name="heuristic")
+    assert isinstance(policy, BudgetPolicy)
+    assert policy.name == "heuristic"
+    assert policy.choose(features=None, question="q", n_min=1, n_max=8) == 2.7
+    assert seen == [{"question": "q", "features": None, "n_min": 1, "n_max": 8}]
+    with pytest.raises(ConfigError, match="callable"):
+        CallablePolicy(3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="layers"):
+        CallablePolicy(fn, needs_features=True)
+    featured = CallablePolicy(fn, needs_features=True, layers=[0, np.int64(2)])
+    assert featured.layers == (0, 2)
+
+
+def test_oracle_policy() -> None:
+    policy = OraclePolicy({"What is 2+2?": 1, "  hard one ": 16})
+    assert isinstance(policy, BudgetPolicy)
+    assert policy.choose(features=None, question="What is 2+2?", n_min=1, n_max=8) == 1
+    assert policy.choose(features=None, question="hard one", n_min=1, n_max=8) == 16
+    with pytest.raises(ConfigError, match="no budget"):
+        policy.choose(features=None, question="unknown", n_min=1, n_max=8)
+    fallback = OraclePolicy({}, default=5)
+    assert fallback.choose(features=None, question="unknown", n_min=1, n_max=8) == 5
+
+
+def test_t2_policy_checks_engine() -> None:
+    engine = FakeEngine(hidden_size=8)
+    policy = T2Policy(StubEstimator(), engine=engine)
+    assert isinstance(policy, BudgetPolicy)
+    assert policy.needs_features and tuple(policy.layers) == (1, 3)
+    with pytest.raises(ArtifactError, match="other-model"):
+        T2Policy(StubEstimator(identity="other-model"), engine=engine)
+    with pytest.raises(ArtifactError, match="hidden size 16"):
+        T2Policy(StubEstimator(hidden=16), engine=engine)
+    lazy = T2Policy(StubEstimator(identity="x"))  # no engine: checked later by the graph
+    with pytest.raises(ArtifactError):
+        lazy.check_engine(engine)
+
+
+def test_t2_policy_needs_an_estimator() -> None:
+    with pytest.raises(ConfigError, match=r"estimator with \.layers"):
+        T2Policy(object())  # type: ignore[arg-type]
+
+
+def test_t2_policy_features() -> None:
+    estimator = StubEstimator(value=6)
+    policy = T2Policy(estimator)
+    features = FakeEngine().encode(["q"], list(policy.layers))
+    assert policy.choose(features=features, question="q", n_min=1, n_max=8) == 6
+    assert policy.choose(features=features[0], question="q", n_min=1, n_max=8) == 6
+    assert estimator.seen == [(2, 8), (2, 8)]
+    with pytest.raises(ConfigError, match="needs features"):
+        policy.choose(features=None, question="q", n_min=1, n_max=8)
+    with pytest.raises(ConfigError, match="shape"):
+        policy.choose(features=np.zeros((3, 8)), question="q", n_min=1, n_max=8)
+
+
+def test_protocol_rejects_incomplete_objects() -> None:
+    class NoChoose:
+        name = "x"
+        needs_features = False
+        layers: Sequence[int] = ()
+
+    assert not isinstance(NoChoose(), BudgetPolicy)
