@@ -320,3 +320,58 @@ def _curse_row(report: Any) -> dict[str, Any]:
     row = report.to_dict()
     row.pop("optimal", None)
     return dict(row)
+
+
+# -- train -------------------------------------------------------------------------------------
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Option("--data", help="Collection folder(s).")],
+    out: Annotated[Path, typer.Option(help="Estimator folder to write.")],
+    layers: Annotated[str | None, typer.Option(help="Layers, e.g. 4,15 (default all).")] = None,
+    n_max: Annotated[int | None, typer.Option(help="Largest N (default: pool size M).")] = None,
+    n_min: Annotated[int, typer.Option(help="Smallest N the estimator may return.")] = 1,
+    draw: Annotated[str, typer.Option(help="'pool' or 'iid' label model.")] = "pool",
+    eps: Annotated[float, typer.Option(help="Tolerance for N*_x labels.")] = 0.0,
+    hidden: Annotated[int | None, typer.Option(help="Probe width (default d/8).")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Keep only the k best layers.")] = None,
+    seed: Annotated[int, typer.Option(help="Split and initialisation seed.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the T2 estimator (one probe per layer) on collected features and N*_x labels."""
+    from t2_agents.calibrate import load_training_set
+    from t2_agents.estimator import FitReport, ProbeConfig, T2Estimator
+
+    with _handled(as_json):
+        started = time.perf_counter()
+        data_set = load_training_set(
+            data, layers=_parse_layers(layers), n_max=n_max, draw=draw, eps=eps
+        )
+        grid = list(range(1, data_set.n_max + 1))
+        config = ProbeConfig(hidden=hidden, top_k=top_k, seed=seed)
+        progress = Progress(
+            TextColumn("training probes"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=_err,
+        )  # fmt: skip
+        with progress:
+            bar = progress.add_task("train", total=len(data_set.layers))
+            estimator, report = T2Estimator.fit(
+                data_set.features, data_set.labels, layers=data_set.layers, grid=grid,
+                n_min=n_min, n_max=data_set.n_max, model_identity=data_set.model,
+                hidden_size=int(data_set.features.shape[2]), config=config, n_d=data_set.n_d,
+                data_summary=data_set.summary,
+                progress=lambda _name, done, _total: progress.update(bar, completed=done),
+            )  # fmt: skip
+        path = estimator.save(out)
+        seconds = time.perf_counter() - started
+    payload = {"out": str(path), "seconds": round(seconds, 1), "validation": report.to_dict(),
+               "training_data": data_set.summary}  # fmt: skip
+    if as_json:
+        _emit(True, payload)
+        return
+    table = Table(title=f"T2 estimator: validation on {report.n_val} held-back questions")
+    for column in FitReport.header:
+        table.add_column(column, justify="right")
+    for row in report.table():
+        table.add_row(*row)
+    Console().print(table)
+    _err.print(f"estimator written to {path} in {seconds:.0f} s")
