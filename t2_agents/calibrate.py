@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,7 +24,7 @@ from t2_agents.collect import Collection, load_collection
 from t2_agents.curse import AnswerPool, CurseReport, budget_labels, curse_report
 from t2_agents.errors import ConfigError, DataError
 
-__all__ = ["TrainingSet", "curse_by_task", "load_training_set"]
+__all__ = ["TrainingSet", "curse_by_task", "heldout_report", "load_training_set"]
 
 Draw = Literal["pool", "iid"]
 
@@ -168,3 +168,72 @@ def _check_same(collections: Sequence[Collection]) -> None:
             raise DataError(
                 "collections store different layers or widths; collect them with the same --layers"
             )
+
+
+def _curves_of(pools: Sequence[AnswerPool], n_max: int, draw: Draw) -> npt.NDArray[np.float64]:
+    from t2_agents.curse import accuracy_curve
+
+    return np.stack([accuracy_curve(p, n_max, model=draw) for p in pools])
+
+
+def _policy_row(curves: npt.NDArray[np.float64], budgets: npt.NDArray[np.int64],
+                optimal: npt.NDArray[np.int64]) -> dict[str, float]:  # fmt: skip
+    rows = np.arange(len(curves))
+    used = np.minimum(optimal, budgets) / budgets
+    return {
+        "accuracy": float(curves[rows, budgets - 1].mean()),
+        "mean_n": float(budgets.mean()),
+        "utilisation": float(used.mean()),
+        "redundancy": float(1 - used.mean()),
+    }
+
+
+def heldout_report(
+    predict: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.int64]],
+    folders: Sequence[str | Path],
+    *,
+    layers: Sequence[int],
+    n_d: int,
+    draw: str = "pool",
+    eps: float = 0.0,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Compare fixed N_D, T2 and the oracle on held-out pools, exactly (via A_x(N)).
+
+    Per task (and ``"all"``): accuracy, mean N, utilisation (mean of min(N*_x, N)/N: the share
+    of the spent samples that were needed) and redundancy, for fixed ``n_d`` (chosen on the
+    training set), T2's per-question N, the oracle N*_x, and a fixed N equal to T2's mean N
+    rounded (same cost as T2).
+
+    Args:
+        predict: Maps features ``[Q, L, d]`` to per-question N (e.g. ``T2Estimator.predict``).
+        folders: Held-out collection folders.
+        layers: The estimator's layers (selected from the collected ones).
+        n_d: The training set's dataset-optimal budget.
+        draw: Label model, as in training.
+        eps: Label tolerance, as in training.
+    """
+    held = load_training_set(folders, layers=layers, draw=draw, eps=eps)
+    limit = held.n_max
+    if n_d > limit:
+        raise ConfigError(f"n_d={n_d} exceeds the held-out pool size {limit}; collect more samples")
+    pools = [p for f in folders for p in load_collection(f).pools()]
+    curves = _curves_of(pools, limit, _check_draw(draw))
+    t2 = np.clip(np.asarray(predict(held.features), dtype=np.int64), 1, limit)
+    tasks = np.asarray(held.tasks)
+    report: dict[str, dict[str, dict[str, float]]] = {}
+    names = sorted(set(held.tasks))
+    for task in [*names, "all"] if len(names) > 1 else names:
+        mask = np.full(len(tasks), task == "all") | (tasks == task)
+        same_cost = int(np.clip(round(float(t2[mask].mean())), 1, limit))
+        policies = {
+            f"fixed N_D={n_d}": np.full(mask.sum(), n_d),
+            "t2": t2[mask],
+            f"fixed N={same_cost} (T2's mean)": np.full(mask.sum(), same_cost),
+            "oracle": held.labels[mask],
+        }
+        report[task] = {
+            name: _policy_row(curves[mask], budgets.astype(np.int64), held.labels[mask])
+            for name, budgets in policies.items()
+        }
+        report[task]["questions"] = {"count": float(mask.sum())}
+    return report

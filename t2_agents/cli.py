@@ -57,6 +57,11 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def _console() -> Console:
+    # Tables go to stdout; off a terminal rich would wrap at 80 columns and squeeze them.
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _emit(as_json: bool, payload: dict[str, Any]) -> None:
     if as_json:
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, default=str) + "\n")
@@ -145,7 +150,7 @@ def _show_ask(result: dict[str, Any]) -> None:
     for i, path in enumerate(result["paths"]):
         text = path["text"].replace("\n", " ")
         table.add_row(str(i), str(path["answer"]), str(path["tokens"]), text[:120])
-    console = Console()
+    console = _console()
     console.print(table)
     verdict = result["verdict"]
     console.print(
@@ -298,7 +303,7 @@ def curse(
         table.add_column(column, justify="right")
     for task, report in reports.items():
         table.add_row(task, *_curse_cells(report))
-    Console().print(table)
+    _console().print(table)
     if figure:
         _err.print(f"figure written to {figure}")
 
@@ -335,6 +340,9 @@ def train(
     hidden: Annotated[int | None, typer.Option(help="Probe width (default d/8).")] = None,
     top_k: Annotated[int | None, typer.Option(help="Keep only the k best layers.")] = None,
     seed: Annotated[int, typer.Option(help="Split and initialisation seed.")] = 0,
+    heldout: Annotated[
+        list[Path] | None, typer.Option(help="Held-out collection folder(s) to report on.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train the T2 estimator (one probe per layer) on collected features and N*_x labels."""
@@ -363,8 +371,16 @@ def train(
             )  # fmt: skip
         path = estimator.save(out)
         seconds = time.perf_counter() - started
+        held = None
+        if heldout:
+            from t2_agents.calibrate import heldout_report
+
+            held = heldout_report(
+                estimator.predict, heldout, layers=estimator.layers, n_d=data_set.n_d,
+                draw=draw, eps=eps,
+            )  # fmt: skip
     payload = {"out": str(path), "seconds": round(seconds, 1), "validation": report.to_dict(),
-               "training_data": data_set.summary}  # fmt: skip
+               "training_data": data_set.summary, "heldout": held}  # fmt: skip
     if as_json:
         _emit(True, payload)
         return
@@ -373,5 +389,20 @@ def train(
         table.add_column(column, justify="right")
     for row in report.table():
         table.add_row(*row)
-    Console().print(table)
+    _console().print(table)
+    if held is not None:
+        _console().print(_heldout_table(held))
     _err.print(f"estimator written to {path} in {seconds:.0f} s")
+
+
+def _heldout_table(held: dict[str, dict[str, dict[str, float]]]) -> Table:
+    table = Table(title="Held-out: accuracy (exact, from the pools) and mean N per policy")
+    for column in ("task", "policy", "accuracy", "mean N", "utilisation"):
+        table.add_column(column, justify="right")
+    for task, rows in held.items():
+        for name, row in rows.items():
+            if name == "questions":
+                continue
+            table.add_row(task, name, f"{row['accuracy']:.3f}", f"{row['mean_n']:.2f}",
+                          f"{row['utilisation']:.2f}")  # fmt: skip
+    return table
