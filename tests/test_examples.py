@@ -1,0 +1,122 @@
+"""The example scripts: each ``main([...])`` at tiny settings on the real default model."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from test_demo import fit_fixture_estimator
+
+from t2_agents.ask import default_estimator_path
+from t2_agents.errors import ArtifactError
+from t2_agents.graph.testing import FakeEngine
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SCRIPTS = ("budget_aware_self_consistency", "per_tool_call_reasoning", "compare_agent_costs")
+TINY = ["--n-max", "4", "--max-tokens", "12"]
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # typing.get_type_hints needs the module (graph schemas)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def fixture_estimator(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real estimator for the default model (see ``test_demo.fit_fixture_estimator``)."""
+    return fit_fixture_estimator(engine, tmp_path_factory.mktemp("estimator") / "t2")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_scripts_have_a_command_line(name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for option in ("--questions", "--n-max", "--max-tokens", "--estimator"):
+        assert option in done.stdout
+
+
+def test_compare_needs_an_estimator(tmp_path: Path) -> None:
+    module = _load("compare_agent_costs")
+    with pytest.raises(ArtifactError, match="--estimator"):
+        module.main(
+            ["--estimator", str(tmp_path / "none"), "--plot", str(tmp_path / "p.png")],
+            engine=FakeEngine(),
+        )
+
+
+@pytest.mark.skipif(default_estimator_path() is not None, reason="an estimator is shipped")
+def test_without_an_estimator_the_examples_fall_back_to_a_fixed_budget() -> None:
+    out = _load("per_tool_call_reasoning").main(
+        ["--questions", "2", "--n-max", "3"], engine=FakeEngine()
+    )
+    assert out["policy"] == "fixed-3" and [call["n"] for call in out["calls"]] == [3, 3]
+
+
+@pytest.mark.slow
+def test_budget_aware_self_consistency(engine: Any, fixture_estimator: Path) -> None:
+    out = _load("budget_aware_self_consistency").main(
+        ["--questions", "3", *TINY, "--estimator", str(fixture_estimator)], engine=engine
+    )
+    rows, report = out["rows"], out["report"]
+    assert out["policy"] == "t2"
+    assert [row["task"] for row in rows] == ["basic_arithmetic", "products", "lcm"]
+    assert all(1 <= row["n"] == row["samples"] <= 4 for row in rows)
+    assert all(isinstance(row["correct"], bool) and row["gold"] for row in rows)
+    assert report["questions"] == 3
+    assert report["samples"] == sum(row["samples"] for row in rows)
+    assert report["correct"] == sum(row["correct"] for row in rows)
+    assert report["completion_tokens"] == sum(row["completion_tokens"] for row in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [False, True])
+def test_per_tool_call_reasoning(engine: Any, fixture_estimator: Path, parallel: bool) -> None:
+    argv = ["--questions", "3", *TINY, "--estimator", str(fixture_estimator)]
+    out = _load("per_tool_call_reasoning").main(
+        argv + (["--parallel"] if parallel else []), engine=engine
+    )
+    calls, ledger = out["calls"], out["ledger"]
+    assert out["policy"] == "t2" and len(calls) == 3
+    assert all(call["policy"] == "t2" and 1 <= call["n"] <= 4 for call in calls)
+    assert ledger["steps"] == 3
+    assert ledger["samples"] == sum(call["n"] for call in calls)
+    assert ledger["completion_tokens"] == sum(call["completion_tokens"] for call in calls)
+    assert out["final"].splitlines()[0].startswith("1. ")
+    assert len(out["final"].splitlines()) == 3
+    assert out["accuracy"] == sum(call["correct"] for call in calls) / 3
+
+
+@pytest.mark.slow
+def test_compare_agent_costs(engine: Any, fixture_estimator: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "plots" / "costs.png"
+    out = _load("compare_agent_costs").main(
+        ["--questions", "3", *TINY, "--estimator", str(fixture_estimator), "--plot", str(plot)],
+        engine=engine,
+    )
+    fixed, t2 = out["fixed"], out["t2"]
+    assert fixed["policy"] == "fixed-4" and t2["policy"] == "t2"
+    assert fixed["samples"] == 12
+    assert t2["samples"] == sum(call["n"] for call in t2["calls"]) <= 12
+    assert [c["id"] for c in fixed["calls"]] == [c["id"] for c in t2["calls"]]
+    for totals in (fixed, t2):
+        assert 0.0 <= totals["accuracy"] <= 1.0 and totals["seconds"] > 0
+        assert totals["completion_tokens"] == sum(c["completion_tokens"] for c in totals["calls"])
+    metrics = out["comparison"]["metrics"]
+    assert metrics["samples"]["fixed-4"] == 12 and metrics["samples"]["t2"] == t2["samples"]
+    assert out["plot"] == str(plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
