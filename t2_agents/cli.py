@@ -406,3 +406,48 @@ def _heldout_table(held: dict[str, dict[str, dict[str, float]]]) -> Table:
             table.add_row(task, name, f"{row['accuracy']:.3f}", f"{row['mean_n']:.2f}",
                           f"{row['utilisation']:.2f}")  # fmt: skip
     return table
+
+
+# -- demo --------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    questions: Annotated[int, typer.Option(help="Held-out questions to answer.")] = 6,
+    n_max: Annotated[int, typer.Option(help="Fixed N of the baseline and T2's cap.")] = 16,
+    estimator: Annotated[
+        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per path.")] = 48,
+    seed: Annotated[int, typer.Option(help="Question seed (not a training seed).")] = 2026,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """T2 vs fixed N through the parallel-thinking graph on held-out reasoning-gym questions."""
+    from t2_agents.demo import format_demo, run_demo
+
+    with _handled(as_json):
+        engine = _engine(model, cache_dir)
+        progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=_err,
+        )  # fmt: skip
+        with progress:
+            bar = progress.add_task("thinking", total=2 * questions)
+
+            def on_event(index: int, policy: str, event: dict[str, Any]) -> None:
+                kind = event.get("event")
+                if kind == "budget":
+                    label = f"question {index + 1}: {policy} chose N={event.get('n')}"
+                    progress.update(bar, description=label)
+                elif kind == "verdict":
+                    progress.advance(bar)
+
+            result = run_demo(
+                engine, questions=questions, n_max=n_max, estimator=estimator,
+                max_tokens=max_tokens, seed=seed, progress=on_event,
+            )  # fmt: skip
+    if as_json:
+        _emit(True, result)
+        return
+    for table in format_demo(result):
+        _console().print(table)
