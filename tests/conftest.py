@@ -108,3 +108,39 @@ def engine():  # type: ignore[no-untyped-def]
     from t2_agents.backends.transformers import TransformersEngine
 
     return TransformersEngine()
+
+
+FIXTURE_LAYERS = (4, 15, 24)
+"""Layers of the fixture estimator (:func:`fixture_estimator`)."""
+FIXTURE_RULE = {"basic_arithmetic": 4, "syllogism": 8, "products": 1}
+"""Fixture labels: the budget of every question of a task (a rule, not a calibration)."""
+
+
+@pytest.fixture(scope="session")
+def fixture_estimator(engine, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A tiny real T2 estimator for the default model, fitted once per session (slow).
+
+    The estimator shipped for the default model is trained later, so the tests of the demo, the
+    examples and the served graphs fit a small real one: real hidden states of the real model at
+    :data:`FIXTURE_LAYERS` for 24 prompts (8 per task), labelled by :data:`FIXTURE_RULE`. It is a
+    test fixture only. Returns the estimator's folder.
+    """
+    from t2_agents.demo import demo_questions
+    from t2_agents.estimator import ProbeConfig, T2Estimator
+
+    questions = demo_questions(24, tasks=tuple(FIXTURE_RULE), seed=77)
+    features = engine.encode([q.prompt for q in questions], list(FIXTURE_LAYERS))
+    labels = np.array([FIXTURE_RULE[q.task] for q in questions], dtype=np.int64)
+    estimator, _ = T2Estimator.fit(
+        features,
+        labels,
+        layers=FIXTURE_LAYERS,
+        grid=[1, 2, 4, 8],
+        n_min=1,
+        n_max=8,
+        model_identity=engine.identity,
+        hidden_size=engine.hidden_size,
+        config=ProbeConfig(epochs=60, patience=15, seed=0),
+        data_summary={"fixture": "tests/conftest.py", "rule": FIXTURE_RULE},
+    )
+    return estimator.save(tmp_path_factory.mktemp("estimator") / "t2")

@@ -1,8 +1,8 @@
 """The demo (T2 vs a fixed budget) on the real default model, with a tiny fixture estimator.
 
-:func:`fit_fixture_estimator` is shared by ``test_examples.py`` and ``test_graphs.py``: the T2
-estimator shipped for the default model is trained later, so these tests fit a small real one
-(real hidden states of the real model, labels from a rule by task). It is a test fixture only.
+``fixture_estimator`` (``conftest.py``, shared with ``test_examples.py`` and ``test_graphs.py``)
+is a small real T2 estimator: real hidden states of the real model at layers (4, 15, 24), labels
+from a rule by task (basic_arithmetic -> 4, syllogism -> 8, products -> 1).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from rich.table import Table
 
@@ -24,37 +23,6 @@ from t2_agents.demo import (
     run_demo,
 )
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.estimator import ProbeConfig, T2Estimator
-
-FIXTURE_LAYERS = (4, 15, 24)
-FIXTURE_RULE = {"basic_arithmetic": 4, "syllogism": 8, "products": 1}
-"""Fixture labels: the budget of every question of a task (a rule, not a calibration)."""
-
-
-def fit_fixture_estimator(engine: Any, directory: Path) -> Path:
-    """Fit a small T2 estimator on 24 real prompts (8 per task) and save it to ``directory``."""
-    questions = demo_questions(24, tasks=tuple(FIXTURE_RULE), seed=77)
-    features = engine.encode([q.prompt for q in questions], list(FIXTURE_LAYERS))
-    labels = np.array([FIXTURE_RULE[q.task] for q in questions], dtype=np.int64)
-    estimator, _ = T2Estimator.fit(
-        features,
-        labels,
-        layers=FIXTURE_LAYERS,
-        grid=[1, 2, 4, 8],
-        n_min=1,
-        n_max=8,
-        model_identity=engine.identity,
-        hidden_size=engine.hidden_size,
-        config=ProbeConfig(epochs=60, patience=15, seed=0),
-        data_summary={"fixture": "tests/test_demo.py", "rule": FIXTURE_RULE},
-    )
-    return estimator.save(directory)
-
-
-@pytest.fixture(scope="module")
-def fixture_estimator(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny real estimator for the default model (see :func:`fit_fixture_estimator`)."""
-    return fit_fixture_estimator(engine, tmp_path_factory.mktemp("estimator") / "t2")
 
 
 def test_demo_questions_take_tasks_in_turn() -> None:
@@ -133,7 +101,7 @@ def test_run_demo_on_the_real_model(engine: Any, fixture_estimator: Path) -> Non
 @pytest.mark.slow
 def test_fixture_estimator_loads_for_the_engine(engine: Any, fixture_estimator: Path) -> None:
     policy = load_t2_policy(engine, fixture_estimator)
-    assert tuple(policy.layers) == FIXTURE_LAYERS
+    assert tuple(policy.layers) == (4, 15, 24)  # conftest.FIXTURE_LAYERS
     question = demo_questions(1, tasks=("products",), seed=5)[0]
     features = engine.encode([question.prompt], list(policy.layers))[0]
     assert policy.choose(features=features, question=question.prompt, n_min=1, n_max=8) in (

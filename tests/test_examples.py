@@ -10,7 +10,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from test_demo import fit_fixture_estimator
 
 from t2_agents.ask import default_estimator_path
 from t2_agents.errors import ArtifactError
@@ -28,12 +27,6 @@ def _load(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # typing.get_type_hints needs the module (graph schemas)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture(scope="module")
-def fixture_estimator(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny real estimator for the default model (see ``test_demo.fit_fixture_estimator``)."""
-    return fit_fixture_estimator(engine, tmp_path_factory.mktemp("estimator") / "t2")
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

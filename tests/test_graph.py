@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import pytest
 from langgraph.types import RetryPolicy, Send
+from pydantic import ValidationError
 
 from t2_agents.errors import (
     ArtifactError,
@@ -19,6 +21,7 @@ from t2_agents.errors import (
 from t2_agents.graph import (
     CostLedger,
     ThinkingContext,
+    ThinkingSettings,
     add_branches,
     build_parallel_thinking_graph,
     resolve_context,
@@ -287,6 +290,42 @@ def test_per_call_overrides() -> None:
         graph.invoke({"question": Q}, {"configurable": {"t2": {"n_min": 4, "n_max": 2}}})
 
 
+def test_settings_context_overrides_only_what_it_sets() -> None:
+    graph = build_parallel_thinking_graph(
+        engine=FakeEngine(), n_max=6, context=ThinkingContext(max_tokens=16, seed=5)
+    )
+    assert graph.context_schema is ThinkingSettings
+    for context in ({"n_max": 2}, ThinkingSettings(n_max=2)):
+        state = graph.invoke({"question": Q}, context=context)
+        assert (state["n"], state["params"]["max_tokens"], state["seeds"]) == (2, 16, [5, 6])
+    state = graph.invoke({"question": Q}, context={"seed": None, "fanout": "send", "n_min": None})
+    assert state["seeds"] == [None] * 6 and state["fanout"] == "send" and state["n_min"] == 1
+    state = graph.invoke(
+        {"question": Q}, {"configurable": {"t2": {"n_max": 1}}}, context={"n_max": 3}
+    )
+    assert state["n"] == 1  # configurable["t2"] wins over the context
+    with pytest.raises(ValidationError, match="n_maximum"):
+        graph.invoke({"question": Q}, context={"n_maximum": 2})
+    with pytest.raises(ConfigError, match="n_min=4 is above n_max=2"):
+        graph.invoke({"question": Q}, context={"n_min": 4, "n_max": 2})
+
+
+def test_graph_schemas_are_json() -> None:
+    graph = build_parallel_thinking_graph(engine=FakeEngine(), policy=FixedPolicy(2))
+    context = graph.get_context_jsonschema()
+    assert context is not None
+    assert set(context["properties"]) == {
+        "n_min", "n_max", "temperature", "top_p", "max_tokens", "seed", "fanout", "task",
+        "exact_seeds", "branch_errors",
+    }  # fmt: skip
+    assert context["properties"]["fanout"]["anyOf"][0]["enum"] == ["batched", "send"]
+    assert "description" in context["properties"]["n_max"]
+    assert list(graph.get_input_jsonschema()["properties"]) == ["question"]
+    output = graph.get_output_jsonschema()
+    assert set(output["properties"]) == STATE_KEYS
+    json.dumps([context, output])
+
+
 def test_extractor_from_task_and_override() -> None:
     engine = FakeEngine(answers={"yes": 1.0})
     state = _run(engine, "batched", n_max=2, task="syllogism")
@@ -329,6 +368,14 @@ def test_resolve_context_precedence() -> None:
         defaults, ThinkingContext(engine=other), {"configurable": {"t2": {"n_max": 3}}}
     )
     assert (run.engine, run.n_max) == (other, 3)
+    assert resolve_context(defaults, ThinkingSettings(), None) is defaults
+    run = resolve_context(defaults, ThinkingSettings(n_max=2, task="gcd"), None)
+    assert (run.engine, run.n_max, run.temperature, run.task) == (engine, 2, 0.5, "gcd")
+    run = resolve_context(
+        defaults, ThinkingSettings(n_max=2), {"configurable": {"t2": {"n_max": 3}}}
+    )
+    assert run.n_max == 3
+    assert resolve_context(defaults, {"n_max": 2}, None) is defaults  # a parent's dict context
 
 
 def test_reducer_and_router() -> None:

@@ -17,6 +17,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -98,6 +99,31 @@ def test_as_tool_with_a_question_string() -> None:
     )
     assert isinstance(message, ToolMessage) and message.content == "42"
     assert message.artifact["cost"]["samples"] == 3 and message.artifact["verdict"]["share"] == 1.0
+
+
+def test_as_tool_task_selects_the_extractor() -> None:
+    graph = build_parallel_thinking_graph(engine=FakeEngine(answers={"yes, 3": 1.0}), n_max=2)
+    tool = as_tool(graph, name="think")
+    assert list(tool.args) == ["question", "task"]
+    schema = convert_to_openai_tool(tool)["function"]["parameters"]
+    assert schema["required"] == ["question"] and "syllogism" in str(schema["properties"]["task"])
+    assert tool.invoke({"question": Q}) == "yes, 3"  # the default (automatic) extractor
+    assert tool.invoke({"question": Q, "task": "syllogism"}) == "yes"
+    assert asyncio.run(tool.ainvoke({"question": Q, "task": "products"})) == "3"
+    # the call's task wins over the caller's configurable["t2"]; its other overrides still apply
+    call = {"type": "tool_call", "id": "c", "name": "think"}
+    message = tool.invoke(
+        {**call, "args": {"question": Q, "task": "syllogism"}},
+        {"configurable": {"t2": {"task": "products", "n_max": 1}}},
+    )
+    assert message.content == "yes" and message.artifact["n"] == 1
+    message = tool.invoke(
+        {**call, "args": {"question": Q}}, {"configurable": {"t2": {"task": "products"}}}
+    )
+    assert message.content == "3"
+    ledger = CostLedger()
+    with_ledger = as_tool(graph, ledger=ledger)
+    assert with_ledger.invoke({"question": Q, "task": "syllogism"}) == "yes" and len(ledger) == 1
 
 
 def test_as_tool_errors_become_tool_messages() -> None:

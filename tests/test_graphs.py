@@ -1,6 +1,7 @@
 """The served graphs (graphs/): import cheaply, run on the real model, and serve with langgraph dev.
 
-``langgraph dev`` needs ``pip install "langgraph-cli[inmem]"``; without it that test is skipped.
+``langgraph dev`` needs ``pip install "langgraph-cli[inmem]"`` (in the ``test`` extra); without it
+that test is skipped.
 """
 
 from __future__ import annotations
@@ -22,14 +23,24 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import ToolMessage
-from test_demo import fit_fixture_estimator
 
-from t2_agents.demo import build_default_graph, make_agent, shared_default_engine
+from t2_agents.ask import default_estimator_path
+from t2_agents.demo import FALLBACK_N, build_default_graph, make_agent, shared_default_engine
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 QUESTION = "What is 7 * 6? Give only the final answer."
 LANGGRAPH = shutil.which("langgraph")
 HAS_API = importlib.util.find_spec("langgraph_api") is not None
+SETTINGS = {
+    "n_min", "n_max", "temperature", "top_p", "max_tokens", "seed", "fanout", "task",
+    "exact_seeds", "branch_errors",
+}  # fmt: skip
+"""The fields of the thinking graph's JSON context schema (ThinkingSettings)."""
+
+
+def _default_n_max() -> int:
+    """``n_max`` of ``graphs/parallel_thinking.py``'s graph (T2: 16; fixed fallback: 8)."""
+    return 16 if default_estimator_path() is not None else FALLBACK_N
 
 
 def _load(name: str) -> ModuleType:
@@ -41,16 +52,11 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="module")
-def fixture_estimator(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny real estimator for the default model (see ``test_demo.fit_fixture_estimator``)."""
-    return fit_fixture_estimator(engine, tmp_path_factory.mktemp("estimator") / "t2")
-
-
 def test_langgraph_json_points_at_the_graphs() -> None:
     config = json.loads((GRAPHS / "langgraph.json").read_text())
     assert config["dependencies"] == [".."]
     assert set(config["graphs"]) == {"parallel_thinking", "agent"}
+    assert config["graphs"]["parallel_thinking"]["path"] == "./parallel_thinking.py:graph"
     for spec in config["graphs"].values():
         path, variable = spec["path"].split(":")
         assert (GRAPHS / path).is_file()
@@ -67,10 +73,14 @@ def test_graph_modules_import_without_loading_the_model() -> None:
         "budget",
         "sample",
     ]
-    assert thinking.served.name == "parallel_thinking"
-    assert list(thinking.served.get_input_jsonschema()["properties"]) == ["question"]
-    assert "answer" in thinking.served.get_output_jsonschema()["properties"]
+    # every schema the server serves (/assistants/{id}/schemas) is plain JSON
+    assert thinking.graph.name == "parallel_thinking"
+    assert list(thinking.graph.get_input_jsonschema()["properties"]) == ["question"]
+    assert {"answer", "n", "cost"} <= set(thinking.graph.get_output_jsonschema()["properties"])
+    assert set(thinking.graph.get_context_jsonschema()["properties"]) == SETTINGS
     assert {"model", "tools"} <= set(agent.graph.get_graph().nodes)
+    for graph in (thinking.graph, agent.graph):
+        json.dumps([graph.get_input_jsonschema(), graph.get_output_jsonschema()])
     assert not shared_default_engine().loaded
 
 
@@ -89,17 +99,19 @@ def test_langgraph_validate_accepts_the_config() -> None:
 
 
 @pytest.mark.slow
-def test_served_graph_on_the_real_model(engine: Any, fixture_estimator: Path) -> None:
+def test_thinking_graph_on_the_real_model(engine: Any, fixture_estimator: Path) -> None:
     thinking = build_default_graph(engine, estimator=fixture_estimator, n_max=4, max_tokens=8)
-    served = _load("parallel_thinking").make_served(thinking)
     config = {"configurable": {"t2": {"n_max": 2, "task": "products"}}}
-    events = list(served.stream({"question": QUESTION}, config, stream_mode=["custom", "values"]))
+    events = list(thinking.stream({"question": QUESTION}, config, stream_mode=["custom", "values"]))
     custom = [data["event"] for mode, data in events if mode == "custom"]
     state = [data for mode, data in events if mode == "values"][-1]
     assert state["policy"] == "t2" and 1 <= state["n"] <= 2 and state["n_max"] == 2
     assert custom == ["budget"] + ["branch"] * state["n"] + ["verdict"]
     assert len(state["branches"]) == state["n"] and state["cost"]["samples"] == state["n"]
     assert 0 < state["cost"]["completion_tokens"] <= 8 * state["n"]
+    # a context (what the server builds from a run's "context") overrides only what it sets
+    state = thinking.invoke({"question": QUESTION}, context={"n_max": 1, "task": "products"})
+    assert (state["n"], state["n_max"], state["params"]["max_tokens"]) == (1, 1, 8)
 
 
 @pytest.mark.slow
@@ -124,10 +136,15 @@ def _free_port() -> int:
 
 
 def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> Any:
+    """POST ``body`` (GET without one); the JSON answer, or a test failure unless status 200."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            assert response.status == 200, (url, response.status)
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        pytest.fail(f"{url} answered {exc.code}: {exc.read()[:2000]!r}")
 
 
 @pytest.mark.slow
@@ -169,17 +186,28 @@ def test_langgraph_dev_serves_the_graphs(tmp_path: Path) -> None:
         ids = {a["graph_id"]: a["assistant_id"] for a in assistants}
         assert set(ids) == {"parallel_thinking", "agent"}
         for assistant_id in ids.values():
-            schemas = _request(f"{base}/assistants/{assistant_id}/schemas")
-            assert schemas["input_schema"] is not None
-        # one real step in the server process (it loads the model: ~15 s), at tiny settings
-        run = {
-            "assistant_id": "parallel_thinking",
-            "input": {"question": QUESTION},
-            "config": {"configurable": {"t2": {"n_max": 1, "max_tokens": 4}}},
-        }
-        state = _request(f"{base}/runs/wait", run, timeout=180)
+            schemas = _request(f"{base}/assistants/{assistant_id}/schemas")  # 200, not 500
+            assert schemas["input_schema"] is not None and schemas["output_schema"] is not None
+        schemas = _request(f"{base}/assistants/{ids['parallel_thinking']}/schemas")
+        assert set(schemas["context_schema"]["properties"]) == SETTINGS
+        assert "question" in schemas["input_schema"]["properties"]
+        # real steps in the server process (the first loads the model: ~15 s), at tiny settings:
+        # configurable["t2"] overrides (as in Python), then a run context; the settings a run
+        # leaves out keep the graph's build-time defaults (n_max, max_tokens 48, policy)
+        question = {"assistant_id": "parallel_thinking", "input": {"question": QUESTION}}
+        run = {**question, "config": {"configurable": {"t2": {"n_max": 2, "max_tokens": 4}}}}
+        state = _request(f"{base}/runs/wait", run, timeout=300)
         assert "__error__" not in state, state
-        assert state["n"] == 1 and state["cost"]["samples"] == 1
+        assert (state["n"], state["n_max"], state["params"]["max_tokens"]) == (2, 2, 4)
+        assert state["cost"]["samples"] == 2 and len(state["branches"]) == 2
+        state = _request(f"{base}/runs/wait", {**question, "context": {"n_max": 1}}, timeout=300)
+        assert "__error__" not in state, state
+        assert (state["n"], state["n_max"], state["params"]["max_tokens"]) == (1, 1, 48)
+        run = {**question, "context": {"max_tokens": 2, "task": "products"}}
+        state = _request(f"{base}/runs/wait", run, timeout=300)
+        assert "__error__" not in state, state
+        assert state["n_max"] == _default_n_max() and state["params"]["max_tokens"] == 2
+        assert state["cost"]["samples"] == state["n"] >= 1
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -5,7 +5,7 @@ budget policy (fixed, oracle, T2...) chooses N from the question and, for T2, th
 states; N reasoning paths are sampled (one batched engine call, or one ``Send`` task per path);
 their final answers are extracted and majority-voted; a cost record tracks what the step spent.
 
-Modules: :mod:`~t2_agents.graph.state` (state, reducers, per-run context),
+Modules: :mod:`~t2_agents.graph.state` (state, reducers, run settings and context),
 :mod:`~t2_agents.graph.ledger` (cost records and roll-ups), :mod:`~t2_agents.graph.nodes` (the
 nodes and the fan-out modes), :mod:`~t2_agents.graph.builder` (the compiled graph and the tool),
 :mod:`~t2_agents.graph.chat` (branches served by any LangChain chat model).
@@ -45,6 +45,7 @@ from t2_agents.graph.state import (
     FeatureSummary,
     ThinkingContext,
     ThinkingInput,
+    ThinkingSettings,
     ThinkingState,
     add_branches,
     resolve_context,
@@ -64,6 +65,7 @@ __all__ = [
     "ThinkingContext",
     "ThinkingGraph",
     "ThinkingInput",
+    "ThinkingSettings",
     "ThinkingState",
     "ThinkingToolInput",
     "add_branches",

@@ -5,7 +5,7 @@ The graph is ``START -> budget -> (sample | branch x N) -> aggregate -> END``:
 - ``budget`` chooses N with the policy (encoding the prompt only if the policy needs features);
 - a conditional edge sends the step to the batched ``sample`` node, or fans out one
   ``Send("branch", ...)`` per path (the mode can change per call, see
-  :class:`~t2_agents.graph.state.ThinkingContext`);
+  :class:`~t2_agents.graph.state.ThinkingSettings`);
 - ``aggregate`` extracts the answers, votes and writes ``verdict``, ``answer`` and ``cost``.
 
 The compiled graph is an ordinary LangGraph runnable: ``invoke``/``ainvoke``/``abatch``/
@@ -14,6 +14,11 @@ larger ``StateGraph`` whose state has a ``question`` key (it reads ``question`` 
 ``answer``, ``verdict``, ``error``, ``cost`` ... where the parent has those keys), or a tool via
 :func:`as_tool`. With a checkpointer (e.g. ``SqliteSaver``) a run that failed part-way is resumed
 by invoking ``None`` on the same ``thread_id``; branches that already finished are not re-run.
+
+The live objects (engine, policy, sampler, extractor, ledger) are bound into the nodes when the
+graph is built; the graph's ``context_schema`` is the JSON-only
+:class:`~t2_agents.graph.state.ThinkingSettings`, so the compiled graph can be served as is by
+``langgraph dev`` (a run's ``context`` or ``configurable["t2"]`` overrides single settings).
 
 Example:
     >>> graph = build_parallel_thinking_graph(engine=my_engine, n_max=8)  # doctest: +SKIP
@@ -49,6 +54,7 @@ from t2_agents.graph.state import (
     Fanout,
     ThinkingContext,
     ThinkingInput,
+    ThinkingSettings,
     ThinkingState,
 )
 from t2_agents.policies import BudgetPolicy
@@ -61,8 +67,12 @@ __all__ = [
     "build_parallel_thinking_graph",
 ]
 
-ThinkingGraph = CompiledStateGraph[ThinkingState, ThinkingContext, ThinkingInput, ThinkingState]
-"""The type of a compiled parallel-thinking graph."""
+ThinkingGraph = CompiledStateGraph[
+    ThinkingState, ThinkingSettings | ThinkingContext, ThinkingInput, ThinkingState
+]
+"""The type of a compiled parallel-thinking graph: its run context is a :class:`ThinkingSettings`
+(the JSON ``context_schema``; a dict is turned into one) or, in Python, a
+:class:`ThinkingContext`."""
 
 DEFAULT_RETRY = RetryPolicy(
     initial_interval=0.5, backoff_factor=2.0, max_interval=8.0, max_attempts=3,
@@ -106,7 +116,8 @@ def build_parallel_thinking_graph(
         name: The graph's name (shown in traces and as a subgraph).
 
     Returns:
-        The compiled graph; input ``{"question": str}``, output the :class:`ThinkingState`.
+        The compiled graph; input ``{"question": str}``, output the :class:`ThinkingState`,
+        context schema :class:`ThinkingSettings` (JSON fields only: it can be served).
 
     Raises:
         ConfigError: Invalid settings (``n_min > n_max``, unknown fan-out...).
@@ -132,7 +143,9 @@ def build_parallel_thinking_graph(
     if defaults.engine is not None and callable(check_engine):
         check_engine(defaults.engine)
     attempts = retry.max_attempts if retry is not None else 1
-    graph = StateGraph(ThinkingState, context_schema=ThinkingContext, input_schema=ThinkingInput)
+    graph: StateGraph[
+        ThinkingState, ThinkingSettings | ThinkingContext, ThinkingInput, ThinkingState
+    ] = StateGraph(ThinkingState, context_schema=ThinkingSettings, input_schema=ThinkingInput)
     graph.add_node("budget", functools.partial(budget_node, defaults=defaults), retry_policy=retry)
     graph.add_node(
         "sample",
@@ -157,6 +170,14 @@ class ThinkingToolInput(BaseModel):
     """Arguments of the parallel-thinking tool."""
 
     question: str = Field(description="The question to answer, self-contained, as plain text.")
+    task: str | None = Field(
+        default=None,
+        description=(
+            "Optional kind of question, choosing how each path's final answer is read: "
+            '"syllogism" for a yes/no answer, a numeric task such as "products", "lcm" or '
+            '"basic_arithmetic" for a number. Leave it out to detect the answer automatically.'
+        ),
+    )
 
 
 def as_tool(
@@ -167,14 +188,16 @@ def as_tool(
     context: ThinkingContext | None = None,
     ledger: CostLedger | None = None,
 ) -> BaseTool:
-    """Wrap a compiled graph as a LangChain tool taking one ``question`` string.
+    """Wrap a compiled graph as a LangChain tool taking a ``question`` (and an optional ``task``).
 
     The tool's content is the voted answer (or ``"no answer: <reason>"``); with a tool call as
     input it also returns the whole final state as the ``ToolMessage`` artifact
     (``response_format="content_and_artifact"``). Library errors (a blank question, a bad
     setting) become tool errors the calling model can read instead of exceptions. The caller's
     config (callbacks, ``configurable["t2"]`` overrides, a parent graph's checkpointer) is passed
-    through.
+    through. A ``task`` argument of the call (e.g. ``"syllogism"`` for yes/no answers) selects
+    the answer extractor of that run: it is added to the ``configurable["t2"]`` overrides, so it
+    wins over ``context`` and the caller's ``task``.
 
     Args:
         graph: A graph from :func:`build_parallel_thinking_graph`.
@@ -189,26 +212,37 @@ def as_tool(
     Example:
         >>> tool = as_tool(build_parallel_thinking_graph(n_max=4), name="think")
         >>> tool.name, list(tool.args)
-        ('think', ['question'])
+        ('think', ['question', 'task'])
     """
 
-    def _config(config: RunnableConfig) -> RunnableConfig:
-        if ledger is None:
+    def _config(config: RunnableConfig, task: str | None) -> RunnableConfig:
+        overrides: dict[str, Any] = {}
+        if ledger is not None:
+            overrides["ledger"] = ledger
+        if task is not None:
+            overrides["task"] = task
+        if not overrides:
             return config
         configurable = dict(config.get("configurable") or {})
-        configurable[CONFIG_KEY] = {**dict(configurable.get(CONFIG_KEY) or {}), "ledger": ledger}
+        configurable[CONFIG_KEY] = {**dict(configurable.get(CONFIG_KEY) or {}), **overrides}
         return {**config, "configurable": configurable}
 
-    def _run(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
+    def _run(
+        question: str, config: RunnableConfig, task: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
         try:
-            state = graph.invoke({"question": question}, _config(config), context=context)
+            state = graph.invoke({"question": question}, _config(config, task), context=context)
         except T2Error as exc:
             raise ToolException(f"{type(exc).__name__}: {exc}") from exc
         return _content(state), dict(state)
 
-    async def _arun(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
+    async def _arun(
+        question: str, config: RunnableConfig, task: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
         try:
-            state = await graph.ainvoke({"question": question}, _config(config), context=context)
+            state = await graph.ainvoke(
+                {"question": question}, _config(config, task), context=context
+            )
         except T2Error as exc:
             raise ToolException(f"{type(exc).__name__}: {exc}") from exc
         return _content(state), dict(state)

@@ -1,11 +1,16 @@
 """The nodes of the parallel-thinking graph: budget, fan-out (batched or Send), aggregate.
 
 Every node is a plain function of ``(state, runtime, config)`` returning a partial update; the
-builder binds the graph's default :class:`~t2_agents.graph.state.ThinkingContext` with
-``functools.partial``. Under ``ainvoke``/``abatch`` LangGraph runs these synchronous nodes in
-worker threads (``run_in_executor`` with the context copied, which is what ``asyncio.to_thread``
-does), so the engine calls of independent questions run concurrently; an engine that is not
-thread-safe must serialise itself (the transformers engine holds a lock).
+builder binds the graph's default :class:`~t2_agents.graph.state.ThinkingContext` (live objects
+included) with ``functools.partial``, and each node combines it with the run's context
+(``runtime.context``: usually a :class:`~t2_agents.graph.state.ThinkingSettings`, or a parent
+graph's own context, which is ignored) and ``configurable["t2"]``
+(:func:`~t2_agents.graph.state.resolve_context`).
+
+Under ``ainvoke``/``abatch`` LangGraph runs these synchronous nodes in worker threads
+(``run_in_executor`` with the context copied, which is what ``asyncio.to_thread`` does), so the
+engine calls of independent questions run concurrently; an engine that is not thread-safe must
+serialise itself (the transformers engine holds a lock).
 
 **The two fan-out modes.** After the budget node has chosen ``N`` and the seeds
 ``seed + i`` (``i = 0..N-1``):
@@ -95,7 +100,7 @@ def summarize_features(
 
 def budget_node(
     state: ThinkingState,
-    runtime: Runtime[ThinkingContext],
+    runtime: Runtime[Any],
     config: RunnableConfig,
     *,
     defaults: ThinkingContext,
@@ -191,7 +196,7 @@ def route_fanout(state: ThinkingState) -> list[Send] | str:
 
 def branch_node(
     state: BranchTask,
-    runtime: Runtime[ThinkingContext],
+    runtime: Runtime[Any],
     config: RunnableConfig,
     *,
     defaults: ThinkingContext,
@@ -216,7 +221,7 @@ def branch_node(
 
 def sample_node(
     state: ThinkingState,
-    runtime: Runtime[ThinkingContext],
+    runtime: Runtime[Any],
     config: RunnableConfig,
     *,
     defaults: ThinkingContext,
@@ -273,7 +278,7 @@ def sample_node(
 
 def aggregate_node(
     state: ThinkingState,
-    runtime: Runtime[ThinkingContext],
+    runtime: Runtime[Any],
     config: RunnableConfig,
     *,
     defaults: ThinkingContext,
@@ -330,7 +335,7 @@ def aggregate_node(
     return {"answers": answers, "verdict": verdict, "answer": answer, "error": error, "cost": cost}
 
 
-def _attempt(runtime: Runtime[ThinkingContext]) -> int:
+def _attempt(runtime: Runtime[Any]) -> int:
     info = getattr(runtime, "execution_info", None)
     return int(getattr(info, "node_attempt", 1) or 1)
 

@@ -1,20 +1,33 @@
-"""The state, the per-run context and the reducers of the parallel-thinking graph.
+"""The state, the per-run settings and context, and the reducers of the parallel-thinking graph.
 
 The graph state is a ``TypedDict`` of plain JSON-ready values (so any checkpointer can store
-it); engines, policies and other live objects travel in :class:`ThinkingContext`, the graph's
-LangGraph context (``context_schema``), never in the state.
+it). The live objects (engine, sampler, policy, extractor, ledger) are bound into the nodes when
+the graph is built (:func:`~t2_agents.graph.build_parallel_thinking_graph`); they never travel in
+the state. The graph's LangGraph ``context_schema`` is :class:`ThinkingSettings`, a model of plain
+JSON fields, so the LangGraph server can build it from a run's ``context`` and show its JSON
+schema (``/assistants/{id}/schemas``).
 
 Configuration of one run, lowest to highest precedence:
 
 1. the defaults given to :func:`~t2_agents.graph.build_parallel_thinking_graph`;
-2. ``graph.invoke(..., context=ThinkingContext(...))``: replaces every field, except that the
+2. the run's context, either
+   ``graph.invoke(..., context=ThinkingSettings(n_max=4))`` (or ``context={"n_max": 4}``, which
+   LangGraph turns into :class:`ThinkingSettings`; this is what the LangGraph server does with a
+   run's ``context``): overrides only the fields it sets; or, in Python,
+   ``graph.invoke(..., context=ThinkingContext(...))``: replaces every field, except that the
    live objects left as None there (``engine``, ``sampler``, ``policy``, ``extractor``,
    ``ledger``) keep the graph's defaults;
 3. ``config={"configurable": {"t2": {"n_max": 4, "temperature": 0.2}}}``: overrides single
-   fields (this also reaches the graph when it is a subgraph or a tool of a larger agent).
+   fields (this also reaches the graph when it is a subgraph or a tool of a larger agent, and
+   works the same through the LangGraph server).
+
+A context of any other type (a parent graph's own context, when this graph is its subgraph or
+tool) is ignored.
 
 Example:
     >>> ctx = ThinkingContext(n_max=4, fanout="send")
+    >>> resolve_context(ctx, ThinkingSettings(n_max=3), None).n_max
+    3
     >>> resolve_context(ctx, None, {"configurable": {"t2": {"n_max": 2}}}).n_max
     2
 """
@@ -23,7 +36,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Annotated, Any, Literal, TypedDict, get_args
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypedDict
 
 from t2_agents.answers import AnswerExtractor, get_extractor
 from t2_agents.backends.base import Engine, SamplingParams
@@ -40,6 +56,7 @@ __all__ = [
     "FeatureSummary",
     "ThinkingContext",
     "ThinkingInput",
+    "ThinkingSettings",
     "ThinkingState",
     "add_branches",
     "resolve_context",
@@ -53,6 +70,9 @@ BranchErrors = Literal["record", "raise"]
 
 CONFIG_KEY = "t2"
 """Key under ``config["configurable"]`` holding a dict of :class:`ThinkingContext` overrides."""
+
+_NULLABLE = ("seed", "task")
+"""Settings whose None is a value (fresh randomness; the default extractor), not "unset"."""
 
 _INHERITED = ("engine", "sampler", "policy", "extractor", "ledger")
 
@@ -142,7 +162,11 @@ class ThinkingState(TypedDict, total=False):
 
 @dataclass(frozen=True, kw_only=True)
 class ThinkingContext:
-    """Per-run configuration: the live objects and the sampling settings of one step.
+    """The whole configuration of a step: the live objects and the sampling settings.
+
+    The graph's defaults are one (``build_parallel_thinking_graph(context=...)``); a Python run
+    may pass another as its context (``graph.invoke(..., context=ThinkingContext(...))``). It is
+    not the graph's JSON ``context_schema``: that is :class:`ThinkingSettings`.
 
     Example:
         >>> ThinkingContext(n_min=2, n_max=8, temperature=0.5).sampling_params(seed=3).seed
@@ -225,6 +249,56 @@ class ThinkingContext:
         return self.sampler if self.sampler is not None else self.require_engine()
 
 
+class ThinkingSettings(BaseModel):
+    """The JSON-ready run settings: the graph's LangGraph ``context_schema``.
+
+    Every field left out keeps the graph's default (set when the graph was built); only the
+    fields a run sets override it. A None counts as left out, except for ``seed`` (None: fresh
+    randomness) and ``task`` (None: the default extractor), where an explicit None overrides.
+    The live objects (engine, policy, extractor, ledger...) are not settings: they are bound when
+    the graph is built (or given in Python as a :class:`ThinkingContext`).
+
+    The LangGraph server builds it from a run's ``context`` (``{"context": {"n_max": 4}}``) and
+    serves its JSON schema; in Python, pass ``context=ThinkingSettings(...)`` or a dict.
+
+    Example:
+        >>> ThinkingSettings(n_max=4, seed=None).overrides()
+        {'n_max': 4, 'seed': None}
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    n_min: int | None = None
+    """Smallest budget N (at least 1); left out: the graph's default."""
+    n_max: int | None = None
+    """Largest budget N; left out: the graph's default."""
+    temperature: float | None = None
+    """Sampling temperature of every branch (0: greedy)."""
+    top_p: float | None = None
+    """Nucleus mass of every branch, in (0, 1]."""
+    max_tokens: int | None = None
+    """Largest completion length of every branch, in tokens."""
+    seed: int | None = None
+    """Base seed: branch i samples with seed + i; an explicit null samples fresh randomness."""
+    fanout: Fanout | None = None
+    """batched: one sample(n=N) engine call; send: one LangGraph task per branch."""
+    task: str | None = None
+    """Task name choosing the answer extractor (e.g. "syllogism" for yes/no, "products" for a
+    number); an explicit null uses the default extractor."""
+    exact_seeds: bool | None = None
+    """Batched mode: sample each branch seed separately so answers equal send mode exactly."""
+    branch_errors: BranchErrors | None = None
+    """record: a failed branch is kept with its error and the others vote; raise: fail the run."""
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields this run sets: ``{name: value}`` for :func:`dataclasses.replace`."""
+        return {
+            name: getattr(self, name)
+            for name in sorted(self.model_fields_set)
+            if getattr(self, name) is not None or name in _NULLABLE
+        }
+
+
 _FIELDS = frozenset(f.name for f in fields(ThinkingContext))
 
 
@@ -235,8 +309,9 @@ def resolve_context(
 
     Args:
         defaults: The graph's defaults.
-        context: ``runtime.context``; ignored unless it is a :class:`ThinkingContext` (a parent
-            graph may run with its own context type).
+        context: ``runtime.context``: a :class:`ThinkingSettings` (its set fields override), a
+            :class:`ThinkingContext` (replaces every field but the live objects it leaves None),
+            or anything else, which is ignored (a parent graph may run with its own context).
         config: The run's config.
 
     Returns:
@@ -250,7 +325,11 @@ def resolve_context(
         3
     """
     resolved = defaults
-    if isinstance(context, ThinkingContext):
+    if isinstance(context, ThinkingSettings):
+        settings = context.overrides()
+        if settings:
+            resolved = replace(defaults, **settings)
+    elif isinstance(context, ThinkingContext):
         inherited = {name: getattr(defaults, name) for name in _INHERITED}
         resolved = replace(
             context,
