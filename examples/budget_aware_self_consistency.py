@@ -31,9 +31,10 @@ from rich.console import Console
 from rich.table import Table
 from typing_extensions import TypedDict
 
+from t2_agents.agents import AGENT_TASKS
 from t2_agents.backends.base import Engine
 from t2_agents.data import Question
-from t2_agents.demo import AGENT_TASKS, choose_policy, demo_questions
+from t2_agents.demo import choose_policy, demo_questions
 from t2_agents.graph import (
     CostLedger,
     StepRecord,

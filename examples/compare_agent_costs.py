@@ -24,9 +24,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from t2_agents.agents import AGENT_TASKS, make_agent, run_agent
 from t2_agents.backends.base import Engine
 from t2_agents.data import Question
-from t2_agents.demo import AGENT_TASKS, demo_questions, load_t2_policy, make_agent, run_agent
+from t2_agents.demo import demo_questions, load_t2_policy
 from t2_agents.graph import (
     CostLedger,
     ThinkingContext,
@@ -61,7 +62,7 @@ def run_policy(
     Returns:
         ``(totals, ledger)``: ``totals`` holds ``policy``, ``accuracy``, ``samples``,
         ``mean_n``, ``completion_tokens``, ``total_tokens``, ``seconds`` (the agent's wall
-        time) and ``calls`` (see :func:`t2_agents.demo.run_agent`); ``ledger`` the cost records.
+        time) and ``calls`` (see :func:`t2_agents.agents.run_agent`); ``ledger`` the cost records.
 
     Example:
         >>> from t2_agents.graph.testing import FakeEngine

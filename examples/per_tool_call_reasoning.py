@@ -6,7 +6,7 @@ budget policy (T2 when an estimator is available) chooses a separate N for each 
 cost ledger collects what each call spent.
 
 The 135M default model cannot call tools, so the agent's chat model is
-:class:`t2_agents.demo.ScriptedToolCaller`, which deterministically calls ``solve`` once per
+:class:`t2_agents.agents.ScriptedToolCaller`, which deterministically calls ``solve`` once per
 question (one call per turn, or all at once with ``--parallel``); the tool itself really samples
 the default model.
 
@@ -24,8 +24,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from t2_agents.agents import AGENT_TASKS, make_agent, run_agent
 from t2_agents.backends.base import Engine
-from t2_agents.demo import AGENT_TASKS, choose_policy, demo_questions, make_agent, run_agent
+from t2_agents.demo import choose_policy, demo_questions
 from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
 
 __all__ = ["main"]

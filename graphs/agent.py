@@ -3,7 +3,7 @@
 ``graph`` is a LangChain ``create_agent`` agent with one tool, ``solve(question)``, which runs
 the parallel-thinking graph on the default model (T2 budget when the shipped estimator exists,
 else 8 paths), so every tool call chooses its own number of reasoning paths. The chat model is
-:class:`t2_agents.demo.ScriptedToolCaller`: the 135M default model cannot call tools, so the
+:class:`t2_agents.agents.ScriptedToolCaller`: the 135M default model cannot call tools, so the
 agent calls ``solve`` once per question of the user's message (questions separated by lines
 holding only ``---``) and then lists the answers. Each ``ToolMessage`` carries the thinking state
 (budget ``n``, votes, cost) as its ``artifact``.
@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from t2_agents.demo import build_default_graph, make_agent
+from t2_agents.agents import build_default_graph, make_agent
 
 __all__ = ["graph"]
 

@@ -27,7 +27,7 @@ Example:
 
 from __future__ import annotations
 
-from t2_agents.demo import build_default_graph
+from t2_agents.agents import build_default_graph
 
 __all__ = ["graph"]
 

@@ -347,7 +347,8 @@ def train(
 ) -> None:
     """Train the T2 estimator (one probe per layer) on collected features and N*_x labels."""
     from t2_agents.calibrate import load_training_set
-    from t2_agents.estimator import FitReport, ProbeConfig, T2Estimator
+    from t2_agents.estimator import FitReport, T2Estimator
+    from t2_agents.probes import ProbeConfig
 
     with _handled(as_json):
         started = time.perf_counter()

@@ -1,9 +1,9 @@
 """The T2 estimator: layer-wise probes that predict a question's optimal budget ``N*_x``.
 
-For each chosen layer ``l`` a small MLP (:class:`LayerProbe`) reads the final-prompt-token hidden
-state ``h_l(x)`` (standardised with training-split statistics) and regresses ``log2 N*_x``. All
-probes share one train/validation split. After training (early stopping on validation loss),
-layer ``l`` gets the weight
+For each chosen layer ``l`` a small MLP (:class:`~t2_agents.probes.LayerProbe`) reads the
+final-prompt-token hidden state ``h_l(x)`` (standardised with training-split statistics) and
+regresses ``log2 N*_x``. All probes share one train/validation split. After training (early
+stopping on validation loss), layer ``l`` gets the weight
 
     w_l = (1 / mse_l) / sum_{j in K} (1 / mse_j)   for l in K,   w_l = 0 otherwise,
 
@@ -17,8 +17,9 @@ nearest in log2 space among grid values inside ``[n_min, n_max]`` (which also cl
 The weights are chosen on the same validation split that the reported combined metrics use, so
 those metrics are slightly optimistic; compare estimators on a held-out set.
 
-Artifacts are a directory with ``probes.safetensors`` (keys ``layer{l}.net.0.weight``,
-``layer{l}.mean``, ...) and ``metadata.json``; nothing is pickled.
+The probes and their settings live in :mod:`t2_agents.probes`. Artifacts are a directory with
+``probes.safetensors`` and ``metadata.json`` (nothing is pickled); :mod:`t2_agents.artifact`
+writes, reads and checks them.
 
 Example:
     >>> rng = np.random.default_rng(0)
@@ -35,147 +36,28 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from t2_agents.errors import ArtifactError, ConfigError, DataError
+from t2_agents.artifact import load_artifact, metadata_header, save_artifact
+from t2_agents.errors import ConfigError, DataError
+from t2_agents.probes import LayerProbe, ProbeConfig, _check_int, _Spec
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "FitReport", "LayerProbe", "ProbeConfig", "T2Estimator"]
+__all__ = ["FitReport", "T2Estimator"]
 
-FORMAT_NAME = "t2-estimator"
-FORMAT_VERSION = 1
-_PROBES = "probes.safetensors"
-_METADATA = "metadata.json"
-_STD_FLOOR = 1e-6
 _MSE_FLOOR = 1e-12
 _MIN_TRAIN, _MIN_VAL = 8, 2
-_FIX_MODEL = "train an estimator for this model with `t2 train`"
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-_T = TypeVar("_T")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ProbeConfig:
-    """Hyper-parameters of the per-layer probes and of the layer weighting.
-
-    Example:
-        >>> ProbeConfig(hidden=32).probe_width(576), ProbeConfig().probe_width(576)
-        (32, 72)
-    """
-
-    hidden: int | None = None
-    """Probe hidden width; ``None`` means ``d // 8`` (the paper's width saturates around d/8)."""
-    dropout: float = 0.1
-    """Dropout after the GELU, in ``[0, 1)``; active only while training."""
-    lr: float = 1e-3
-    """AdamW learning rate."""
-    weight_decay: float = 1e-2
-    """AdamW decoupled weight decay."""
-    epochs: int = 200
-    """Maximum training epochs per layer (early stopping usually ends training sooner)."""
-    patience: int = 20
-    """Stop after this many epochs without a lower validation loss; the best epoch is kept."""
-    batch_size: int = 64
-    """Training mini-batch size."""
-    val_fraction: float = 0.2
-    """Share of questions held out for early stopping, layer weights and the report."""
-    seed: int = 0
-    """Seed of the split, the initialisation, dropout and batch order (fits are deterministic)."""
-    target: Literal["log2"] = "log2"
-    """Regression target. ``log2 N*``: budgets act multiplicatively, the grid is roughly
-    geometric (1, 2, 4, ...), and being off by 2x matters as much at N=2 as at N=32, so errors are
-    measured in doublings rather than in samples."""
-    loss: Literal["huber", "mse"] = "huber"
-    """Training loss on the log2 scale; Huber is robust to the occasional far-off label."""
-    huber_delta: float = 1.0
-    """Huber transition point in log2 units (1.0 = a factor of 2)."""
-    top_k: int | None = None
-    """Keep only the ``top_k`` layers with the lowest validation MSE (others get weight 0)."""
-
-    def __post_init__(self) -> None:
-        _check_int("hidden", self.hidden, 1, optional=True)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("patience", self.patience, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("seed", self.seed, 0)
-        _check_int("top_k", self.top_k, 1, optional=True)
-        _check_number("dropout", self.dropout, lambda v: 0 <= v < 1, "in [0, 1)")
-        _check_number("lr", self.lr, lambda v: v > 0, "> 0")
-        _check_number("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0")
-        _check_number("val_fraction", self.val_fraction, lambda v: 0 < v < 1, "in (0, 1)")
-        _check_number("huber_delta", self.huber_delta, lambda v: v > 0, "> 0")
-        if self.target != "log2":
-            raise ConfigError(f"target={self.target!r} is not supported; pass target='log2'")
-        if self.loss not in ("huber", "mse"):
-            raise ConfigError(f"loss={self.loss!r} is not 'huber' or 'mse'")
-
-    def probe_width(self, d: int) -> int:
-        """Hidden width used for inputs of size ``d``."""
-        return self.hidden if self.hidden is not None else max(1, d // 8)
-
-
-def _check_int(name: str, value: object, low: int, *, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ConfigError(f"{name}={value!r} is not an int >= {low}; pass {name} >= {low}")
-
-
-def _check_number(name: str, value: object, ok: Callable[[float], bool], rule: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        value_ok = False
-    else:
-        value_ok = ok(float(value))
-    if not value_ok:
-        raise ConfigError(f"{name}={value!r} is not a finite number {rule}; pass {name} {rule}")
-
-
-class LayerProbe(nn.Module):
-    """Standardise, then ``Linear(d, h) -> GELU -> Dropout -> Linear(h, 1)``; predicts log2 N*.
-
-    Example:
-        >>> LayerProbe(8, 2)(torch.zeros(3, 8)).shape
-        torch.Size([3])
-    """
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def __init__(self, d: int, hidden: int, *, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(d))  # [d]
-        self.register_buffer("std", torch.ones(d))  # [d]
-        self.net = nn.Sequential(
-            nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
-        )
-
-    def set_standardisation(self, x: torch.Tensor) -> None:
-        """Store the mean and std (floored at 1e-6) of training inputs ``x`` [B, d]."""
-        x64 = x.double()
-        self.mean.copy_(x64.mean(dim=0).float())
-        self.std.copy_(x64.std(dim=0, unbiased=False).clamp_min(_STD_FLOOR).float())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Predict log2 N* for ``x`` [B, d]; returns [B]."""
-        z = (x - self.mean) / self.std  # [B, d]
-        out: torch.Tensor = self.net(z)  # [B, 1]
-        return out.squeeze(-1)  # [B]
 
 
 @dataclass(frozen=True)
@@ -232,64 +114,6 @@ class FitReport:
         rows.append(("baseline: train mean", f"{self.mean_baseline_mae:.3f}",
                      f"{self.mean_baseline_mse:.3f}", "", ""))  # fmt: skip
         return rows
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """Validated identity of an estimator: model, layers, grid and clamp range."""
-
-    model_identity: str
-    hidden_size: int
-    layers: tuple[int, ...]
-    grid: tuple[int, ...]
-    n_min: int
-    n_max: int
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model_identity, str) or not self.model_identity.strip():
-            raise ConfigError(f"model_identity={self.model_identity!r} must be a non-empty str")
-        _check_int("hidden_size", self.hidden_size, 1)
-        for name, values, low in (("layers", self.layers, 0), ("grid", self.grid, 1)):
-            if not values:
-                raise ConfigError(f"{name} is empty; pass at least one value")
-            for v in values:
-                _check_int(f"{name} entry", v, low)
-        if len(set(self.layers)) != len(self.layers):
-            raise ConfigError(f"layers={list(self.layers)} has duplicates; list each layer once")
-        if any(b <= a for a, b in zip(self.grid, self.grid[1:], strict=False)):
-            raise ConfigError(f"grid={list(self.grid)} is not strictly increasing")
-        _check_int("n_min", self.n_min, 1)
-        _check_int("n_max", self.n_max, self.n_min)
-        if not self.candidates.size:
-            raise ConfigError(f"no grid value lies in [n_min={self.n_min}, n_max={self.n_max}]")
-
-    @property
-    def candidates(self) -> IntArray:
-        """Grid values inside ``[n_min, n_max]``: the possible predictions."""
-        return np.array([g for g in self.grid if self.n_min <= g <= self.n_max], dtype=np.int64)
-
-    def to_grid(self, log2_pred: FloatArray) -> IntArray:
-        """Nearest candidate in log2 space (ties go to the smaller budget)."""
-        cand = self.candidates
-        dist = np.abs(log2_pred[:, None] - np.log2(cand)[None, :])  # [Q, C]
-        return np.asarray(cand[np.argmin(dist, axis=1)], dtype=np.int64)
-
-    def check_features(self, features: object, *, batched: bool = True) -> npt.NDArray[np.float32]:
-        """Return ``features`` as float32 [Q, L, d] after checking shape and finiteness."""
-        x = np.asarray(features)
-        want = "[Q, L, d]" if batched else "[L, d]"
-        if x.ndim != (3 if batched else 2) or not np.issubdtype(x.dtype, np.number):
-            raise DataError(f"features have shape {x.shape} ({x.dtype}); expected {want} floats")
-        x = x.astype(np.float32, copy=False) if batched else x.astype(np.float32)[None]
-        if x.shape[1:] != (len(self.layers), self.hidden_size):
-            raise DataError(
-                f"features have {x.shape[1]} layers of width {x.shape[2]}; this estimator needs "
-                f"{len(self.layers)} layers {list(self.layers)} of width {self.hidden_size}; "
-                "encode with the same model and layers"
-            )
-        if not np.isfinite(x).all():
-            raise DataError("features contain NaN or inf; re-encode the questions")
-        return x
 
 
 _DEFAULT_CONFIG = ProbeConfig()
@@ -367,21 +191,7 @@ class T2Estimator:
     @property
     def metadata(self) -> dict[str, Any]:
         """Everything ``metadata.json`` holds (a fresh copy)."""
-        s, cfg = self._spec, self._config
-        head: dict[str, Any] = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "library_version": _library_version(),
-            "model_identity": s.model_identity,
-            "hidden_size": s.hidden_size,
-            "layers": list(s.layers),
-            "probe_hidden": cfg.probe_width(s.hidden_size),
-            "probe_config": asdict(cfg),
-            "grid": list(s.grid),
-            "n_min": s.n_min,
-            "n_max": s.n_max,
-            "weights": self._weights.tolist(),
-        }
+        head = metadata_header(self._spec, self._config, self._weights.tolist())
         extra: dict[str, Any] = json.loads(json.dumps(self._extra))
         return head | extra
 
@@ -480,24 +290,9 @@ class T2Estimator:
             >>> est.save("artifacts/smollm2")  # doctest: +SKIP
             PosixPath('artifacts/smollm2')
         """
-        target = Path(directory).absolute()
-        _check_overwrite(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        try:
-            tensors = {
-                f"layer{layer}.{key}": t.detach().contiguous()
-                for layer, probe in zip(self._spec.layers, self._probes, strict=True)
-                for key, t in probe.state_dict().items()
-            }
-            save_file(tensors, str(tmp / _PROBES), metadata={"format": "pt"})
-            text = json.dumps(self.metadata, indent=2) + "\n"
-            (tmp / _METADATA).write_text(text, encoding="utf-8")
-            os.chmod(tmp, 0o755)
-            _swap_in(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        save_artifact(
+            directory, layers=self._spec.layers, probes=self._probes, metadata=self.metadata
+        )
         return Path(directory)
 
     @classmethod
@@ -513,23 +308,12 @@ class T2Estimator:
         Example:
             >>> T2Estimator.load("artifacts/smollm2", expect_hidden_size=576)  # doctest: +SKIP
         """
-        root = Path(directory)
-        meta = _read_metadata(root)
-        spec, config, weights = _parse_metadata(meta, root)
-        if expect_hidden_size is not None and expect_hidden_size != spec.hidden_size:
-            raise ArtifactError(
-                f"{root} was trained on hidden size {spec.hidden_size}, but the model has "
-                f"hidden size {expect_hidden_size}; {_FIX_MODEL}"
-            )
-        if expect_identity is not None and expect_identity != spec.model_identity:
-            raise ArtifactError(
-                f"{root} was trained for model {spec.model_identity!r}, not "
-                f"{expect_identity!r}; {_FIX_MODEL}"
-            )
-        probes = _load_probes(root, spec, config.probe_width(spec.hidden_size))
-        head = ("created", "training_data", "validation")
-        extra = {k: meta[k] for k in head if k in meta}
-        return cls(probes, spec=spec, weights=weights, config=config, metadata=extra)
+        art = load_artifact(
+            directory, expect_identity=expect_identity, expect_hidden_size=expect_hidden_size
+        )
+        return cls(
+            art.probes, spec=art.spec, weights=art.weights, config=art.config, metadata=art.extra
+        )
 
 
 # ---------------------------------------------------------------------------------- fit helpers
@@ -669,116 +453,3 @@ def _report(
         n_train=len(train),
         n_val=len(val),
     )
-
-
-# ---------------------------------------------------------------------------- artifact helpers
-def _library_version() -> str:
-    import t2_agents
-
-    return str(getattr(t2_agents, "__version__", "0"))
-
-
-def _check_overwrite(target: Path) -> None:
-    if target.exists() and not target.is_dir():
-        raise ArtifactError(f"{target} exists and is not a directory; pick another path")
-    if target.is_dir():
-        stray = sorted(p.name for p in target.iterdir() if p.name not in (_PROBES, _METADATA))
-        if stray:
-            raise ArtifactError(
-                f"{target} holds {stray[:5]}, not only an estimator artifact; "
-                "refusing to replace it; pick an empty or new directory"
-            )
-
-
-def _swap_in(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        tmp.rename(target)
-        return
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _read_metadata(root: Path) -> dict[str, Any]:
-    if not root.is_dir():
-        raise ArtifactError(f"{root} is not a directory; pass the folder `t2 train` wrote")
-    path = root / _METADATA
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing; the artifact is incomplete, train it again")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = f"{path} is not valid JSON ({exc}); train the estimator again"
-        raise ArtifactError(msg) from exc
-    if not isinstance(meta, dict):
-        raise ArtifactError(f"{path} holds a {type(meta).__name__}, not a JSON object")
-    fmt, version = meta.get("format"), meta.get("format_version")
-    if fmt != FORMAT_NAME or version != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{path} has format {fmt!r} version {version!r}; expected {FORMAT_NAME!r} "
-            f"version {FORMAT_VERSION}; train the estimator again with this library"
-        )
-    return meta
-
-
-def _get(meta: Mapping[str, Any], key: str, kind: type[_T], root: Path) -> _T:
-    value = meta.get(key)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        msg = f"{key}={value!r} is not of type {kind.__name__}; the file is corrupt"
-        raise ArtifactError(f"{root / _METADATA}: {msg}")
-    return value
-
-
-def _get_list(
-    meta: Mapping[str, Any], key: str, kind: type | tuple[type, ...], root: Path
-) -> list[Any]:
-    value = _get(meta, key, list, root)
-    if any(isinstance(v, bool) or not isinstance(v, kind) for v in value):
-        raise ArtifactError(f"{root / _METADATA}: {key}={value!r} has entries of the wrong type")
-    return value
-
-
-def _parse_metadata(meta: Mapping[str, Any], root: Path) -> tuple[_Spec, ProbeConfig, list[float]]:
-    try:
-        spec = _Spec(
-            _get(meta, "model_identity", str, root),
-            _get(meta, "hidden_size", int, root),
-            tuple(_get_list(meta, "layers", int, root)),
-            tuple(_get_list(meta, "grid", int, root)),
-            _get(meta, "n_min", int, root),
-            _get(meta, "n_max", int, root),
-        )
-        config = ProbeConfig(**_get(meta, "probe_config", dict, root))
-        weights = [float(w) for w in _get_list(meta, "weights", (int, float), root)]
-        if _get(meta, "probe_hidden", int, root) != config.probe_width(spec.hidden_size):
-            raise ConfigError(f"probe_hidden={meta['probe_hidden']} disagrees with probe_config")
-        if len(weights) != len(spec.layers) or min(weights) < 0 or abs(sum(weights) - 1) > 1e-6:
-            raise ConfigError(f"weights={weights} are not {len(spec.layers)} values summing to 1")
-    except (ConfigError, TypeError) as exc:
-        raise ArtifactError(f"{root / _METADATA} is inconsistent: {exc}") from exc
-    return spec, config, weights
-
-
-def _load_probes(root: Path, spec: _Spec, hidden: int) -> list[LayerProbe]:
-    path = root / _PROBES
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing; the artifact is incomplete, train it again")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ArtifactError(f"{path} is truncated or corrupt ({exc}); train it again") from exc
-    probes = []
-    for layer in spec.layers:
-        prefix = f"layer{layer}."
-        sub = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-        probe = LayerProbe(spec.hidden_size, hidden)
-        try:
-            probe.load_state_dict(sub)
-        except RuntimeError as exc:
-            msg = f"{path}: layer {layer} tensors do not match {_METADATA} ({exc}); train it again"
-            raise ArtifactError(msg) from exc
-        probes.append(probe.eval())
-    if len(tensors) != sum(len(p.state_dict()) for p in probes):
-        raise ArtifactError(f"{path} has tensors of layers not in {_METADATA}; train it again")
-    return probes

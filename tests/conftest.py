@@ -126,7 +126,8 @@ def fixture_estimator(engine, tmp_path_factory):  # type: ignore[no-untyped-def]
     test fixture only. Returns the estimator's folder.
     """
     from t2_agents.demo import demo_questions
-    from t2_agents.estimator import ProbeConfig, T2Estimator
+    from t2_agents.estimator import T2Estimator
+    from t2_agents.probes import ProbeConfig
 
     questions = demo_questions(24, tasks=tuple(FIXTURE_RULE), seed=77)
     features = engine.encode([q.prompt for q in questions], list(FIXTURE_LAYERS))

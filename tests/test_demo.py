@@ -15,7 +15,6 @@ from rich.table import Table
 
 from t2_agents.demo import (
     DEMO_TASKS,
-    ScriptedToolCaller,
     demo_questions,
     format_demo,
     load_t2_policy,
@@ -42,15 +41,6 @@ def test_missing_estimator_says_how_to_fix(tmp_path: Path, fake_engine: Any) -> 
         resolve_estimator(tmp_path / "nothing")
     with pytest.raises(ArtifactError, match="--estimator"):
         run_demo(fake_engine, questions=1, estimator=tmp_path / "nothing")
-
-
-def test_scripted_tool_caller_is_deterministic() -> None:
-    model = ScriptedToolCaller(parallel=True, instruction="Be brief.")
-    message = model.invoke([{"role": "user", "content": "a?\n---\nb? Be brief.\n---\n"}])
-    assert [c["args"]["question"] for c in message.tool_calls] == ["a? Be brief.", "b? Be brief."]
-    assert len({c["id"] for c in message.tool_calls}) == 2
-    with pytest.raises(ConfigError, match="tools are"):
-        model.bind_tools([{"type": "function", "function": {"name": "other"}}])
 
 
 @pytest.mark.slow

@@ -1,17 +1,20 @@
-"""Tests of t2_agents.estimator: layer-wise probes, weighting, artifacts and their errors."""
+"""Tests of t2_agents.estimator: fitting, layer weighting, prediction and their errors.
+
+The artifact (save/load) is tested in ``test_artifact.py``, the probes in ``test_probes.py``.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
-from t2_agents.errors import ArtifactError, ConfigError, DataError
-from t2_agents.estimator import FitReport, LayerProbe, ProbeConfig, T2Estimator
+from t2_agents.errors import ConfigError, DataError
+from t2_agents.estimator import FitReport, T2Estimator
+from t2_agents.probes import ProbeConfig
 
 torch.set_num_threads(1)
 
@@ -53,11 +56,6 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 def fitted(data: tuple[np.ndarray, np.ndarray]) -> tuple[T2Estimator, FitReport]:
     x, y = data
     return T2Estimator.fit(x, y, n_d=16, data_summary={"task": "toy"}, **ARGS)
-
-
-@pytest.fixture()
-def artifact(fitted: tuple[T2Estimator, FitReport], tmp_path: Path) -> Path:
-    return fitted[0].save(tmp_path / "est")
 
 
 # ------------------------------------------------------------------------------- fitting
@@ -121,17 +119,6 @@ def test_report_dict_and_table(fitted: tuple[T2Estimator, FitReport]) -> None:
     assert [row[0] for row in rows[-3:]] == ["combined", "baseline: N_D=16", "baseline: train mean"]
 
 
-def test_layer_probe_standardisation() -> None:
-    torch.manual_seed(0)
-    probe = LayerProbe(4, 3)
-    x = torch.randn(50, 4) * 10 + 3
-    x[:, 0] = 1.0  # constant column: std is floored, not zero
-    probe.set_standardisation(x)
-    assert probe.std[0].item() == pytest.approx(1e-6)
-    assert torch.allclose(probe.mean[1:], x[:, 1:].mean(0))
-    assert probe(x).shape == (50,)
-
-
 # ----------------------------------------------------------------------------- fit errors
 def _fit(x: np.ndarray, y: np.ndarray, **over: Any) -> None:
     T2Estimator.fit(x, y, **(ARGS | over))
@@ -173,99 +160,9 @@ def test_fit_config_errors(data: tuple[np.ndarray, np.ndarray], over: dict[str, 
         _fit(*data, **over)
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [{"lr": 0.0}, {"dropout": 1.0}, {"epochs": 0}, {"val_fraction": 1.5}, {"hidden": True},
-     {"loss": "l1"}, {"target": "linear"}, {"top_k": 0}],
-)  # fmt: skip
-def test_probe_config_errors(bad: dict[str, Any]) -> None:
-    with pytest.raises(ConfigError):
-        ProbeConfig(**bad)
-
-
 def test_predict_shape_errors(fitted: tuple[T2Estimator, FitReport]) -> None:
     est, _ = fitted
     with pytest.raises(DataError, match="needs 4 layers"):
         est.predict(np.zeros((3, 2, D), dtype=np.float32))
     with pytest.raises(DataError, match=r"expected \[L, d\]"):
         est.predict_one(np.zeros((1, 4, D), dtype=np.float32))
-
-
-# ---------------------------------------------------------------------------- artifacts
-def test_round_trip(
-    fitted: tuple[T2Estimator, FitReport], data: tuple[np.ndarray, np.ndarray], artifact: Path
-) -> None:
-    est, report = fitted
-    assert sorted(p.name for p in artifact.iterdir()) == ["metadata.json", "probes.safetensors"]
-    assert [p.name for p in artifact.parent.iterdir()] == ["est"]  # no temp dirs left
-    loaded = T2Estimator.load(artifact, expect_identity="toy/model", expect_hidden_size=D)
-    np.testing.assert_array_equal(loaded.predict_log2(data[0]), est.predict_log2(data[0]))
-    assert loaded.weights == est.weights and loaded.layers == LAYERS and loaded.grid == GRID
-    assert (loaded.n_min, loaded.n_max, loaded.config) == (2, 32, CONFIG)
-    meta = json.loads((artifact / "metadata.json").read_text())
-    assert meta["format"] == "t2-estimator" and meta["format_version"] == 1
-    assert meta["validation"] == report.to_dict() and meta["training_data"] == {"task": "toy"}
-    assert loaded.metadata == meta
-    est.save(artifact)  # replacing an existing artifact works
-    assert T2Estimator.load(artifact).weights == est.weights
-
-
-def test_save_refuses_foreign_directory(
-    fitted: tuple[T2Estimator, FitReport], tmp_path: Path
-) -> None:
-    (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(ArtifactError, match="refusing"):
-        fitted[0].save(tmp_path)
-
-
-def test_load_wrong_model(artifact: Path) -> None:
-    with pytest.raises(ArtifactError, match=r"hidden size 16.*576.*t2 train"):
-        T2Estimator.load(artifact, expect_hidden_size=576)
-    with pytest.raises(ArtifactError, match="'toy/model', not 'other'"):
-        T2Estimator.load(artifact, expect_identity="other")
-
-
-def test_load_truncated_safetensors(artifact: Path) -> None:
-    path = artifact / "probes.safetensors"
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(ArtifactError, match="truncated or corrupt"):
-        T2Estimator.load(artifact)
-
-
-@pytest.mark.parametrize(
-    ("edit", "match"),
-    [
-        ({"hidden_size": "16"}, "hidden_size='16' is not of type int"),
-        ({"layers": [2, "5", 9, 13]}, "wrong type"),
-        ({"weights": None}, "weights=None"),
-        ({"format": "other"}, "format 'other'"),
-        ({"format_version": 2}, "version 2"),
-        ({"probe_config": {"nope": 1}}, "inconsistent"),
-        ({"probe_hidden": 5}, "disagrees with probe_config"),
-        ({"weights": [0.5, 0.5, 0.5, 0.5]}, "summing to 1"),
-        ({"probe_hidden": 5, "probe_config": {"hidden": 5}}, "do not match"),
-        ({"layers": [2, 5, 9, 14]}, "do not match"),
-    ],
-)
-def test_load_bad_metadata(artifact: Path, edit: dict[str, Any], match: str) -> None:
-    path = artifact / "metadata.json"
-    path.write_text(json.dumps(json.loads(path.read_text()) | edit))
-    with pytest.raises(ArtifactError, match=match):
-        T2Estimator.load(artifact)
-
-
-def test_load_metadata_not_json(artifact: Path) -> None:
-    (artifact / "metadata.json").write_text("{not json")
-    with pytest.raises(ArtifactError, match="not valid JSON"):
-        T2Estimator.load(artifact)
-
-
-@pytest.mark.parametrize("missing", ["metadata.json", "probes.safetensors", None])
-def test_load_missing(artifact: Path, missing: str | None) -> None:
-    if missing is None:
-        target = artifact / "nowhere"
-    else:
-        (artifact / missing).unlink()
-        target = artifact
-    with pytest.raises(ArtifactError, match="missing" if missing else "not a directory"):
-        T2Estimator.load(target)

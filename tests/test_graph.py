@@ -393,6 +393,7 @@ def test_reducer_and_router() -> None:
 def test_fitted_t2_estimator_in_graph() -> None:
     """A real (tiny) T2Estimator fitted on FakeEngine features drives the budget node."""
     estimator_module = pytest.importorskip("t2_agents.estimator")
+    probes_module = pytest.importorskip("t2_agents.probes")
     engine = FakeEngine()
     questions = [f"What is {i} * {i + 1}?" for i in range(40)]
     x = engine.encode(questions, [0, 2])
@@ -400,7 +401,7 @@ def test_fitted_t2_estimator_in_graph() -> None:
     estimator, _ = estimator_module.T2Estimator.fit(
         x, y, layers=[0, 2], grid=[1, 2, 4, 8], n_min=1, n_max=8,
         model_identity=engine.identity, hidden_size=engine.hidden_size,
-        config=estimator_module.ProbeConfig(epochs=5),
+        config=probes_module.ProbeConfig(epochs=5),
     )  # fmt: skip
     policy = T2Policy(estimator, engine=engine)
     graph = build_parallel_thinking_graph(engine=engine, policy=policy, n_max=8)

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 from langchain_core.messages import ToolMessage
 
+from t2_agents.agents import build_default_graph, make_agent, shared_default_engine
 from t2_agents.ask import default_estimator_path
-from t2_agents.demo import FALLBACK_N, build_default_graph, make_agent, shared_default_engine
+from t2_agents.demo import FALLBACK_N
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 QUESTION = "What is 7 * 6? Give only the final answer."

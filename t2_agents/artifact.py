@@ -1,0 +1,279 @@
+"""The on-disk format of a :class:`~t2_agents.estimator.T2Estimator`: writing, reading, checking.
+
+An artifact is a directory holding exactly two files:
+
+- ``probes.safetensors``: every probe's tensors under ``layer{l}.<state-dict key>`` (e.g.
+  ``layer15.net.0.weight``, ``layer15.mean``); nothing is pickled;
+- ``metadata.json``: ``format`` (``"t2-estimator"``) and ``format_version``, the library version,
+  the model identity and hidden size, the layers, the probe width and
+  :class:`~t2_agents.probes.ProbeConfig`, the grid and clamp range, the layer weights and the
+  estimator's extra metadata (``created``, ``training_data``, ``validation``).
+
+:func:`save_artifact` writes into a temporary sibling directory that is renamed into place, so a
+crash never leaves a half-written artifact, and it refuses to replace a directory holding other
+files. :func:`load_artifact` checks the format, every field's type and the fields' consistency,
+and that the artifact fits the expected model; every problem is an
+:class:`~t2_agents.errors.ArtifactError` that says how to fix it. ``T2Estimator.save`` and
+``T2Estimator.load`` are the public entry points.
+
+Example:
+    >>> save_artifact("artifacts/est", layers=est.layers, probes=probes,
+    ...               metadata=est.metadata)  # doctest: +SKIP
+    >>> load_artifact("artifacts/est", expect_hidden_size=576).spec.layers  # doctest: +SKIP
+    (4, 15, 24)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from t2_agents.errors import ArtifactError, ConfigError
+from t2_agents.probes import LayerProbe, ProbeConfig, _Spec
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "LoadedArtifact",
+    "load_artifact",
+    "metadata_header",
+    "save_artifact",
+]
+
+FORMAT_NAME = "t2-estimator"
+FORMAT_VERSION = 1
+_PROBES = "probes.safetensors"
+_METADATA = "metadata.json"
+_EXTRA_KEYS = ("created", "training_data", "validation")
+_FIX_MODEL = "train an estimator for this model with `t2 train`"
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """What :func:`load_artifact` read: everything a ``T2Estimator`` is built from."""
+
+    spec: _Spec
+    """Model identity, hidden size, layers, grid and clamp range."""
+    config: ProbeConfig
+    """The probes' configuration."""
+    weights: list[float]
+    """Per-layer combination weights (sum to 1)."""
+    probes: list[LayerProbe]
+    """One probe per layer, in :attr:`spec` layer order, in eval mode."""
+    extra: dict[str, Any]
+    """The estimator's extra metadata (``created``, ``training_data``, ``validation``)."""
+
+
+def metadata_header(spec: _Spec, config: ProbeConfig, weights: Sequence[float]) -> dict[str, Any]:
+    """The format fields of ``metadata.json`` (all but the estimator's extra metadata).
+
+    Example:
+        >>> metadata_header(spec, ProbeConfig(), [1.0])["format"]  # doctest: +SKIP
+        't2-estimator'
+    """
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "library_version": _library_version(),
+        "model_identity": spec.model_identity,
+        "hidden_size": spec.hidden_size,
+        "layers": list(spec.layers),
+        "probe_hidden": config.probe_width(spec.hidden_size),
+        "probe_config": asdict(config),
+        "grid": list(spec.grid),
+        "n_min": spec.n_min,
+        "n_max": spec.n_max,
+        "weights": [float(w) for w in weights],
+    }
+
+
+def save_artifact(
+    directory: str | Path,
+    *,
+    layers: Sequence[int],
+    probes: Sequence[nn.Module],
+    metadata: Mapping[str, Any],
+) -> None:
+    """Write ``probes.safetensors`` + ``metadata.json`` into ``directory`` (replaced whole).
+
+    Raises:
+        ArtifactError: ``directory`` is a file, or a directory holding other files.
+    """
+    target = Path(directory).absolute()
+    _check_overwrite(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tensors = {
+            f"layer{layer}.{key}": t.detach().contiguous()
+            for layer, probe in zip(layers, probes, strict=True)
+            for key, t in probe.state_dict().items()
+        }
+        save_file(tensors, str(tmp / _PROBES), metadata={"format": "pt"})
+        text = json.dumps(dict(metadata), indent=2) + "\n"
+        (tmp / _METADATA).write_text(text, encoding="utf-8")
+        os.chmod(tmp, 0o755)
+        _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_artifact(
+    directory: str | Path,
+    *,
+    expect_identity: str | None = None,
+    expect_hidden_size: int | None = None,
+) -> LoadedArtifact:
+    """Read and check an artifact written by :func:`save_artifact`.
+
+    Args:
+        directory: The artifact directory.
+        expect_identity: The model identity the artifact must be for (None: any).
+        expect_hidden_size: The hidden size the artifact must be for (None: any).
+
+    Raises:
+        ArtifactError: Missing, corrupt or inconsistent files, another format or version, or an
+            artifact for another model.
+    """
+    root = Path(directory)
+    meta = _read_metadata(root)
+    spec, config, weights = _parse_metadata(meta, root)
+    if expect_hidden_size is not None and expect_hidden_size != spec.hidden_size:
+        raise ArtifactError(
+            f"{root} was trained on hidden size {spec.hidden_size}, but the model has "
+            f"hidden size {expect_hidden_size}; {_FIX_MODEL}"
+        )
+    if expect_identity is not None and expect_identity != spec.model_identity:
+        raise ArtifactError(
+            f"{root} was trained for model {spec.model_identity!r}, not "
+            f"{expect_identity!r}; {_FIX_MODEL}"
+        )
+    probes = _load_probes(root, spec, config.probe_width(spec.hidden_size))
+    extra = {k: meta[k] for k in _EXTRA_KEYS if k in meta}
+    return LoadedArtifact(spec=spec, config=config, weights=weights, probes=probes, extra=extra)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _library_version() -> str:
+    import t2_agents
+
+    return str(getattr(t2_agents, "__version__", "0"))
+
+
+def _check_overwrite(target: Path) -> None:
+    if target.exists() and not target.is_dir():
+        raise ArtifactError(f"{target} exists and is not a directory; pick another path")
+    if target.is_dir():
+        stray = sorted(p.name for p in target.iterdir() if p.name not in (_PROBES, _METADATA))
+        if stray:
+            raise ArtifactError(
+                f"{target} holds {stray[:5]}, not only an estimator artifact; "
+                "refusing to replace it; pick an empty or new directory"
+            )
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    if not target.exists():
+        tmp.rename(target)
+        return
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_metadata(root: Path) -> dict[str, Any]:
+    if not root.is_dir():
+        raise ArtifactError(f"{root} is not a directory; pass the folder `t2 train` wrote")
+    path = root / _METADATA
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing; the artifact is incomplete, train it again")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = f"{path} is not valid JSON ({exc}); train the estimator again"
+        raise ArtifactError(msg) from exc
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{path} holds a {type(meta).__name__}, not a JSON object")
+    fmt, version = meta.get("format"), meta.get("format_version")
+    if fmt != FORMAT_NAME or version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path} has format {fmt!r} version {version!r}; expected {FORMAT_NAME!r} "
+            f"version {FORMAT_VERSION}; train the estimator again with this library"
+        )
+    return meta
+
+
+def _get(meta: Mapping[str, Any], key: str, kind: type[_T], root: Path) -> _T:
+    value = meta.get(key)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        msg = f"{key}={value!r} is not of type {kind.__name__}; the file is corrupt"
+        raise ArtifactError(f"{root / _METADATA}: {msg}")
+    return value
+
+
+def _get_list(
+    meta: Mapping[str, Any], key: str, kind: type | tuple[type, ...], root: Path
+) -> list[Any]:
+    value = _get(meta, key, list, root)
+    if any(isinstance(v, bool) or not isinstance(v, kind) for v in value):
+        raise ArtifactError(f"{root / _METADATA}: {key}={value!r} has entries of the wrong type")
+    return value
+
+
+def _parse_metadata(meta: Mapping[str, Any], root: Path) -> tuple[_Spec, ProbeConfig, list[float]]:
+    try:
+        spec = _Spec(
+            _get(meta, "model_identity", str, root),
+            _get(meta, "hidden_size", int, root),
+            tuple(_get_list(meta, "layers", int, root)),
+            tuple(_get_list(meta, "grid", int, root)),
+            _get(meta, "n_min", int, root),
+            _get(meta, "n_max", int, root),
+        )
+        config = ProbeConfig(**_get(meta, "probe_config", dict, root))
+        weights = [float(w) for w in _get_list(meta, "weights", (int, float), root)]
+        if _get(meta, "probe_hidden", int, root) != config.probe_width(spec.hidden_size):
+            raise ConfigError(f"probe_hidden={meta['probe_hidden']} disagrees with probe_config")
+        if len(weights) != len(spec.layers) or min(weights) < 0 or abs(sum(weights) - 1) > 1e-6:
+            raise ConfigError(f"weights={weights} are not {len(spec.layers)} values summing to 1")
+    except (ConfigError, TypeError) as exc:
+        raise ArtifactError(f"{root / _METADATA} is inconsistent: {exc}") from exc
+    return spec, config, weights
+
+
+def _load_probes(root: Path, spec: _Spec, hidden: int) -> list[LayerProbe]:
+    path = root / _PROBES
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing; the artifact is incomplete, train it again")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{path} is truncated or corrupt ({exc}); train it again") from exc
+    probes = []
+    for layer in spec.layers:
+        prefix = f"layer{layer}."
+        sub = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        probe = LayerProbe(spec.hidden_size, hidden)
+        try:
+            probe.load_state_dict(sub)
+        except RuntimeError as exc:
+            msg = f"{path}: layer {layer} tensors do not match {_METADATA} ({exc}); train it again"
+            raise ArtifactError(msg) from exc
+        probes.append(probe.eval())
+    if len(tensors) != sum(len(p.state_dict()) for p in probes):
+        raise ArtifactError(f"{path} has tensors of layers not in {_METADATA}; train it again")
+    return probes

@@ -1,0 +1,204 @@
+"""The building blocks of a T2 estimator: probe settings, the per-layer probe and the spec.
+
+- :class:`ProbeConfig`: hyper-parameters of the per-layer probes and of the layer weighting;
+- :class:`LayerProbe`: one layer's probe, an MLP on standardised final-prompt-token hidden states
+  that regresses ``log2 N*``;
+- ``_Spec``: the validated identity of an estimator (model, hidden size, layers, grid and clamp
+  range), with the grid mapping and the feature checks.
+
+:mod:`t2_agents.estimator` combines the probes into a
+:class:`~t2_agents.estimator.T2Estimator`; :mod:`t2_agents.artifact` stores them. ``_Spec`` and
+``_check_int`` are internal to those three modules.
+
+Example:
+    >>> ProbeConfig(hidden=32).probe_width(576)
+    32
+    >>> LayerProbe(8, 2)(torch.zeros(3, 8)).shape
+    torch.Size([3])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from t2_agents.errors import ConfigError, DataError
+
+__all__ = ["LayerProbe", "ProbeConfig"]
+
+_STD_FLOOR = 1e-6
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeConfig:
+    """Hyper-parameters of the per-layer probes and of the layer weighting.
+
+    Example:
+        >>> ProbeConfig(hidden=32).probe_width(576), ProbeConfig().probe_width(576)
+        (32, 72)
+    """
+
+    hidden: int | None = None
+    """Probe hidden width; ``None`` means ``d // 8`` (the paper's width saturates around d/8)."""
+    dropout: float = 0.1
+    """Dropout after the GELU, in ``[0, 1)``; active only while training."""
+    lr: float = 1e-3
+    """AdamW learning rate."""
+    weight_decay: float = 1e-2
+    """AdamW decoupled weight decay."""
+    epochs: int = 200
+    """Maximum training epochs per layer (early stopping usually ends training sooner)."""
+    patience: int = 20
+    """Stop after this many epochs without a lower validation loss; the best epoch is kept."""
+    batch_size: int = 64
+    """Training mini-batch size."""
+    val_fraction: float = 0.2
+    """Share of questions held out for early stopping, layer weights and the report."""
+    seed: int = 0
+    """Seed of the split, the initialisation, dropout and batch order (fits are deterministic)."""
+    target: Literal["log2"] = "log2"
+    """Regression target. ``log2 N*``: budgets act multiplicatively, the grid is roughly
+    geometric (1, 2, 4, ...), and being off by 2x matters as much at N=2 as at N=32, so errors are
+    measured in doublings rather than in samples."""
+    loss: Literal["huber", "mse"] = "huber"
+    """Training loss on the log2 scale; Huber is robust to the occasional far-off label."""
+    huber_delta: float = 1.0
+    """Huber transition point in log2 units (1.0 = a factor of 2)."""
+    top_k: int | None = None
+    """Keep only the ``top_k`` layers with the lowest validation MSE (others get weight 0)."""
+
+    def __post_init__(self) -> None:
+        _check_int("hidden", self.hidden, 1, optional=True)
+        _check_int("epochs", self.epochs, 1)
+        _check_int("patience", self.patience, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("seed", self.seed, 0)
+        _check_int("top_k", self.top_k, 1, optional=True)
+        _check_number("dropout", self.dropout, lambda v: 0 <= v < 1, "in [0, 1)")
+        _check_number("lr", self.lr, lambda v: v > 0, "> 0")
+        _check_number("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0")
+        _check_number("val_fraction", self.val_fraction, lambda v: 0 < v < 1, "in (0, 1)")
+        _check_number("huber_delta", self.huber_delta, lambda v: v > 0, "> 0")
+        if self.target != "log2":
+            raise ConfigError(f"target={self.target!r} is not supported; pass target='log2'")
+        if self.loss not in ("huber", "mse"):
+            raise ConfigError(f"loss={self.loss!r} is not 'huber' or 'mse'")
+
+    def probe_width(self, d: int) -> int:
+        """Hidden width used for inputs of size ``d``."""
+        return self.hidden if self.hidden is not None else max(1, d // 8)
+
+
+def _check_int(name: str, value: object, low: int, *, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise ConfigError(f"{name}={value!r} is not an int >= {low}; pass {name} >= {low}")
+
+
+def _check_number(name: str, value: object, ok: Callable[[float], bool], rule: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        value_ok = False
+    else:
+        value_ok = ok(float(value))
+    if not value_ok:
+        raise ConfigError(f"{name}={value!r} is not a finite number {rule}; pass {name} {rule}")
+
+
+class LayerProbe(nn.Module):
+    """Standardise, then ``Linear(d, h) -> GELU -> Dropout -> Linear(h, 1)``; predicts log2 N*.
+
+    Example:
+        >>> LayerProbe(8, 2)(torch.zeros(3, 8)).shape
+        torch.Size([3])
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, d: int, hidden: int, *, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(d))  # [d]
+        self.register_buffer("std", torch.ones(d))  # [d]
+        self.net = nn.Sequential(
+            nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
+
+    def set_standardisation(self, x: torch.Tensor) -> None:
+        """Store the mean and std (floored at 1e-6) of training inputs ``x`` [B, d]."""
+        x64 = x.double()
+        self.mean.copy_(x64.mean(dim=0).float())
+        self.std.copy_(x64.std(dim=0, unbiased=False).clamp_min(_STD_FLOOR).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict log2 N* for ``x`` [B, d]; returns [B]."""
+        z = (x - self.mean) / self.std  # [B, d]
+        out: torch.Tensor = self.net(z)  # [B, 1]
+        return out.squeeze(-1)  # [B]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Validated identity of an estimator: model, layers, grid and clamp range."""
+
+    model_identity: str
+    hidden_size: int
+    layers: tuple[int, ...]
+    grid: tuple[int, ...]
+    n_min: int
+    n_max: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model_identity, str) or not self.model_identity.strip():
+            raise ConfigError(f"model_identity={self.model_identity!r} must be a non-empty str")
+        _check_int("hidden_size", self.hidden_size, 1)
+        for name, values, low in (("layers", self.layers, 0), ("grid", self.grid, 1)):
+            if not values:
+                raise ConfigError(f"{name} is empty; pass at least one value")
+            for v in values:
+                _check_int(f"{name} entry", v, low)
+        if len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"layers={list(self.layers)} has duplicates; list each layer once")
+        if any(b <= a for a, b in zip(self.grid, self.grid[1:], strict=False)):
+            raise ConfigError(f"grid={list(self.grid)} is not strictly increasing")
+        _check_int("n_min", self.n_min, 1)
+        _check_int("n_max", self.n_max, self.n_min)
+        if not self.candidates.size:
+            raise ConfigError(f"no grid value lies in [n_min={self.n_min}, n_max={self.n_max}]")
+
+    @property
+    def candidates(self) -> IntArray:
+        """Grid values inside ``[n_min, n_max]``: the possible predictions."""
+        return np.array([g for g in self.grid if self.n_min <= g <= self.n_max], dtype=np.int64)
+
+    def to_grid(self, log2_pred: FloatArray) -> IntArray:
+        """Nearest candidate in log2 space (ties go to the smaller budget)."""
+        cand = self.candidates
+        dist = np.abs(log2_pred[:, None] - np.log2(cand)[None, :])  # [Q, C]
+        return np.asarray(cand[np.argmin(dist, axis=1)], dtype=np.int64)
+
+    def check_features(self, features: object, *, batched: bool = True) -> npt.NDArray[np.float32]:
+        """Return ``features`` as float32 [Q, L, d] after checking shape and finiteness."""
+        x = np.asarray(features)
+        want = "[Q, L, d]" if batched else "[L, d]"
+        if x.ndim != (3 if batched else 2) or not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"features have shape {x.shape} ({x.dtype}); expected {want} floats")
+        x = x.astype(np.float32, copy=False) if batched else x.astype(np.float32)[None]
+        if x.shape[1:] != (len(self.layers), self.hidden_size):
+            raise DataError(
+                f"features have {x.shape[1]} layers of width {x.shape[2]}; this estimator needs "
+                f"{len(self.layers)} layers {list(self.layers)} of width {self.hidden_size}; "
+                "encode with the same model and layers"
+            )
+        if not np.isfinite(x).all():
+            raise DataError("features contain NaN or inf; re-encode the questions")
+        return x

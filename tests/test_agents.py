@@ -1,0 +1,62 @@
+"""Tests of t2_agents.agents: the scripted tool caller, the agent helpers and the lazy engine.
+
+All run on :class:`~t2_agents.graph.testing.FakeEngine` (fast); the agent on the real default
+model is covered by ``test_graphs.py`` and ``test_examples.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from t2_agents.agents import LazyEngine, ScriptedToolCaller, make_agent, run_agent
+from t2_agents.demo import demo_questions
+from t2_agents.errors import ConfigError
+from t2_agents.graph import CostLedger, build_parallel_thinking_graph
+from t2_agents.graph.testing import FakeEngine
+
+
+def test_scripted_tool_caller_is_deterministic() -> None:
+    model = ScriptedToolCaller(parallel=True, instruction="Be brief.")
+    message = model.invoke([{"role": "user", "content": "a?\n---\nb? Be brief.\n---\n"}])
+    assert [c["args"]["question"] for c in message.tool_calls] == ["a? Be brief.", "b? Be brief."]
+    assert len({c["id"] for c in message.tool_calls}) == 2
+    with pytest.raises(ConfigError, match="tools are"):
+        model.bind_tools([{"type": "function", "function": {"name": "other"}}])
+
+
+def test_scripted_tool_caller_asks_one_question_per_turn() -> None:
+    model = ScriptedToolCaller()
+    first = model.invoke([HumanMessage("a?\n---\nb?")])
+    assert [c["args"]["question"] for c in first.tool_calls] == ["a? Give only the final answer."]
+    assert model.invoke([]).content.startswith("Ask me")
+
+
+def test_run_agent_grades_every_tool_call() -> None:
+    ledger = CostLedger()
+    graph = build_parallel_thinking_graph(engine=FakeEngine(), n_max=2)
+    agent = make_agent(graph, ledger=ledger)
+    questions = demo_questions(3, tasks=("products", "lcm"), seed=1)
+    out = run_agent(agent, questions)
+    calls = out["calls"]
+    assert [call["id"] for call in calls] == [q.id for q in questions]
+    assert [call["n"] for call in calls] == [2, 2, 2]
+    assert all(call["samples"] == 2 and isinstance(call["correct"], bool) for call in calls)
+    assert out["final"].splitlines()[0].startswith("1. ")
+    assert ledger.summary()["samples"] == 6
+    with pytest.raises(ConfigError, match="at least one question"):
+        run_agent(agent, [])
+
+
+def test_lazy_engine_builds_once_on_first_use() -> None:
+    built: list[FakeEngine] = []
+
+    def factory() -> FakeEngine:
+        built.append(FakeEngine(hidden_size=4))
+        return built[-1]
+
+    engine = LazyEngine(factory)
+    assert not engine.loaded and repr(engine) == "LazyEngine(loaded=False)"
+    assert engine.hidden_size == 4 and engine.identity == "fake-engine"
+    assert engine.encode(["q"], [0, 1]).shape == (1, 2, 4)
+    assert engine.loaded and len(built) == 1
