@@ -1,0 +1,39 @@
+"""The README's commands and code are the ones that work (and the ones CI runs)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+
+
+def test_ci_installs_exactly_as_the_readme_says() -> None:
+    setup = _blocks("bash")[0].splitlines()[0]
+    ci = (ROOT / ".ci" / "run").read_text()
+    for step in setup.split(" && "):
+        assert step.strip() in ci, f"README step {step!r} is missing from .ci/run"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    command = "python -m pytest -q"
+    assert command in README
+    assert command in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs() -> None:
+    code = _blocks("python")[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the README's own example code
+    state = namespace["state"]
+    assert isinstance(state, dict)
+    assert 1 <= state["n"] <= 16
+    assert state["verdict"] is not None
