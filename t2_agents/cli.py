@@ -33,7 +33,7 @@ from rich.table import Table
 
 from t2_agents.errors import T2Error
 
-__all__ = ["app", "main"]
+__all__ = ["app", "expand_multi_value", "main"]
 
 app = typer.Typer(
     add_completion=False,
@@ -259,9 +259,32 @@ def _collection_summary(folder: Path, seconds: float) -> dict[str, Any]:
     }
 
 
+_MULTI_VALUE = ("--data", "--heldout")
+
+
+def expand_multi_value(argv: list[str]) -> list[str]:
+    """Turn ``--data A B C`` into ``--data A --data B --data C`` (click has no nargs='+').
+
+    Example:
+        >>> expand_multi_value(["train", "--data", "a", "b", "--out", "o"])
+        ['train', '--data', 'a', '--data', 'b', '--out', 'o']
+    """
+    out: list[str] = []
+    current: str | None = None
+    for token in argv:
+        if token.startswith("-"):
+            current = token if token in _MULTI_VALUE else None
+            out.append(token)
+        elif current is not None and out[-1] != current:
+            out.extend([current, token])
+        else:
+            out.append(token)
+    return out
+
+
 def main() -> None:
-    """Entry point for ``python -m t2_agents``."""
-    app()
+    """Entry point of the ``t2`` command and ``python -m t2_agents``."""
+    app(args=expand_multi_value(sys.argv[1:]), prog_name="t2")
 
 
 # -- curse -------------------------------------------------------------------------------------

@@ -121,3 +121,14 @@ def test_python_dash_m_prints_only_json_on_stdout(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr
     assert _one_json_object(proc.stdout)["error"]["type"] == "ModelError"
+
+
+def test_multi_value_options_take_several_folders() -> None:
+    from t2_agents.cli import expand_multi_value
+
+    argv = ["train", "--data", "a", "b", "--heldout", "c", "d", "--out", "o", "--json"]
+    assert expand_multi_value(argv) == [
+        "train", "--data", "a", "--data", "b", "--heldout", "c", "--heldout", "d",
+        "--out", "o", "--json",
+    ]  # fmt: skip
+    assert expand_multi_value(["ask", "--data-free", "x"]) == ["ask", "--data-free", "x"]
