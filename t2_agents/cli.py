@@ -1,4 +1,4 @@
-"""The ``t2`` command: ask, collect, curse, train, demo.
+"""The ``t2`` command: ask, collect, curse, train, demo, eval.
 
 Every command takes ``--json``: it then prints exactly one JSON object on stdout (progress and
 logs go to stderr), and on failure ``{"error": {"type": ..., "message": ...}}`` with exit code 2.
@@ -259,7 +259,7 @@ def _collection_summary(folder: Path, seconds: float) -> dict[str, Any]:
     }
 
 
-_MULTI_VALUE = ("--data", "--heldout")
+_MULTI_VALUE = ("--data", "--heldout", "--train-data")
 
 
 def expand_multi_value(argv: list[str]) -> list[str]:
@@ -475,3 +475,76 @@ def demo(
         return
     for table in format_demo(result):
         _console().print(table)
+
+
+# -- eval --------------------------------------------------------------------------------------
+_EVAL_POLICIES = "fixed, nd, t2, oracle, adaptive, esc, hybrid, alloc"
+
+
+@app.command("eval")
+def eval_policies(
+    data: Annotated[list[Path], typer.Option("--data", help="Held-out collection folder(s).")],
+    estimator: Annotated[
+        Path | None, typer.Option(help="T2 estimator folder (needed by t2, hybrid, alloc).")
+    ] = None,
+    policies: Annotated[
+        str | None,
+        typer.Option(help=f"Comma-separated, from {_EVAL_POLICIES} (default: all that apply)."),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write an accuracy-vs-samples PNG.")] = None,
+    replays: Annotated[int, typer.Option(help="Random orders replayed per pool.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the replay orders.")] = 0,
+    n_d: Annotated[
+        int | None, typer.Option("--n-d", help="N_D of the training set (default: estimator's).")
+    ] = None,
+    train_data: Annotated[
+        list[Path] | None,
+        typer.Option("--train-data", help="Training collection folder(s); alloc needs them."),
+    ] = None,
+    budget: Annotated[
+        int | None, typer.Option(help="Total samples for alloc (default: T2's total).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Beta stopping probability (adaptive, hybrid).")
+    ] = 0.95,
+    window: Annotated[int, typer.Option(help="ESC window and hybrid wave size.")] = 4,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare budget policies by replaying collected pools: accuracy, samples, tokens, rounds."""
+    from t2_agents.evaluate import EvalConfig, evaluate_folders, parse_policies, plot_eval
+
+    with _handled(as_json):
+        chosen = parse_policies(policies) if policies else _default_policies(estimator, train_data)
+        config = EvalConfig(
+            policies=chosen, replays=replays, seed=seed, threshold=threshold, window=window,
+            n_d=n_d, budget=budget,
+        )  # fmt: skip
+        report = evaluate_folders(
+            data, estimator=estimator, train_data=train_data or (), config=config
+        )
+        figure = None if plot is None else str(plot_eval(report, plot))
+    payload = report.to_dict() | {"plot": figure}
+    if as_json:
+        _emit(True, payload)
+        return
+    title = (
+        f"Budget policies on {report.questions} questions (pools of M={report.pool_sizes[0]}"
+        f"..{report.pool_sizes[1]}; {report.replays} replays; N_D from {report.n_d_source})"
+    )
+    table = Table(title=title)
+    for column in report.header:
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for row in report.table():
+        table.add_row(*row)
+    _console().print(table)
+    if report.budget is not None:
+        _err.print(f"alloc budget: {report.budget} samples ({report.budget_source})")
+    if figure:
+        _err.print(f"figure written to {figure}")
+
+
+def _default_policies(estimator: Path | None, train_data: list[Path] | None) -> tuple[str, ...]:
+    names = ["fixed", "nd", "oracle", "adaptive", "esc"]
+    if estimator is not None:
+        names += ["t2", "hybrid"] + (["alloc"] if train_data else [])
+    return tuple(names)
