@@ -469,28 +469,38 @@ def plot_curse(reports: Mapping[str, CurseReport], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
     bins = _log2_bins(max(r.n_max for r in reports.values()))
+    # With several tasks the histogram stacks the tasks; an "all" row would double-count them.
+    parts_only = {n: r for n, r in reports.items() if n != "all"} or dict(reports)
     for k, (name, r) in enumerate(reports.items()):
-        color = f"C{k}"
-        left.plot(r.grid, r.mean_curve, marker=".", color=color, label=f"{name}: mean A(N)")
+        color = "black" if name == "all" else f"C{k}"
+        width = 2.5 if name == "all" else 1.5
+        left.plot(r.grid, r.mean_curve, marker=".", color=color, lw=width, label=name)
         left.plot([r.n_d], [r.accuracy_at_n_d], marker="*", ms=14, color=color, ls="none")
-        left.axvline(r.n_d, color=color, ls=":", lw=1)
-        left.axhline(r.oracle_accuracy, color=color, ls="--", lw=1, label=f"{name}: oracle")
-        right.hist(r.optimal, bins=bins, color=color, alpha=0.45, label=f"{name}: N*_x")
-        right.axvline(r.mean_optimal, color=color, ls="--", label=f"{name}: mean N*_x")
-        right.axvline(r.n_d, color=color, ls=":", lw=1)
+        left.axhline(r.oracle_accuracy, color=color, ls="--", lw=0.8)
+    right.hist(
+        [r.optimal for r in parts_only.values()],
+        bins=bins,
+        stacked=True,
+        color=[f"C{k}" for k, n in enumerate(reports) if n in parts_only],
+        label=list(parts_only),
+    )
+    overall = reports.get("all") or next(iter(reports.values()))
+    right.axvline(overall.mean_optimal, color="black", ls="--", label="mean N*_x")
+    right.axvline(overall.n_d, color="black", ls=":", label="N_D")
     left.set(xlabel="N (votes, log2)", ylabel="mean accuracy A(N)")
     left.set_xscale("log", base=2)
-    left.set_title("Mean accuracy vs N (star/dotted = N_D, dashed = oracle)", fontsize=10)
+    left.set_title("Mean accuracy vs N (star = N_D, dashed = oracle accuracy)", fontsize=10)
     right.set_xscale("log", base=2)
     right.set(xlabel="per-question optimal N*_x (log2 bins)", ylabel="questions")
-    right.set_title("Per-question optimal budgets (dashed = mean, dotted = N_D)", fontsize=10)
+    right.set_title("Per-question optimal budgets (stacked by task)", fontsize=10)
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     parts = [f"{n}: {r.overscaling_index:.2f} (N_D={r.n_d})" for n, r in reports.items()]
-    fig.suptitle("Overscaling index mean N*_x / N_D  —  " + ", ".join(parts))
+    lines = [", ".join(parts[i : i + 3]) for i in range(0, len(parts), 3)]
+    fig.suptitle("Overscaling index mean N*_x / N_D — " + "\n".join(lines), fontsize=11)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=120)
