@@ -508,9 +508,22 @@ def eval_policies(
         float, typer.Option(help="Beta stopping probability (adaptive, hybrid).")
     ] = 0.95,
     window: Annotated[int, typer.Option(help="ESC window and hybrid wave size.")] = 4,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also run fixed N_D and T2 through the graph live.")
+    ] = False,
+    live_questions: Annotated[
+        int, typer.Option("--live-questions", help="Questions of the live run (round-robin).")
+    ] = 8,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare budget policies by replaying collected pools: accuracy, samples, tokens, rounds."""
+    """Compare budget policies by replaying collected pools: accuracy, samples, tokens, rounds.
+
+    With --live, fixed N_D and T2 also answer the first questions through the graph on the
+    collections' model (default: the model the first folder was collected with).
+    """
+    from t2_agents.errors import ConfigError
     from t2_agents.evaluate import EvalConfig, evaluate_folders, parse_policies, plot_eval
 
     with _handled(as_json):
@@ -523,7 +536,14 @@ def eval_policies(
             data, estimator=estimator, train_data=train_data or (), config=config
         )
         figure = None if plot is None else str(plot_eval(report, plot))
+        live_result = None
+        if live:
+            if estimator is None:
+                raise ConfigError("--live runs T2: pass --estimator PATH")
+            live_result = _live(data, estimator, report.n_d, live_questions, model, cache_dir)
     payload = report.to_dict() | {"plot": figure}
+    if live_result is not None:
+        payload["live"] = live_result
     if as_json:
         _emit(True, payload)
         return
@@ -537,6 +557,18 @@ def eval_policies(
     for row in report.table():
         table.add_row(*row)
     _console().print(table)
+    if live_result is not None:
+        from t2_agents.live import live_table
+
+        header, rows = live_table(live_result)
+        live_view = Table(
+            title=f"Live on {live_result['model']}: {live_result['questions']} questions"
+        )
+        for column in header:
+            live_view.add_column(column, justify="left" if column == "policy" else "right")
+        for cells in rows:
+            live_view.add_row(*cells)
+        _console().print(live_view)
     if report.budget is not None:
         _err.print(f"alloc budget: {report.budget} samples ({report.budget_source})")
     if figure:
@@ -548,3 +580,19 @@ def _default_policies(estimator: Path | None, train_data: list[Path] | None) -> 
     if estimator is not None:
         names += ["t2", "hybrid"] + (["alloc"] if train_data else [])
     return tuple(names)
+
+
+def _live(
+    data: list[Path], estimator: Path, n_d: int, questions: int, model: str | None,
+    cache_dir: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    from t2_agents.collect import load_collection
+    from t2_agents.live import live_eval
+
+    engine = _engine(model or load_collection(data[0]).config.model, cache_dir)
+    with _bar("live") as (bar, tick):
+        del bar
+        return live_eval(
+            engine, data, estimator, n_d=n_d, questions=questions,
+            progress=lambda done, total: tick(done, total, done),
+        )  # fmt: skip

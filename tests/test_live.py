@@ -1,0 +1,94 @@
+"""Tests of t2_agents.live and ``t2 eval --live`` (conftest's FakeEngine, a tiny collection)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import FakeEngine
+from typer.testing import CliRunner
+
+from t2_agents import cli
+from t2_agents.errors import ConfigError
+from t2_agents.live import is_right, live_eval
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two tiny collections and a T2 estimator fitted on their features."""
+    from t2_agents.calibrate import load_training_set
+    from t2_agents.collect import CollectConfig, collect
+    from t2_agents.estimator import T2Estimator
+    from t2_agents.probes import ProbeConfig
+
+    root = tmp_path_factory.mktemp("live")
+    folders = []
+    for name, suffix in (("a", ""), ("b", " Quick.")):
+        source = root / f"{name}.jsonl"
+        lines = [json.dumps({"question": f"Pick digit {i}.{suffix}", "answer": str(i % 3)})
+                 for i in range(8)]  # fmt: skip
+        source.write_text("\n".join(lines) + "\n")
+        config = CollectConfig(data=str(source), questions=8, samples=8, layers=(0, 3),
+                               model="fake", max_tokens=8, batch_questions=8)  # fmt: skip
+        folders.append(collect(FakeEngine(), config, root / name))
+    data = load_training_set(folders)
+    est, _ = T2Estimator.fit(
+        data.features, data.labels, layers=data.layers, grid=list(range(1, 9)), n_min=1, n_max=8,
+        model_identity="fake", hidden_size=8, config=ProbeConfig(epochs=2), n_d=data.n_d,
+        data_summary=data.summary,
+    )  # fmt: skip
+    return {"folders": folders, "estimator": est.save(root / "t2")}
+
+
+def test_live_eval_runs_both_policies(setup: dict[str, Any]) -> None:
+    ticks: list[tuple[int, int]] = []
+    out = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, questions=5,
+                    progress=lambda d, t: ticks.append((d, t)))  # fmt: skip
+    assert out["questions"] == 5 and ticks[-1] == (10, 10)
+    tasks_order = [r["id"] for r in out["rows"]]
+    assert len(set(tasks_order)) == 5
+    fixed, t2 = out["policies"]["fixed"], out["policies"]["t2"]
+    assert fixed["name"] == "fixed N_D=3" and fixed["mean_samples"] == 3.0
+    assert 1.0 <= t2["mean_samples"] <= 8.0
+    for p in (fixed, t2):
+        assert p["accuracy"] == sum(r[p["name"].split()[0]]["correct"] for r in out["rows"]) / 5
+        assert p["mean_completion_tokens"] == pytest.approx(3 * p["mean_samples"])
+        assert p["seconds"] >= 0 and p["seconds_per_question"] == pytest.approx(p["seconds"] / 5)
+
+
+def test_live_questions_round_robin_over_folders(setup: dict[str, Any]) -> None:
+    out = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=1, questions=3)
+    prompts = [r["id"] for r in out["rows"]]
+    from t2_agents.collect import load_collection
+
+    a, b = (load_collection(f).records for f in setup["folders"])
+    assert prompts == [a[0]["id"], b[0]["id"], a[1]["id"]]
+
+
+def test_is_right_and_bad_input(setup: dict[str, Any]) -> None:
+    record = {"gold": " 7.0 ", "correct": ["5"]}
+    assert is_right("5", record) and is_right("7", record) and not is_right("6", record)
+    assert not is_right(None, record)
+    with pytest.raises(ConfigError, match="questions=0"):
+        live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=2, questions=0)
+
+
+def test_cli_eval_live(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "_engine", lambda *args, **kwargs: FakeEngine())
+    folder, estimator = str(setup["folders"][0]), str(setup["estimator"])
+    base = ["eval", "--data", folder, "--estimator", estimator, "--policies", "fixed,nd,t2",
+            "--n-d", "2", "--replays", "5", "--live", "--live-questions", "2"]  # fmt: skip
+    result = runner.invoke(cli.app, [*base, "--json"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["live"]["questions"] == 2 and payload["live"]["n_d"] == 2
+    assert payload["live"]["policies"]["fixed"]["mean_samples"] == 2.0
+    table = runner.invoke(cli.app, base)
+    assert table.exit_code == 0, table.stderr
+    assert "Live on fake: 2 questions" in table.stdout and "fixed N_D=2" in table.stdout
+    missing = runner.invoke(cli.app, ["eval", "--data", folder, "--policies", "fixed", "--live",
+                                      "--json"])  # fmt: skip
+    assert missing.exit_code == 2 and "--estimator" in missing.stdout
