@@ -435,7 +435,7 @@ def _heldout_table(held: dict[str, dict[str, dict[str, float]]]) -> Table:
 # -- demo --------------------------------------------------------------------------------------
 @app.command()
 def demo(
-    questions: Annotated[int, typer.Option(help="Held-out questions to answer.")] = 6,
+    questions: Annotated[int, typer.Option(help="Held-out questions to answer.")] = 12,
     n_max: Annotated[int, typer.Option(help="Fixed N of the baseline and T2's cap.")] = 16,
     estimator: Annotated[
         str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
