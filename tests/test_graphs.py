@@ -199,8 +199,9 @@ def test_langgraph_dev_serves_the_graphs(tmp_path: Path) -> None:
         run = {**question, "config": {"configurable": {"t2": {"n_max": 2, "max_tokens": 4}}}}
         state = _request(f"{base}/runs/wait", run, timeout=300)
         assert "__error__" not in state, state
-        assert (state["n"], state["n_max"], state["params"]["max_tokens"]) == (2, 2, 4)
-        assert state["cost"]["samples"] == 2 and len(state["branches"]) == 2
+        # the served policy is T2 when the estimator is shipped (it may pick 1), else fixed
+        assert 1 <= state["n"] <= 2 and (state["n_max"], state["params"]["max_tokens"]) == (2, 4)
+        assert state["cost"]["samples"] == state["n"] == len(state["branches"])
         state = _request(f"{base}/runs/wait", {**question, "context": {"n_max": 1}}, timeout=300)
         assert "__error__" not in state, state
         assert (state["n"], state["n_max"], state["params"]["max_tokens"]) == (1, 1, 48)
