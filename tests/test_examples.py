@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from t2_agents.ask import default_estimator_path
 from t2_agents.errors import ArtifactError
 from t2_agents.graph.testing import FakeEngine
 
@@ -52,8 +51,10 @@ def test_compare_needs_an_estimator(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.skipif(default_estimator_path() is not None, reason="an estimator is shipped")
-def test_without_an_estimator_the_examples_fall_back_to_a_fixed_budget() -> None:
+def test_without_an_estimator_the_examples_fall_back_to_a_fixed_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("t2_agents.demo.default_estimator_path", lambda: None)
     out = _load("per_tool_call_reasoning").main(
         ["--questions", "2", "--n-max", "3"], engine=FakeEngine()
     )
