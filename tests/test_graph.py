@@ -408,3 +408,30 @@ def test_fitted_t2_estimator_in_graph() -> None:
     state = graph.invoke({"question": questions[0]})
     assert state["n"] == estimator.predict_one(x[0]) and state["n"] in (1, 2, 4, 8)
     assert len(state["branches"]) == state["n"]
+
+
+def test_chat_engine_retries_transient_failures_with_tenacity() -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from t2_agents.backends.base import SamplingParams
+    from t2_agents.errors import TransientEngineError
+    from t2_agents.graph.chat import ChatModelEngine
+
+    class Flaky(FakeListChatModel):
+        failures: int = 2
+        calls: int = 0
+
+        def invoke(self, *args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise TimeoutError("upstream timed out")
+            return super().invoke(*args, **kwargs)
+
+    model = Flaky(responses=["Answer: 4"])
+    engine = ChatModelEngine(model, retries=3, backoff=0.0)
+    paths = engine.sample(["2 + 2?"], 1, SamplingParams(max_tokens=8))
+    assert paths[0][0].text == "Answer: 4" and model.calls == 3
+    hopeless = Flaky(responses=["x"], failures=10)
+    with pytest.raises(TransientEngineError, match="timed out"):
+        ChatModelEngine(hopeless, retries=2, backoff=0.0).sample(["q"], 1, SamplingParams())
+    assert hopeless.calls == 2

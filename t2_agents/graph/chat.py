@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from t2_agents.backends.base import (
     Completion,
@@ -103,6 +104,8 @@ class ChatModelEngine:
         call_kwargs: Callable[[SamplingParams], dict[str, Any]] = default_call_kwargs,
         system_prompt: str | None = None,
         max_n: int = 64,
+        retries: int = 3,
+        backoff: float = 0.5,
     ) -> None:
         if not isinstance(model, BaseChatModel):
             raise ConfigError(
@@ -113,6 +116,12 @@ class ChatModelEngine:
         self.call_kwargs = call_kwargs
         self.system_prompt = system_prompt
         self.max_n = max_n
+        if retries < 1 or backoff < 0:
+            raise ConfigError(
+                f"retries={retries}, backoff={backoff}: need retries >= 1 and backoff >= 0"
+            )
+        self.retries = retries
+        self.backoff = backoff
         name = getattr(model, "model_name", None) or getattr(model, "model", None)
         self._identity = identity or f"chat:{name if isinstance(name, str) else model._llm_type}"
 
@@ -169,6 +178,18 @@ class ChatModelEngine:
         return results
 
     def _call(self, prompt: str, params: SamplingParams) -> Completion:
+        # The engine's own transient failures (timeouts, 429/5xx) are retried here with bounded
+        # exponential backoff; what still fails surfaces as TransientEngineError, which the
+        # graph's RetryPolicy may retry once more at the node level.
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientEngineError),
+            stop=stop_after_attempt(self.retries),
+            wait=wait_exponential(multiplier=self.backoff, max=8.0),
+            reraise=True,
+        )
+        return retrying(self._call_once, prompt, params)
+
+    def _call_once(self, prompt: str, params: SamplingParams) -> Completion:
         messages: list[BaseMessage] = [HumanMessage(content=prompt)]
         if self.system_prompt is not None:
             messages.insert(0, SystemMessage(content=self.system_prompt))
