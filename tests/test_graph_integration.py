@@ -309,7 +309,7 @@ def test_chat_model_serves_branches() -> None:
 
 def test_chat_model_errors() -> None:
     chat = RecordingChat(fail_with=[TimeoutError("slow"), ValueError("bad request")])
-    sampler = ChatModelEngine(chat)
+    sampler = ChatModelEngine(chat, retries=1)  # no engine-level retry: see each error kind
     with pytest.raises(TransientEngineError):
         sampler.sample([Q], 1, SamplingParams(seed=0))
     with pytest.raises(EngineError, match="bad request") as info:
