@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -241,7 +241,15 @@ class T2Estimator:
         report = _report(spec, val_preds, y, train, val, weights, epochs, n_d)
         created = datetime.now(UTC).isoformat(timespec="seconds")
         extra = {"created": created, "training_data": summary, "validation": report.to_dict()}
-        return cls(probes, spec=spec, weights=weights, config=config, metadata=extra), report
+        # A layer with weight 0 (outside top_k) never changes a prediction: keep only the probes
+        # that count, so the artifact stays small and inference encodes only those layers.
+        kept = np.flatnonzero(weights > 0)
+        spec = replace(spec, layers=tuple(spec.layers[i] for i in kept))
+        estimator = cls(
+            [probes[i] for i in kept], spec=spec, weights=weights[kept], config=config,
+            metadata=extra,
+        )  # fmt: skip
+        return estimator, report
 
     # ------------------------------------------------------------------------------ inference
     def predict_log2(self, features: np.ndarray) -> FloatArray:
