@@ -21,12 +21,10 @@ from t2_agents.backends.base import Engine, SamplingParams, check_prompts
 from t2_agents.data import DEFAULT_INSTRUCTION
 from t2_agents.vote import vote
 
-__all__ = ["DEFAULT_ESTIMATOR", "FALLBACK_N", "ask_question", "default_estimator_path"]
+__all__ = ["DEFAULT_ESTIMATOR", "ask_question", "default_estimator_path"]
 
 DEFAULT_ESTIMATOR = Path(__file__).parent / "artifacts" / "smollm2-135m-instruct"
 """The T2 estimator shipped for the default model."""
-FALLBACK_N = 8
-"""N used when no n is given and no estimator matches the engine's model."""
 
 
 def default_estimator_path() -> Path | None:
@@ -37,16 +35,13 @@ def default_estimator_path() -> Path | None:
 def _choose_n(engine: Engine, prompt: str, n: int | None, estimator: str | None) -> tuple[int, str]:
     if n is not None:
         return n, "fixed"
-    path = Path(estimator) if estimator else default_estimator_path()
-    if path is None:
-        return FALLBACK_N, "fixed (no estimator shipped)"
-    from t2_agents.estimator import T2Estimator
+    from t2_agents.demo import choose_policy  # demo imports this module
 
-    model = T2Estimator.load(
-        path, expect_identity=engine.identity, expect_hidden_size=engine.hidden_size
-    )
-    features = engine.encode([prompt], model.layers)[0]
-    return int(model.predict_one(features)), "t2"
+    policy = choose_policy(engine, estimator)
+    features = engine.encode([prompt], list(policy.layers))[0] if policy.needs_features else None
+    # No cap here: the engine checks n against its own max_n with a clear error.
+    chosen = policy.choose(features=features, question=prompt, n_min=1, n_max=1 << 16)
+    return chosen, policy.name
 
 
 def ask_question(
