@@ -49,12 +49,14 @@ _NUMBER_RE = re.compile(rf"(?<![\w.])[-+]?{_DEC}(?:/{_DEC})?")
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_RE = re.compile(r"(?i)\banswer\b[*_\s]*(?:is\b[*_\s]*:?|:)[*_\s]*(?P<span>[^\n]*)")
 _CHOICE_SPAN_RE = re.compile(r"(?<![A-Za-z])\(?([A-E])\)?(?![A-Za-z])")
-_CHOICE_PHRASE_RE = re.compile(r"\b(?i:option|choice)\s*(?:is\s*)?:?\s*\(?([A-E])\b")
+_CHOICE_PHRASE_RE = re.compile(r"\b(?i:option|choice)\s*+(?:is\s*+)?(?::\s*+)?\(?([A-E])\b")
 _CHOICE_PAREN_RE = re.compile(r"\(([A-E])\)")
 _CHOICE_CLOSE_RE = re.compile(r"(?:^|(?<=\s))([A-E])\)")
 _YESNO_RE = re.compile(r"(?i)\b(yes|no|true|false)\b")
 _YESNO_LEAD_RE = re.compile(r"(?i)^\W*(yes|no|true|false)\b")
 _YESNO_MAP = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
+_LEADING_EDGE_RE = re.compile(rf"(?:(?!\.[0-9])[{re.escape(_EDGE_CHARS)}]\s*)*")
+_BRACE_RE = re.compile(r"[{}]")
 
 
 class AnswerExtractor(Protocol):
@@ -77,8 +79,11 @@ def normalize_answer(text: str) -> str:
     Strips whitespace, surrounding punctuation and quotes, ``$``, ``\\(...\\)``, ``\\text{}``
     and similar LaTeX wrappers; lowercases; removes thousands separators and canonicalises
     numbers (``"12.0"`` -> ``"12"``, ``"-0"`` -> ``"0"``, ``"1.5e3"`` -> ``"1500"``, exponents
-    of 100 or more stay scientific); collapses whitespace. Fractions and
-    comma-separated lists are kept. Idempotent, and never raises.
+    of 100 or more stay scientific, so a number grows by at most 100 digits); collapses
+    whitespace. Fractions and comma-separated lists are kept. Never raises, and takes time
+    linear in the length of ``text``. Idempotent for any text whose LaTeX markup and
+    ``\\(...\\)`` delimiters nest fewer than 32 levels deep; deeper nesting is unwrapped
+    32 levels per call (the cap that keeps the cost linear).
 
     Args:
         text: A raw answer string.
@@ -112,10 +117,10 @@ def _normalize_pass(text: str) -> str:
 
 
 def _strip_edges(text: str) -> str:
+    # One regex match instead of stripping a character at a time (quadratic on long runs).
     text = text.strip().rstrip(_EDGE_CHARS).strip()
-    while text and text[0] in _EDGE_CHARS and not re.match(r"\.[0-9]", text):
-        text = text[1:].lstrip()
-    return text
+    match = _LEADING_EDGE_RE.match(text)
+    return text[match.end() :] if match else text
 
 
 def _canonical_number(token: str) -> str:
@@ -188,23 +193,27 @@ def _finish(text: str | None) -> str | None:
 
 
 def _last_boxed(text: str) -> str | None:
-    for match in reversed(list(_BOXED_RE.finditer(text))):
-        content = _braced(text, match.end())
-        if content is not None:
-            return content
+    starts = [match.end() for match in _BOXED_RE.finditer(text)]
+    if not starts:
+        return None
+    closing = _closing_braces(text)
+    for start in reversed(starts):
+        end = closing.get(start - 1)
+        if end is not None:
+            return text[start:end]
     return None
 
 
-def _braced(text: str, start: int) -> str | None:
-    depth = 1
-    for index in range(start, len(text)):
-        if text[index] == "{":
-            depth += 1
-        elif text[index] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start:index]
-    return None
+def _closing_braces(text: str) -> dict[int, int]:
+    """Map the index of every balanced ``{`` to the index of its ``}``, in one pass."""
+    pairs: dict[int, int] = {}
+    opened: list[int] = []
+    for match in _BRACE_RE.finditer(text):
+        if match.group() == "{":
+            opened.append(match.start())
+        elif opened:
+            pairs[opened.pop()] = match.start()
+    return pairs
 
 
 def _answer_span(text: str) -> str | None:

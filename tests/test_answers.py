@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -169,3 +171,120 @@ def test_extract_never_raises(text: str, kind: AnswerKind) -> None:
     assert answer is None or (isinstance(answer, str) and answer != "")
     if answer is not None:
         assert normalize_answer(answer) == answer
+
+
+# ------------------------------------------------------------------ hostile text (issue 7)
+HOSTILE_PIECES = [
+    "1e999999",
+    "-1E-999999",
+    "1e99",
+    "9.9e-99",
+    "\\boxed{",
+    "\\boxed{{",
+    "}",
+    "{",
+    "\\frac{",
+    "\\text{",
+    "Answer:",
+    " the answer is ",
+    "option ",
+    "(B)",
+    "$",
+    "\\(",
+    "\\)",
+    "\\,",
+    "\u2212",
+    "\u0130",  # "İ": lowercases to two code points
+    "\x00",
+    "\x1b[31m",
+    "\r\n",
+    "\u2028",
+    "1,234,567",
+    "0" * 50,
+    "7" * 400,
+]
+HOSTILE = st.lists(
+    st.sampled_from(HOSTILE_PIECES) | st.text(max_size=8), min_size=1, max_size=25
+).map("".join)
+
+
+def _growth_bound(text: str) -> int:
+    """Longest answer ``text`` may normalise to (see ``normalize_answer``'s docs).
+
+    Lowercasing at most doubles a character ("İ" -> "i̇") and each exponent (one "e" of the text)
+    expands a number by at most 100 digits.
+    """
+    return 2 * len(text) + 100 * text.lower().count("e")
+
+
+@settings(max_examples=400, deadline=None)
+@given(HOSTILE | st.text(), st.sampled_from(KINDS))
+def test_hostile_text_gives_none_or_a_bounded_normalised_answer(
+    text: str, kind: AnswerKind
+) -> None:
+    answer = extract_answer(text, kind=kind)
+    assert answer is None or (isinstance(answer, str) and answer != "")
+    if answer is not None:
+        assert normalize_answer(answer) == answer
+        assert len(answer) <= _growth_bound(text)
+    once = normalize_answer(text)
+    assert normalize_answer(once) == once
+    assert len(once) <= _growth_bound(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1e999999", "1e999999"),  # huge exponents stay scientific, nothing is evaluated
+        ("Answer: -1.50E-999999", "-1.5e-999999"),
+        ("1e99", "1" + "0" * 99),
+        ("1e-99", "0." + "0" * 98 + "1"),
+        ("9" * 5000, "9" * 5000),
+        ("\\boxed{\\boxed{7}", "7"),  # the unbalanced outer box is skipped
+        ("\\boxed{{{{1}}}}", "{{{1}}}"),
+        ("\\boxed{ and no closing brace at all", "\\boxed{ and no closing brace at all"),
+        ("\x00\x01 42 \x7f", "42"),
+    ],
+)
+def test_hostile_examples(text: str, expected: str) -> None:
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\\boxed{" * 20_000,  # was quadratic: one scan to the end per \boxed{ (75 s)
+        "option" + " " * 100_000 + "z",  # was quadratic regex backtracking (~90 s)
+        "." * 1_000_000 + "5",  # was quadratic: stripped one character at a time (~12 s)
+        '"' * 200_000,
+        "{" * 200_000 + "}" * 100_000,
+        "9" * 200_000,
+        "1e99 " * 20_000,
+        "Answer: " * 20_000,
+        ("\\text{" * 30 + "x" + "}" * 30) * 500,
+    ],
+    ids=["boxed", "option-spaces", "dots", "quotes", "braces", "digits", "exponents", "answer",
+         "nested-text"],
+)  # fmt: skip
+def test_long_hostile_text_takes_linear_time(text: str) -> None:
+    started = time.perf_counter()
+    for kind in KINDS:
+        answer = extract_answer(text, kind=kind)
+        assert answer is None or normalize_answer(answer) == answer
+    # Linear time: each of these takes well under a second for all kinds together; the bound
+    # leaves room for a busy shared machine while still failing the quadratic versions.
+    assert time.perf_counter() - started < 10.0
+
+
+def test_idempotent_below_the_documented_nesting_limit() -> None:
+    shallow = "\\text{" * 31 + "Paris" + "}" * 31
+    assert normalize_answer(shallow) == "paris"
+    deep = "\\(" * 40 + "x" + "\\)" * 40
+    once = normalize_answer(deep)  # 32 levels per call, as documented
+    assert once == "\\(" * 8 + "x" + "\\)" * 8
+    assert normalize_answer(once) == "x"
+
+
+def test_surrogates_and_control_characters_are_plain_text() -> None:
+    assert normalize_answer("\ud800 12 \udfff") == "\ud800 12 \udfff"
+    assert extract_answer("noise \ud800 Answer: 12", kind="number") == "12"
