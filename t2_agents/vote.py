@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -79,15 +80,16 @@ def vote(
 
     Args:
         answers: One normalised answer per completion; None where no answer was found.
-        weights: Optional votes per completion, finite and >= 0, one per answer. When every
-            valid answer has weight 0 nothing is voted and the answer is None.
+        weights: Optional votes per completion, finite and >= 0, one per answer, with a finite
+            sum. When every valid answer has weight 0 nothing is voted and the answer is None.
         seed: Seed of the tie-breaking draw.
 
     Returns:
         The verdict.
 
     Raises:
-        ConfigError: ``weights`` has the wrong length or a negative or non-finite value.
+        ConfigError: ``weights`` has the wrong length, a negative or non-finite value, or a
+            sum beyond the float range.
 
     Example:
         >>> vote(["a", "b", "b"], weights=[3.0, 1.0, 1.0]).answer
@@ -153,6 +155,15 @@ def _check_weights(weights: Sequence[float] | None, expected: int) -> list[float
                 "pass finite, non-negative weights"
             )
         checked.append(value)
+    try:
+        total = math.fsum(checked)
+    except OverflowError:  # finite weights whose exact sum exceeds the float range
+        total = math.inf
+    if not math.isfinite(total):
+        raise ConfigError(
+            f"weights sum to more than {sys.float_info.max:.3g}, the largest float; "
+            "pass smaller weights, e.g. divided by their maximum"
+        )
     return checked
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import sys
+from collections import Counter
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from t2_agents.errors import ConfigError
@@ -130,3 +133,73 @@ def test_weighted_invariants(pairs: list[tuple[str | None, float]]) -> None:
     assert 0.0 <= verdict.share <= 1.0
     assert verdict.valid + verdict.invalid == len(answers)
     assert verdict.answer is None or verdict.answer in verdict.tied
+
+
+# ------------------------------------------------------------------ hostile input (issue 7)
+ANY_ANSWERS = st.lists(
+    st.none() | st.text(max_size=12) | st.sampled_from(["1e999999", "__import__('os')", "{{7*7}}"]),
+    max_size=40,
+)
+SEEDS = st.integers(min_value=-(2**70), max_value=2**70)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ANY_ANSWERS, SEEDS, st.randoms(use_true_random=False))
+def test_vote_on_arbitrary_answers(
+    answers: list[str | None], seed: int, rnd: random.Random
+) -> None:
+    verdict = vote(answers, seed=seed)
+    counts = Counter(a for a in answers if a is not None)
+    assert verdict.valid == sum(counts.values()) and verdict.invalid == answers.count(None)
+    assert verdict.distribution == {a: float(c) for a, c in counts.items()}
+    assert list(verdict.distribution.values()) == sorted(verdict.distribution.values())[::-1]
+    assert 0.0 <= verdict.share <= 1.0
+    if not counts:  # no valid answer (empty or all None): the documented empty verdict
+        assert (verdict.answer, verdict.share, verdict.tied) == (None, 0.0, ())
+        return
+    top = max(counts.values())
+    assert verdict.tied == tuple(sorted(a for a, c in counts.items() if c == top))
+    assert verdict.answer in verdict.tied and counts[verdict.answer] == top
+    assert verdict.share == top / verdict.valid
+    shuffled = list(answers)
+    rnd.shuffle(shuffled)
+    assert vote(shuffled, seed=seed) == verdict  # a function of the multiset and the seed
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | st.text(max_size=4),
+            st.floats(min_value=0.0, max_value=sys.float_info.max, allow_nan=False)
+            | st.sampled_from([0.0, 5e-324, 1e308]),
+        ),
+        max_size=12,
+    )
+)
+def test_weighted_vote_on_arbitrary_weights(pairs: list[tuple[str | None, float]]) -> None:
+    answers, weights = [a for a, _ in pairs], [w for _, w in pairs]
+    valid_weights = [w for a, w in pairs if a is not None]
+    try:
+        total = math.fsum(weights)
+    except OverflowError:
+        total = math.inf
+    if not math.isfinite(total):
+        with pytest.raises(ConfigError, match="largest float"):
+            vote(answers, weights=weights)
+        return
+    verdict = vote(answers, weights=weights)
+    assert 0.0 <= verdict.share <= 1.0
+    assert math.fsum(verdict.distribution.values()) == pytest.approx(math.fsum(valid_weights))
+    if verdict.answer is None:
+        assert math.fsum(valid_weights) == 0.0 and verdict.tied == ()
+    else:
+        best = max(verdict.distribution.values())
+        assert verdict.distribution[verdict.answer] == pytest.approx(best, rel=1e-12)
+
+
+def test_weights_whose_sum_overflows_are_config_error() -> None:
+    # Before: OverflowError("intermediate overflow in fsum") from inside vote().
+    with pytest.raises(ConfigError, match=r"weights sum to more than 1\.8e\+308"):
+        vote(["a", "b"], weights=[1e308, 1e308])
+    assert vote(["a", "b"], weights=[1e308, 1e307]).answer == "a"
