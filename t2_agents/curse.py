@@ -299,6 +299,12 @@ def accuracy_curve(pool: AnswerPool, n_max: int, *, model: DrawModel = "pool") -
 def _check_grid(grid: Sequence[int] | None, n_max: int) -> npt.NDArray[np.int64]:
     if grid is None:
         return np.arange(1, n_max + 1, dtype=np.int64)
+    odd = [g for g in grid if isinstance(g, bool) or not isinstance(g, int | np.integer)]
+    if odd:
+        raise ConfigError(
+            f"grid={list(grid)!r} holds {odd[0]!r}, not an integer budget; "
+            f"pass integers between 1 and {n_max}"
+        )
     values = sorted({int(g) for g in grid})
     if not values or values[0] < 1 or values[-1] > n_max:
         raise ConfigError(
@@ -316,7 +322,12 @@ def optimal_budget(
     Args:
         curve: ``A(N)`` for ``N = 1..len(curve)``.
         eps: Accuracy the caller is willing to give up, in ``[0, 1)``.
-        grid: Candidate budgets (default ``1..len(curve)``).
+        grid: Candidate budgets (default ``1..len(curve)``), integers in ``1..len(curve)``.
+
+    Raises:
+        DataError: ``curve`` is not a non-empty 1-D array of finite values.
+        ConfigError: ``eps`` is not in ``[0, 1)`` or ``grid`` holds a non-integer or a budget
+            outside ``1..len(curve)``.
 
     Example:
         >>> optimal_budget([0.5, 0.7, 0.7, 0.71], eps=0.02)
@@ -325,7 +336,12 @@ def optimal_budget(
     values = np.asarray(curve, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
         raise DataError(f"curve has shape {values.shape}; pass a non-empty 1-D accuracy curve")
-    if not 0.0 <= eps < 1.0:
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise DataError(
+            f"curve holds {values[bad[0]]} at N={bad[0] + 1}; pass finite accuracies A(N)"
+        )
+    if isinstance(eps, bool) or not isinstance(eps, int | float) or not 0.0 <= eps < 1.0:
         raise ConfigError(f"eps={eps!r} is outside [0, 1); pass an accuracy tolerance in [0, 1)")
     budgets = _check_grid(grid, values.size)
     acc = values[budgets - 1]

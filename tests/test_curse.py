@@ -290,3 +290,131 @@ def test_plot_curse_writes_png(tmp_path: Path) -> None:
     out = plot_curse(reports, tmp_path / "curse.png")
     assert out.exists() and out.stat().st_size > 1000
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ hostile input (issue 7)
+
+small_counts = st.lists(st.integers(min_value=0, max_value=4), min_size=0, max_size=4)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    counts=small_counts,
+    invalid=st.integers(min_value=0, max_value=4),
+    correct=st.sets(st.integers(min_value=0, max_value=4), max_size=2),
+)
+def test_property_pool_curve_defined_on_1_to_m_with_a_plateau(
+    counts: list[int], invalid: int, correct: set[int]
+) -> None:
+    pool = AnswerPool(
+        {f"a{i}": c for i, c in enumerate(counts)},
+        frozenset(f"a{i}" for i in correct),
+        invalid=invalid,
+    )
+    m = pool.size
+    for bad in (0, -1):
+        with pytest.raises(ConfigError, match=f"n_max={bad}"):
+            accuracy_curve(pool, bad)
+    if m == 0:  # nothing was sampled: no credit for any N, under either model
+        assert accuracy_curve(pool, 2).tolist() == [0.0, 0.0]
+        assert accuracy_curve(pool, 2, model="iid").tolist() == [0.0, 0.0]
+        return
+    with pytest.raises(ConfigError, match=rf"n_max={m + 1} exceeds the pool size M={m}"):
+        accuracy_curve(pool, m + 1)
+    curve = accuracy_curve(pool, m)
+    assert curve.shape == (m,) and np.all((curve >= 0.0) & (curve <= 1.0))
+    # The documented plateau: once the correct answer wins every N-subset (A = 1), it wins every
+    # larger subset too. M <= 20 here, so A < 1 means A <= 1 - 1/C(20, 10) (far from 1e-12).
+    ones = np.flatnonzero(curve >= 1.0 - 1e-12)
+    if ones.size:
+        assert np.all(curve[ones[0] :] >= 1.0 - 1e-12)
+    if not any(pool.counts.get(a, 0) for a in pool.correct):  # no correct completion: 0 credit
+        assert np.all(curve == 0.0)
+    if set(a for a, c in pool.counts.items() if c) <= pool.correct:  # only correct answers
+        valid = m - pool.invalid
+        assert curve == pytest.approx(1 - _p_all_invalid(m, valid), abs=1e-12)
+
+
+def _p_all_invalid(m: int, valid: int) -> np.ndarray:
+    """P(an N-subset of M completions holds no valid one), for N = 1..M."""
+    return np.array([math.comb(m - valid, n) / math.comb(m, n) for n in range(1, m + 1)])
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    counts=st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=5),
+    invalid=st.integers(min_value=0, max_value=40),
+)
+def test_property_large_pools(counts: list[int], invalid: int) -> None:
+    pool = AnswerPool({f"a{i}": c for i, c in enumerate(counts)}, frozenset({"a0"}), invalid)
+    m = pool.size
+    if m == 0:
+        return
+    curve = accuracy_curve(pool, m)
+    assert curve.shape == (m,) and np.all((curve >= 0.0) & (curve <= 1.0))
+    assert curve[0] == pytest.approx(counts[0] / m, abs=1e-9)
+    iid = accuracy_curve(pool, min(m, 64), model="iid")
+    assert np.all((iid >= 0.0) & (iid <= 1.0))
+
+
+def test_single_completion_pools() -> None:
+    assert accuracy_curve(AnswerPool({"a": 1}, frozenset({"a"})), 1).tolist() == [1.0]
+    assert accuracy_curve(AnswerPool({"a": 1}, frozenset()), 1).tolist() == [0.0]
+    assert accuracy_curve(AnswerPool({}, frozenset({"a"}), invalid=1), 1).tolist() == [0.0]
+    assert (
+        accuracy_curve(AnswerPool({"a": 1}, frozenset({"a"})), 5, model="iid").tolist() == [1.0] * 5
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    curve=st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=30),
+    eps=st.floats(min_value=0.0, max_value=0.99),
+    data=st.data(),
+)
+def test_property_optimal_budget_is_the_smallest_good_grid_budget(
+    curve: list[float], eps: float, data: st.DataObject
+) -> None:
+    grid = data.draw(st.lists(st.integers(1, len(curve)), min_size=1, max_size=len(curve)))
+    for candidates in (None, grid):
+        n_star = optimal_budget(curve, eps=eps, grid=candidates)
+        budgets = sorted(set(candidates)) if candidates else list(range(1, len(curve) + 1))
+        best = max(curve[b - 1] for b in budgets)
+        assert n_star in budgets
+        assert curve[n_star - 1] >= best - eps - 1e-12
+        assert all(curve[b - 1] < best - eps - 1e-12 for b in budgets if b < n_star)
+
+
+@pytest.mark.parametrize(
+    ("curve", "match"),
+    [
+        ([math.nan, 0.5], r"curve holds nan at N=1"),  # was IndexError
+        ([0.5, math.inf], r"curve holds inf at N=2"),
+        ([], r"curve has shape \(0,\)"),
+        ([[0.5]], r"1-D"),
+    ],
+)
+def test_optimal_budget_rejects_bad_curves(curve: list[float], match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        optimal_budget(curve)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"grid": [1.7, 2]}, r"holds 1\.7, not an integer budget"),  # was silently 1
+        ({"grid": ["2"]}, r"holds '2', not an integer budget"),  # was a bare ValueError
+        ({"grid": [True]}, r"holds True"),
+        ({"eps": "0.1"}, r"eps='0\.1' is outside \[0, 1\)"),  # was a TypeError
+        ({"eps": math.nan}, r"eps=nan"),
+        ({"eps": -0.1}, r"eps=-0\.1"),
+    ],
+)
+def test_optimal_budget_rejects_bad_options(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        optimal_budget([0.5, 0.7], **kwargs)  # type: ignore[arg-type]
+
+
+def test_dataset_budget_rejects_non_finite_curves() -> None:
+    with pytest.raises(DataError, match="curve holds nan at N=2"):
+        dataset_optimal_budget([[0.5, math.nan], [0.5, 0.5]])
