@@ -16,6 +16,14 @@ and that the artifact fits the expected model; every problem is an
 :class:`~t2_agents.errors.ArtifactError` that says how to fix it. ``T2Estimator.save`` and
 ``T2Estimator.load`` are the public entry points.
 
+An artifact is data, never code. Loading reads only the two files above, only as regular files
+inside the artifact folder (a symlink that leads outside is refused), parses ``metadata.json``
+(at most 16 MB) with :mod:`json`, and checks every tensor's name, shape and dtype in the
+safetensors header against the metadata before any tensor is read or any probe is built, so a
+hostile file can neither run code nor make the loader allocate more than the file holds. Tensor
+values must be finite and the standardisation ``std`` positive. Other files in the folder
+(``*.pt``, ``*.pkl``, ``*.bin``...) are never opened.
+
 Example:
     >>> save_artifact("artifacts/est", layers=est.layers, probes=probes,
     ...               metadata=est.metadata)  # doctest: +SKIP
@@ -26,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -35,8 +44,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from t2_agents.errors import ArtifactError, ConfigError
@@ -57,6 +67,8 @@ _PROBES = "probes.safetensors"
 _METADATA = "metadata.json"
 _EXTRA_KEYS = ("created", "training_data", "validation")
 _FIX_MODEL = "train an estimator for this model with `t2 train`"
+_MAX_METADATA_BYTES = 16 * 1024 * 1024
+_FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 _T = TypeVar("_T")
 
 
@@ -195,15 +207,44 @@ def _swap_in(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _member(root: Path, name: str) -> Path:
+    """``root / name`` resolved, after checking it is a regular file inside ``root``."""
+    path = root / name
+    if not path.is_symlink() and not path.exists():
+        raise ArtifactError(f"{path} is missing; the artifact is incomplete, train it again")
+    try:
+        resolved = path.resolve(strict=True)
+        inside = resolved.is_relative_to(root.resolve(strict=True))
+    except (OSError, RuntimeError) as exc:  # a dangling or looping symlink
+        msg = f"{path} is a broken link ({exc}); put the file itself in the folder"
+        raise ArtifactError(msg) from exc
+    if not inside:
+        raise ArtifactError(
+            f"{path} leads to {resolved}, outside the artifact folder {root.resolve()}; "
+            "artifact files are read only from inside their folder: copy the file in"
+        )
+    if not resolved.is_file():
+        raise ArtifactError(
+            f"{path} is not a regular file (a directory or device?); the artifact is corrupt, "
+            "train it again"
+        )
+    return resolved
+
+
 def _read_metadata(root: Path) -> dict[str, Any]:
     if not root.is_dir():
         raise ArtifactError(f"{root} is not a directory; pass the folder `t2 train` wrote")
     path = root / _METADATA
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing; the artifact is incomplete, train it again")
+    resolved = _member(root, _METADATA)
+    size = resolved.stat().st_size
+    if size > _MAX_METADATA_BYTES:
+        raise ArtifactError(
+            f"{path} is {size} bytes, more than the {_MAX_METADATA_BYTES} an estimator's "
+            "metadata needs; the file is not t2 metadata, train the estimator again"
+        )
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = json.loads(resolved.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         msg = f"{path} is not valid JSON ({exc}); train the estimator again"
         raise ArtifactError(msg) from exc
     if not isinstance(meta, dict):
@@ -248,8 +289,11 @@ def _parse_metadata(meta: Mapping[str, Any], root: Path) -> tuple[_Spec, ProbeCo
         weights = [float(w) for w in _get_list(meta, "weights", (int, float), root)]
         if _get(meta, "probe_hidden", int, root) != config.probe_width(spec.hidden_size):
             raise ConfigError(f"probe_hidden={meta['probe_hidden']} disagrees with probe_config")
-        if len(weights) != len(spec.layers) or min(weights) < 0 or abs(sum(weights) - 1) > 1e-6:
-            raise ConfigError(f"weights={weights} are not {len(spec.layers)} values summing to 1")
+        finite = all(math.isfinite(w) and w >= 0 for w in weights)
+        if len(weights) != len(spec.layers) or not finite or abs(sum(weights) - 1) > 1e-6:
+            raise ConfigError(
+                f"weights={weights} are not {len(spec.layers)} finite values >= 0 summing to 1"
+            )
     except (ConfigError, TypeError) as exc:
         raise ArtifactError(f"{root / _METADATA} is inconsistent: {exc}") from exc
     return spec, config, weights
@@ -257,12 +301,26 @@ def _parse_metadata(meta: Mapping[str, Any], root: Path) -> tuple[_Spec, ProbeCo
 
 def _load_probes(root: Path, spec: _Spec, hidden: int) -> list[LayerProbe]:
     path = root / _PROBES
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing; the artifact is incomplete, train it again")
+    resolved = _member(root, _PROBES)
+    expected = _expected_shapes(path, spec, hidden)
     try:
-        tensors = load_file(str(path))
+        with safe_open(str(resolved), framework="pt") as handle:
+            layout = {
+                key: (tuple(handle.get_slice(key).get_shape()), handle.get_slice(key).get_dtype())
+                for key in handle.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
+            }
+            _check_layout(path, layout, expected)
+            tensors = {key: handle.get_tensor(key) for key in expected}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{path} is truncated or corrupt ({exc}); train it again") from exc
+    for key, tensor in tensors.items():
+        if not bool(torch.isfinite(tensor).all()):
+            raise ArtifactError(f"{path}: tensor {key!r} holds NaN or inf; train it again")
+        if key.endswith(".std") and not bool((tensor > 0).all()):
+            raise ArtifactError(
+                f"{path}: tensor {key!r} has values <= 0, but a standard deviation is positive; "
+                "train it again"
+            )
     probes = []
     for layer in spec.layers:
         prefix = f"layer{layer}."
@@ -274,6 +332,50 @@ def _load_probes(root: Path, spec: _Spec, hidden: int) -> list[LayerProbe]:
             msg = f"{path}: layer {layer} tensors do not match {_METADATA} ({exc}); train it again"
             raise ArtifactError(msg) from exc
         probes.append(probe.eval())
-    if len(tensors) != sum(len(p.state_dict()) for p in probes):
-        raise ArtifactError(f"{path} has tensors of layers not in {_METADATA}; train it again")
     return probes
+
+
+def _expected_shapes(path: Path, spec: _Spec, hidden: int) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape that ``metadata.json`` implies (built on the meta device: no memory)."""
+    try:
+        with torch.device("meta"):
+            reference = LayerProbe(spec.hidden_size, hidden)
+    except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
+        raise ArtifactError(
+            f"{path.with_name(_METADATA)}: hidden_size={spec.hidden_size} and "
+            f"probe_hidden={hidden} describe no probe that fits in memory ({exc}); the file is "
+            "corrupt, train the estimator again"
+        ) from exc
+    shapes = {key: tuple(t.shape) for key, t in reference.state_dict().items()}
+    return {f"layer{layer}.{key}": shape for layer in spec.layers for key, shape in shapes.items()}
+
+
+def _check_layout(
+    path: Path,
+    layout: Mapping[str, tuple[tuple[int, ...], str]],
+    expected: Mapping[str, tuple[int, ...]],
+) -> None:
+    """Compare the safetensors header with the shapes ``metadata.json`` implies."""
+    for key, shape in expected.items():
+        layer = key.split(".", 1)[0].removeprefix("layer")
+        if key not in layout:
+            raise ArtifactError(
+                f"{path}: layer {layer} tensors do not match {_METADATA} (no tensor {key!r}); "
+                "train it again"
+            )
+        found, dtype = layout[key]
+        if found != shape:
+            raise ArtifactError(
+                f"{path}: layer {layer} tensors do not match {_METADATA} ({key!r} has shape "
+                f"{list(found)}, the metadata implies {list(shape)}); train it again"
+            )
+        if dtype not in _FLOAT_DTYPES:
+            raise ArtifactError(
+                f"{path}: tensor {key!r} has dtype {dtype}, not one of {_FLOAT_DTYPES}; "
+                "train it again"
+            )
+    stray = sorted(set(layout) - set(expected))
+    if stray:
+        raise ArtifactError(
+            f"{path} has tensors not described by {_METADATA} ({stray[:5]}); train it again"
+        )

@@ -6,6 +6,7 @@ The artifact (save/load) is tested in ``test_artifact.py``, the probes in ``test
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -166,3 +167,27 @@ def test_predict_shape_errors(fitted: tuple[T2Estimator, FitReport]) -> None:
         est.predict(np.zeros((3, 2, D), dtype=np.float32))
     with pytest.raises(DataError, match=r"expected \[L, d\]"):
         est.predict_one(np.zeros((1, 4, D), dtype=np.float32))
+
+
+# ---------------------------------------------------------- estimator vs engine (issue 7)
+def test_estimator_layers_the_engine_lacks_fail_with_a_named_layer(
+    data: tuple[np.ndarray, np.ndarray], fake_engine: Any, tmp_path: Path
+) -> None:
+    # The fake engine has 4 layers of width 8; an artifact made for a deeper model of the same
+    # identity and width reads layer 13. Hidden-size and identity mismatches are tested in
+    # test_policies.py::test_t2_policy_checks_engine.
+    from t2_agents.graph import build_parallel_thinking_graph
+    from t2_agents.policies import T2Policy
+
+    x, y = data
+    features = x[:, :2, : fake_engine.hidden_size]
+    est, _ = T2Estimator.fit(
+        features, y, **(ARGS | {"layers": (1, 13), "model_identity": "fake", "hidden_size": 8})
+    )
+    loaded = T2Estimator.load(est.save(tmp_path / "est"), expect_hidden_size=8)
+    graph = build_parallel_thinking_graph(
+        engine=fake_engine, policy=T2Policy(loaded, engine=fake_engine), n_max=4
+    )
+    with pytest.raises(ConfigError, match=r"layer 13 is out of range for a model with 4 layers"):
+        graph.invoke({"question": "What is 2 + 2?"})
+    assert fake_engine.sample_calls == 0  # nothing is sampled with a budget it cannot compute
