@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,9 @@ __all__ = [
     "load_jsonl",
     "load_task",
 ]
+
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 DEFAULT_INSTRUCTION = "Give only the final answer."
 """Appended to every question; the measured prompt in DESIGN.md section 4."""
@@ -130,19 +134,26 @@ def load_jsonl(
     """Read questions from a JSONL file with ``question`` and ``answer`` fields.
 
     Optional fields: ``id`` (else ``<file stem>-<line>``) and ``task`` (selects the extractor).
+    Lines end with ``\\n``, ``\\r\\n`` or ``\\r``; a leading UTF-8 byte order mark is
+    skipped. Every field is text handed to the model as is: nothing in a file is executed.
 
     Raises:
-        DataError: Missing file, invalid UTF-8 or JSON, a missing or empty field, duplicate ids.
+        DataError: Missing file, invalid UTF-8 or JSON (``NaN`` and ``Infinity`` included), a
+            missing, empty or non-scalar field, text that is not valid Unicode (a lone
+            surrogate), duplicate ids.
     """
     source = Path(path)
     if not source.is_file():
         raise DataError(f"JSONL file {str(source)!r} does not exist; pass a file of questions")
     try:
-        lines = source.read_text(encoding="utf-8").splitlines()
+        text = source.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{source} is not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8"
         ) from exc
+    # Not str.splitlines(): it also splits at U+2028, U+0085 and other characters that are
+    # allowed, unescaped, inside JSON strings.
+    lines = _LINE_BREAK_RE.split(text)
     questions = [
         _jsonl_question(line, source, number, task, instruction)
         for number, line in enumerate(lines, start=1)
@@ -159,13 +170,19 @@ def load_jsonl(
     return questions
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON; quote it or drop it")
+
+
 def _jsonl_question(
     line: str, source: Path, number: int, task: str | None, instruction: str
 ) -> Question:
     try:
-        row = json.loads(line)
+        row = json.loads(line, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise DataError(f"{source}:{number} is not valid JSON ({exc.msg}); fix that line") from exc
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{source}:{number} is not valid JSON ({exc}); fix that line") from exc
     if not isinstance(row, dict):
         raise DataError(
             f"{source}:{number} is not a JSON object; write {{'question':..,'answer':..}}"
@@ -173,6 +190,17 @@ def _jsonl_question(
     for key in ("question", "answer"):
         if row.get(key) is None or not str(row[key]).strip():  # null would read as 'None'
             raise DataError(f"{source}:{number} has no non-empty {key!r} field; add it")
+    for key in ("question", "answer", "id", "task"):
+        value = row.get(key)
+        if isinstance(value, dict | list):
+            kind = "object" if isinstance(value, dict) else "array"
+            raise DataError(f"{source}:{number} has a JSON {kind} as {key!r}; write it as a string")
+        surrogate = _SURROGATE_RE.search(value) if isinstance(value, str) else None
+        if surrogate is not None:
+            raise DataError(
+                f"{source}:{number} has a lone surrogate in {key!r} ({surrogate.group()!r} at "
+                f"character {surrogate.start()}), which is not Unicode text; fix that line"
+            )
     return Question(
         id=str(row.get("id", f"{source.stem}-{number}")),
         task=str(row.get("task", task or "jsonl")),

@@ -169,3 +169,90 @@ def test_empty_file(tmp_path: Path, content: str) -> None:
     path.write_text(content)
     with pytest.raises(DataError, match="holds no questions"):
         load_jsonl(path)
+
+
+# ------------------------------------------------------------------ hostile files (issue 7)
+ROW = json.dumps({"question": "What is 2+2?", "answer": "4"}).encode()
+ROW2 = json.dumps({"question": "What is 3+3?", "answer": "6"}).encode()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbf"
+        + ROW
+        + b"\n"
+        + ROW2
+        + b"\n",  # was "Unexpected UTF-8 BOM ... fix that line"
+        ROW + b"\r\n" + ROW2 + b"\r\n",
+        ROW + b"\r" + ROW2,
+        ROW + b"\n\n\r\n" + ROW2,
+    ],
+    ids=["bom", "crlf", "cr", "blank-lines"],
+)
+def test_line_endings_and_bom(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_bytes(content)
+    questions = load_jsonl(path)
+    assert [(q.text, q.gold) for q in questions] == [("What is 2+2?", "4"), ("What is 3+3?", "6")]
+    assert questions[0].id == "q-1"
+
+
+def test_unicode_line_separators_inside_strings_are_text(tmp_path: Path) -> None:
+    # U+2028, U+2029, U+0085, \v and \f may stand unescaped inside JSON strings; str.splitlines()
+    # split the line there and the file was rejected as invalid JSON.
+    text = "a\u2028b\u2029c\x85d\x0be\x0cf"
+    path = tmp_path / "u.jsonl"
+    row = json.dumps({"question": text, "answer": "1"}, ensure_ascii=False)
+    path.write_text(row + "\n" + ROW.decode() + "\n", encoding="utf-8")
+    questions = load_jsonl(path)
+    assert [q.text for q in questions] == [text, "What is 2+2?"]
+    assert [q.id for q in questions] == ["u-1", "u-2"]
+
+
+def test_raw_nul_byte_is_rejected_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(ROW + b'\n{"question": "a\x00b", "answer": "1"}\n')
+    with pytest.raises(DataError, match=r"nul\.jsonl:2 is not valid JSON \(Invalid control"):
+        load_jsonl(path)
+
+
+def test_escaped_nul_is_kept_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(b'{"question": "a\\u0000b", "answer": "1"}\n')
+    (question,) = load_jsonl(path)
+    assert question.text == "a\x00b" and question.prompt.startswith("a\x00b ")
+
+
+def test_ten_megabyte_line(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps({"question": "x" * 10_000_000, "answer": "1"}) + "\n")
+    (question,) = load_jsonl(path)
+    assert len(question.text) == 10_000_000 and question.gold == "1"
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        (b'{"question": ' + b"[" * 100_000 + b"]" * 100_000 + b', "answer": "1"}',
+         r"b\.jsonl:1 is not valid JSON \(maximum recursion depth"),  # was a bare RecursionError
+        (b'{"question": "q", "answer": NaN}', r"b\.jsonl:1 is not valid JSON \(NaN is not JSON"),
+        (b'{"question": "q", "answer": -Infinity}', r"-Infinity is not JSON"),
+        (b'{"question": {"text": "q"}, "answer": "1"}', r"JSON object as 'question'"),
+        (b'{"question": "q", "answer": [1, 2]}', r"JSON array as 'answer'"),
+        (b'{"question": "a\\ud800b", "answer": "1"}',
+         r"b\.jsonl:1 has a lone surrogate in 'question' \('\\ud800' at character 1\)"),
+    ],
+    ids=["deep", "nan", "infinity", "object", "array", "lone-surrogate"],
+)  # fmt: skip
+def test_hostile_lines(tmp_path: Path, line: bytes, match: str) -> None:
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(line + b"\n")
+    with pytest.raises(DataError, match=match):
+        load_jsonl(path)
+
+
+def test_surrogate_pairs_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "emoji.jsonl"
+    path.write_bytes(b'{"question": "smile \\ud83d\\ude00", "answer": "1"}\n')
+    assert load_jsonl(path)[0].text == "smile \U0001f600"
