@@ -175,9 +175,21 @@ def _publish(tmp: Path, target: Path) -> None:
 
 def _identity_of(folder: Path) -> str:
     marker = folder / _MARKER
-    if marker.is_file():
-        return str(json.loads(marker.read_text())["identity"])
-    return folder.resolve().name
+    if not marker.is_file():
+        return folder.resolve().name
+    try:
+        identity = json.loads(marker.read_text(encoding="utf-8"))["identity"]
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as exc:
+        raise ModelError(
+            f"{marker} is corrupt ({type(exc).__name__}: {exc}); delete it (the folder's name "
+            "then names the model) or delete the cached model folder to rebuild it"
+        ) from exc
+    if not isinstance(identity, str) or not identity.strip():
+        raise ModelError(
+            f"{marker} names the model {identity!r}, not a non-empty string; delete the file "
+            "(the folder's name then names the model)"
+        )
+    return identity
 
 
 def resolve_model(model: str | Path | None, *, cache_dir: str | Path | None = None) -> ModelSpec:
@@ -192,7 +204,8 @@ def resolve_model(model: str | Path | None, *, cache_dir: str | Path | None = No
         The resolved spec.
 
     Raises:
-        ModelError: ``model`` looks like a path but does not exist or holds no ``config.json``.
+        ModelError: ``model`` looks like a path but does not exist or holds no ``config.json``,
+            or its ``t2_model.json`` marker is corrupt.
 
     Example:
         >>> resolve_model("/no/such/dir")

@@ -220,3 +220,32 @@ def test_decoder_without_tokenizer_is_model_error(tmp_path: Path) -> None:
     LlamaForCausalLM(config).save_pretrained(tmp_path)
     with pytest.raises(ModelError, match="tokenizer"):
         _engine(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("marker", "match"),
+    [
+        ("{not json", r"t2_model\.json is corrupt \(JSONDecodeError"),  # was a bare JSONDecodeError
+        ('{"source": "x"}', r"t2_model\.json is corrupt \(KeyError"),  # was a bare KeyError
+        ("[1, 2]", r"t2_model\.json is corrupt \(TypeError"),
+        ("[" * 100_000 + "]" * 100_000, r"t2_model\.json is corrupt \(RecursionError"),
+        ('{"identity": ""}', r"names the model '', not a non-empty string"),
+        ('{"identity": {"x": 1}}', r"names the model \{'x': 1\}"),
+    ],
+)
+def test_corrupt_marker_is_model_error(tmp_path: Path, marker: str, match: str) -> None:
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "t2_model.json").write_text(marker)
+    with pytest.raises(ModelError, match=match) as info:
+        resolve_model(folder)
+    assert "delete" in str(info.value)
+
+
+def test_marker_names_the_model(tmp_path: Path) -> None:
+    folder = tmp_path / "copy-of-default"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "t2_model.json").write_text(json.dumps({"identity": DEFAULT_MODEL_NAME}))
+    assert resolve_model(folder).identity == DEFAULT_MODEL_NAME
