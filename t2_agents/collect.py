@@ -13,9 +13,10 @@ Layout of an output folder::
     records.jsonl               all records in order, rewritten when the run ends
 
 Every file is written to a temporary name and renamed, so a killed run leaves only whole
-batches. Rerunning the same command skips the finished batches and produces the same folder as
-an uninterrupted run (batch b samples with seed ``seed * 1_000_003 + b``). A rerun with another
-configuration is refused; only ``questions`` may grow.
+batches (and the temporary files it was writing, which the next run deletes). Rerunning the
+same command skips the finished batches and produces the same folder as an uninterrupted run
+(batch b samples with seed ``seed * 1_000_003 + b``). A rerun with another configuration is
+refused; only ``questions`` may grow.
 
 Example:
     >>> cfg = CollectConfig(task="lcm", questions=8, samples=16, model="SmolLM2-135M-Instruct")
@@ -211,6 +212,7 @@ def collect(
 
 def _prepare(folder: Path, config: CollectConfig) -> None:
     (folder / "batches").mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(folder)
     path = folder / "config.json"
     wanted = {"format": _FORMAT, "version": _VERSION, **config.to_dict()}
     if path.is_file():
@@ -232,6 +234,29 @@ def _prepare(folder: Path, config: CollectConfig) -> None:
                 f"questions can only grow (got {wanted['questions']})"
             )
     _atomic_write(path, json.dumps(wanted, indent=2).encode())
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete the ``.NAME.PID.tmp`` files of runs that were killed (their PID is gone)."""
+    for directory in (folder, folder / "batches"):
+        for path in directory.glob(".*.tmp"):
+            pid = path.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not _other_process_alive(int(pid)):
+                path.unlink(missing_ok=True)
+
+
+def _other_process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a reused PID: this run has written nothing yet
+    if os.name != "posix":
+        return True  # no harmless liveness probe: keep the file
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. another user's live process
+    return True
 
 
 def _finished_batches(folder: Path) -> set[int]:

@@ -14,6 +14,11 @@ larger ``StateGraph`` whose state has a ``question`` key (it reads ``question`` 
 ``answer``, ``verdict``, ``error``, ``cost`` ... where the parent has those keys), or a tool via
 :func:`as_tool`. With a checkpointer (e.g. ``SqliteSaver``) a run that failed part-way is resumed
 by invoking ``None`` on the same ``thread_id``; branches that already finished are not re-run.
+After a process kill the same holds for the branches whose writes the checkpointer had
+committed. LangGraph commits a finished task's writes on the thread pool that runs the tasks,
+behind the tasks still queued, so in ``send`` mode with more branches than workers
+(``max_concurrency``, default ``min(32, CPUs + 4)``) a finished branch may stay uncommitted and
+run again; ``config={"max_concurrency": n_max + 2}`` commits each branch as it finishes.
 
 The live objects (engine, policy, sampler, extractor, ledger) are bound into the nodes when the
 graph is built; the graph's ``context_schema`` is the JSON-only
