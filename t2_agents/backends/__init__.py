@@ -16,6 +16,7 @@ from t2_agents.backends.base import (
     check_layers,
     check_n,
     check_prompts,
+    render_chat,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "check_layers",
     "check_n",
     "check_prompts",
+    "render_chat",
 ]

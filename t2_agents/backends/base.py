@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +37,7 @@ __all__ = [
     "check_layers",
     "check_n",
     "check_prompts",
+    "render_chat",
 ]
 
 FinishReason = Literal["stop", "length", "error"]
@@ -191,3 +192,18 @@ def check_layers(layers: Sequence[int], num_layers: int) -> list[int]:
     if len(set(resolved)) != len(resolved):
         raise ConfigError(f"layers {items} contain duplicates; pass each layer once")
     return resolved
+
+
+def render_chat(tokenizer: Any, prompt: str, system_prompt: str | None) -> str:
+    """Apply a tokenizer's chat template to one user message, with the generation prompt.
+
+    Shared by the local engines so that features and decoding see the same text; a tokenizer
+    without a template gets the bare message.
+    """
+    messages = [{"role": "user", "content": prompt}]
+    if system_prompt is not None:
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return str(text)
+    return prompt

@@ -37,6 +37,7 @@ from t2_agents.backends.base import (
     check_layers,
     check_n,
     check_prompts,
+    render_chat,
 )
 from t2_agents.errors import ConfigError, ModelError, PromptError
 from t2_agents.models import ModelSpec, resolve_model
@@ -116,15 +117,7 @@ class TransformersEngine:
     # -- prompts -------------------------------------------------------------------------
     def render(self, prompt: str) -> str:
         """Apply the chat template (with the generation prompt) to one user message."""
-        messages = [{"role": "user", "content": prompt}]
-        if self.config.system_prompt is not None:
-            messages.insert(0, {"role": "system", "content": self.config.system_prompt})
-        if getattr(self.tokenizer, "chat_template", None):
-            text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-            return str(text)
-        return prompt
+        return render_chat(self.tokenizer, prompt, self.config.system_prompt)
 
     def _tokenize(self, prompts: Sequence[str], reserve: int) -> dict[str, torch.Tensor]:
         texts = [self.render(p) for p in prompts]
