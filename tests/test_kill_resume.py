@@ -339,6 +339,7 @@ def _kill_collect_repeatedly(
     delay: float,
     fsync_delay: float,
     pause: tuple[float, float],
+    schedule: tuple[str, ...] = ("random", "features", "records", "random"),
 ) -> None:
     """Kill ``t2 collect`` at a schedule of moments, then finish it; compare with a clean run.
 
@@ -362,7 +363,7 @@ def _kill_collect_repeatedly(
     rng = random.Random(2024)
     kills: list[str] = []
     mid_write: list[str] = []
-    for run, moment in enumerate(["random", "features", "records", "random"], 1):
+    for run, moment in enumerate(schedule, 1):
         before = _finished(out) if out.exists() else set()
         todo = sorted(set(range(batches)) - before)
         assert len(todo) >= 2, "the kills left too little to interrupt"
@@ -385,7 +386,7 @@ def _kill_collect_repeatedly(
         assert sampled == todo[: len(sampled)]  # no finished batch was sampled again
         if moment != "random" and writing():  # its temporary file is left: killed mid-write
             mid_write.append(moment)
-    assert kills == ["random", "features", "records", "random"]
+    assert kills == list(schedule)
     assert mid_write, "neither kill landed while a batch file was being written"
     left = set(range(batches)) - _finished(out)
     assert len(set(range(batches)) - left) >= 2 and left  # the kills made progress, not all
@@ -420,15 +421,17 @@ def test_collect_killed_repeatedly_equals_an_uninterrupted_run(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_collect_real_model_killed_repeatedly(tmp_path: Path) -> None:
-    """The same with the real default model, greedy (deterministic) and tiny: 6 batches of 2
-    questions; 128 greedy samples cost one decode per question."""
+    """The same with the real default model, greedy (deterministic) and tiny: 4 batches of 2
+    questions (128 greedy samples cost one decode per question), killed 3 times (every run
+    loads the model: a few seconds each)."""
     args = [
-        "--task", "lcm", "--questions", "12", "--samples", "128", "--max-tokens", "8",
+        "--task", "lcm", "--questions", "8", "--samples", "128", "--max-tokens", "8",
         "--temperature", "0", "--layers", "0,29", "--seed", "0", "--json",
     ]  # fmt: skip
     _kill_collect_repeatedly(
-        tmp_path, "real", args, batches=6, delay=0.0, fsync_delay=0.3, pause=(0.05, 0.5)
-    )
+        tmp_path, "real", args, batches=4, delay=0.0, fsync_delay=0.3, pause=(0.05, 0.5),
+        schedule=("features", "records", "random"),
+    )  # fmt: skip
 
 
 def test_collect_removes_only_dead_runs_temporaries(fake_engine: Any, tmp_path: Path) -> None:
