@@ -189,7 +189,10 @@ def extract_answer(text: str, *, kind: AnswerKind = "auto") -> str | None:
 def _finish(text: str | None) -> str | None:
     if text is None:
         return None
-    return normalize_answer(text) or None
+    answer = normalize_answer(text)
+    # Garbage such as "\x00\ufffd}{]]" (no letter or digit in any script) is not an answer: it
+    # must not vote.
+    return answer if any(ch.isalnum() for ch in answer) else None
 
 
 def _last_boxed(text: str) -> str | None:

@@ -288,3 +288,10 @@ def test_idempotent_below_the_documented_nesting_limit() -> None:
 def test_surrogates_and_control_characters_are_plain_text() -> None:
     assert normalize_answer("\ud800 12 \udfff") == "\ud800 12 \udfff"
     assert extract_answer("noise \ud800 Answer: 12", kind="number") == "12"
+
+
+@pytest.mark.parametrize("kind", ["auto", "text"])
+@pytest.mark.parametrize("garbage", ["\x00\ufffd}{]]", "}{", "...?!", "\\boxed{}", "\u2028-- ;"])
+def test_garbage_without_letters_or_digits_is_no_answer(garbage: str, kind: str) -> None:
+    """Junk completions (no letter or digit in any script) must not vote."""
+    assert extract_answer(garbage, kind=kind) is None  # type: ignore[arg-type]
