@@ -262,11 +262,11 @@ class LoggedEngine:
 
 load_real_engine = cli._engine
 
-def engine(model, cache_dir, **overrides):
+def engine(model, cache_dir, *args, **overrides):
     if variant == "fake":
         from t2_agents.graph.testing import FakeEngine
         return LoggedEngine(FakeEngine(delay=delay))
-    return LoggedEngine(load_real_engine(model, cache_dir, **overrides))
+    return LoggedEngine(load_real_engine(model, cache_dir, *args, **overrides))
 
 def slow_fsync(fd):
     # Widens the window between a temporary file's data and its rename (a kill target).

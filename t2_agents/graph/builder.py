@@ -17,8 +17,9 @@ by invoking ``None`` on the same ``thread_id``; branches that already finished a
 After a process kill the same holds for the branches whose writes the checkpointer had
 committed. LangGraph commits a finished task's writes on the thread pool that runs the tasks,
 behind the tasks still queued, so in ``send`` mode with more branches than workers
-(``max_concurrency``, default ``min(32, CPUs + 4)``) a finished branch may stay uncommitted and
-run again; ``config={"max_concurrency": n_max + 2}`` commits each branch as it finishes.
+(``max_concurrency``, LangGraph's default ``min(32, CPUs + 4)``) a finished branch may stay
+uncommitted and run again. So with a checkpointer the builder sets ``max_concurrency`` to
+``n_max + 2`` (a call's own ``max_concurrency`` wins; raise it with a per-call ``n_max``).
 
 The live objects (engine, policy, sampler, extractor, ledger) are bound into the nodes when the
 graph is built; the graph's ``context_schema`` is the JSON-only
@@ -168,7 +169,13 @@ def build_parallel_thinking_graph(
     graph.add_edge("sample", "aggregate")
     graph.add_edge("branch", "aggregate")
     graph.add_edge("aggregate", END)
-    return graph.compile(checkpointer=checkpointer, name=name)
+    compiled = graph.compile(checkpointer=checkpointer, name=name)
+    if checkpointer is None:
+        return compiled
+    # LangGraph commits a finished task's writes on the pool that runs the tasks, behind the
+    # queued ones: with fewer workers than Send branches a finished branch stays uncommitted
+    # (and is lost to a kill) until the queue drains. Room for every branch avoids that.
+    return compiled.with_config({"max_concurrency": defaults.n_max + 2})
 
 
 class ThinkingToolInput(BaseModel):
