@@ -137,10 +137,11 @@ def test_engine_without_per_path_seeds() -> None:
     ]
 
 
-def test_greedy_batched_calls_per_seed() -> None:
+def test_greedy_batched_is_one_call() -> None:
+    """Greedy paths are all the same: one sample(n=N) call (engines decode the path once)."""
     engine = FakeEngine(per_path_seeds=False)
     state = _run(engine, "batched", n_max=3, seed=0, temperature=0.0)
-    assert [call[1] for call in engine.sample_calls] == [1, 1, 1]
+    assert [call[1] for call in engine.sample_calls] == [3]
     assert len(state["branches"]) == 3
 
 

@@ -269,3 +269,11 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
             pass
         time.sleep(1)
     raise AssertionError(f"vllm serve not healthy after 300 s:\n{log.read_text()[-3000:]}")
+
+
+def test_greedy_asks_the_server_for_one_path(scripted: Any) -> None:
+    """vLLM refuses n > 1 at temperature 0; the one greedy path is repeated."""
+    server = scripted(lambda path, body: (200, _choices(body)))
+    out = _engine(server.url).sample(["q"], 4, SamplingParams(temperature=0))
+    assert len(out[0]) == 4 and len({c.text for c in out[0]}) == 1
+    assert server.posts()[0]["n"] == 1

@@ -124,7 +124,11 @@ class Engine(Protocol):
     def sample(
         self, prompts: Sequence[str], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
-        """``n`` completions for each prompt, in prompt order."""
+        """``n`` completions for each prompt, in prompt order.
+
+        At ``temperature=0`` the ``n`` paths are the same greedy path: the engine must accept
+        ``n > 1`` there (the local engines decode it once and repeat it).
+        """
         ...
 
 

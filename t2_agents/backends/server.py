@@ -156,10 +156,11 @@ class ServerEngine:
         return [self._sample_one(prompt, n, params) for prompt in items]
 
     def _sample_one(self, prompt: str, n: int, params: SamplingParams) -> list[Completion]:
+        greedy = params.temperature == 0  # vLLM refuses greedy n > 1: decode once, repeat
         body: dict[str, Any] = {
             "model": self.model,
             "prompt": self._prompt(prompt),
-            "n": n,
+            "n": 1 if greedy else n,
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_tokens,
@@ -176,7 +177,8 @@ class ServerEngine:
             reraise=True,
         )
         reply = retrying(self._post, "/v1/completions", body)
-        return _completions(reply, n, self.config.logprobs)
+        paths = _completions(reply, body["n"], self.config.logprobs)
+        return paths * n if greedy else paths
 
     def _prompt(self, prompt: str) -> list[int] | str:
         rendered = self.features.render(prompt)

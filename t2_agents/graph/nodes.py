@@ -29,8 +29,9 @@ of ``sample(n=1, seed=s + k)``), or when ``ThinkingContext.exact_seeds`` makes t
 call ``sample(n=1)`` once per seed. Otherwise (e.g. the transformers engine, which seeds one
 batched ``generate``) the modes draw ``N`` independent paths from the same model, prompt and
 sampling parameters: the same answer distribution in law, different individual draws. At
-``temperature=0`` the batched node always calls ``sample(n=1)`` per seed (greedy paths are equal
-anyway, and transformers refuses ``n > 1`` without sampling), so both modes give the same answers.
+``temperature=0`` every path is the same greedy path, so both modes give the same answers; the
+batched node still makes one ``sample(n=N)`` call, and the engines decode the greedy path once
+and repeat it (transformers' ``generate`` and vLLM refuse ``n > 1`` without sampling).
 
 **Errors.** A :class:`~t2_agents.errors.TransientEngineError` is re-raised while the node's
 ``RetryPolicy`` has attempts left (LangGraph retries the branch, or the batched call); after the
@@ -230,19 +231,14 @@ def sample_node(
     """Sample all ``N`` paths in one engine call (batched mode) and emit ``N`` branch events.
 
     Each result's ``seconds`` is its share of the call (call time / N). With ``exact_seeds`` (on
-    an engine without ``per_path_seeds``) or at temperature 0 it calls ``sample(n=1)`` once per
-    branch seed instead: greedy paths are all equal, and some engines (transformers'
-    ``generate``) refuse ``n > 1`` without sampling.
+    an engine without ``per_path_seeds``) it calls ``sample(n=1)`` once per branch seed instead.
     """
     ctx = resolve_context(defaults, runtime.context, config)
     sampler = ctx.require_sampler()
     attempt = _attempt(runtime)
     question, seeds = state["question"], list(state["seeds"])
-    greedy = state["params"].get("temperature") == 0
     exact = ctx.exact_seeds and seeds[0] is not None
-    per_seed = len(seeds) > 1 and (
-        greedy or (exact and not getattr(sampler, "per_path_seeds", False))
-    )
+    per_seed = len(seeds) > 1 and exact and not getattr(sampler, "per_path_seeds", False)
     results: list[BranchResult] = []
     if per_seed:
         for index, seed in enumerate(seeds):
