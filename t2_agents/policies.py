@@ -367,7 +367,8 @@ class T2Policy:
         """Check that ``engine`` runs the model the estimator was fitted on.
 
         Raises:
-            ArtifactError: The engine's identity or hidden size differs from the estimator's.
+            ArtifactError: The engine's identity or hidden size differs from the estimator's,
+                or the engine lacks one of the estimator's layers.
         """
         identity = str(getattr(engine, "identity", "?"))
         hidden = int(getattr(engine, "hidden_size", -1))
@@ -384,6 +385,13 @@ class T2Policy:
             raise ArtifactError(
                 f"the estimator expects hidden size {want_hidden} but the engine's is {hidden}; "
                 "use the matching model or refit the estimator"
+            )
+        layers = int(getattr(engine, "num_layers", 0))
+        missing = [layer for layer in self.layers if not 0 <= layer < layers]
+        if missing:
+            raise ArtifactError(
+                f"the estimator reads layers {list(self.layers)} but the engine has {layers} "
+                f"layers (no {missing}); load the model the estimator was fitted on or refit it"
             )
         self._checked.add((identity, hidden))
 

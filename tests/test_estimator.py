@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2_agents.errors import ConfigError, DataError
+from t2_agents.errors import ArtifactError, ConfigError, DataError
 from t2_agents.estimator import FitReport, T2Estimator
 from t2_agents.probes import ProbeConfig
 
@@ -185,9 +185,8 @@ def test_estimator_layers_the_engine_lacks_fail_with_a_named_layer(
         features, y, **(ARGS | {"layers": (1, 13), "model_identity": "fake", "hidden_size": 8})
     )
     loaded = T2Estimator.load(est.save(tmp_path / "est"), expect_hidden_size=8)
-    graph = build_parallel_thinking_graph(
-        engine=fake_engine, policy=T2Policy(loaded, engine=fake_engine), n_max=4
-    )
-    with pytest.raises(ConfigError, match=r"layer 13 is out of range for a model with 4 layers"):
-        graph.invoke({"question": "What is 2 + 2?"})
+    with pytest.raises(ArtifactError, match=r"layers \[1, 13\] but the engine has 4 layers"):
+        T2Policy(loaded, engine=fake_engine)  # refused when the policy meets the engine
+    with pytest.raises(ArtifactError, match=r"\(no \[13\]\)"):
+        build_parallel_thinking_graph(engine=fake_engine, policy=T2Policy(loaded), n_max=4)
     assert fake_engine.sample_calls == 0  # nothing is sampled with a budget it cannot compute
