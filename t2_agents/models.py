@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from t2_agents.errors import DependencyError, ModelError
 
@@ -37,6 +38,8 @@ __all__ = [
     "ModelSpec",
     "cache_root",
     "default_model_dir",
+    "load_config",
+    "load_tokenizer",
     "materialize_default_model",
     "resolve_model",
 ]
@@ -233,3 +236,37 @@ model folder (with config.json), a hub id like 'org/name', or omit --model for t
             "point --model at the folder that holds config.json and the weights"
         )
     return ModelSpec(path=str(candidate), identity=_identity_of(candidate))
+
+
+def load_config(spec: ModelSpec, *, trust_remote_code: bool = False) -> Any:
+    """The model's transformers config (shared by the local engines).
+
+    Raises:
+        ModelError: The folder or hub id holds no loadable config.
+    """
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(spec.path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load a model config from {spec.path!r}: {exc}; pass a causal LM folder "
+            "or hub id"
+        ) from exc
+
+
+def load_tokenizer(spec: ModelSpec, *, trust_remote_code: bool = False) -> Any:
+    """The model's tokenizer (shared by the local engines).
+
+    Raises:
+        ModelError: The tokenizer files are missing or unreadable.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load the tokenizer of {spec.path!r}: {exc}; put the tokenizer files "
+            "(tokenizer.json, tokenizer_config.json) next to config.json"
+        ) from exc

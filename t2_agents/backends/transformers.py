@@ -40,7 +40,7 @@ from t2_agents.backends.base import (
     render_chat,
 )
 from t2_agents.errors import ConfigError, ModelError, PromptError
-from t2_agents.models import ModelSpec, resolve_model
+from t2_agents.models import ModelSpec, load_config, load_tokenizer, resolve_model
 
 __all__ = ["TransformersConfig", "TransformersEngine"]
 
@@ -301,17 +301,9 @@ def _cpu_has_bf16() -> bool:
 def _load(
     spec: ModelSpec, device: torch.device, dtype: torch.dtype, config: TransformersConfig
 ) -> tuple[Any, Any]:
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    try:
-        model_config = AutoConfig.from_pretrained(
-            spec.path, trust_remote_code=config.trust_remote_code
-        )
-    except (OSError, ValueError) as exc:
-        raise ModelError(
-            f"cannot load a model config from {spec.path!r}: {exc}; pass a causal LM folder "
-            "or hub id"
-        ) from exc
+    model_config = load_config(spec, trust_remote_code=config.trust_remote_code)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             spec.path, dtype=dtype, trust_remote_code=config.trust_remote_code
@@ -331,15 +323,7 @@ def _load(
             f"{spec.path!r} has no decoder layers at model.model.layers, so features cannot be "
             "read; use a decoder-only transformer (llama, qwen, mistral, ...)"
         )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            spec.path, trust_remote_code=config.trust_remote_code
-        )
-    except (OSError, ValueError) as exc:
-        raise ModelError(
-            f"cannot load the tokenizer of {spec.path!r}: {exc}; put the tokenizer files "
-            "(tokenizer.json, tokenizer_config.json) next to config.json"
-        ) from exc
+    tokenizer = load_tokenizer(spec, trust_remote_code=config.trust_remote_code)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

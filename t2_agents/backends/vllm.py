@@ -62,7 +62,7 @@ from t2_agents.errors import (
     PromptError,
     TransientEngineError,
 )
-from t2_agents.models import ModelSpec, resolve_model
+from t2_agents.models import ModelSpec, load_config, load_tokenizer, resolve_model
 
 __all__ = ["VLLMConfig", "VLLMEngine", "engine_args", "import_vllm", "serve_command"]
 
@@ -462,22 +462,13 @@ def _on_cpu() -> bool:
 
 
 def _load_tokenizer(spec: ModelSpec, trust_remote_code: bool) -> tuple[Any, Any]:
-    from transformers import AutoConfig, AutoTokenizer
-
-    try:
-        config = AutoConfig.from_pretrained(spec.path, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(spec.path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise ModelError(
-            f"cannot load the config/tokenizer of {spec.path!r}: {exc}; pass a model folder with "
-            "config.json and tokenizer files, or a hub id"
-        ) from exc
+    config = load_config(spec, trust_remote_code=trust_remote_code)
     if not hasattr(config, "num_hidden_layers") or not hasattr(config, "hidden_size"):
         raise ModelError(
             f"{spec.path!r} ({type(config).__name__}) has no num_hidden_layers/hidden_size; "
             "use a decoder-only transformer (llama, qwen, mistral, ...)"
         )
-    return tokenizer, config
+    return load_tokenizer(spec, trust_remote_code=trust_remote_code), config
 
 
 @contextmanager
