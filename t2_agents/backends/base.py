@@ -26,8 +26,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from t2_agents.errors import ConfigError, PromptError
+from t2_agents.errors import ConfigError, PromptError, TransientEngineError
 
 __all__ = [
     "Completion",
@@ -38,6 +39,7 @@ __all__ = [
     "check_n",
     "check_prompts",
     "render_chat",
+    "transient_retrying",
 ]
 
 FinishReason = Literal["stop", "length", "error"]
@@ -211,3 +213,21 @@ def render_chat(tokenizer: Any, prompt: str, system_prompt: str | None) -> str:
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return str(text)
     return prompt
+
+
+def transient_retrying(attempts: int, backoff: float) -> Retrying:
+    """Retry :class:`~t2_agents.errors.TransientEngineError` with bounded exponential backoff.
+
+    ``attempts`` calls at most, waiting ``backoff`` seconds, then doubling, capped at 8 s; the
+    last error is re-raised. Shared by the engines that talk to remote models.
+
+    Example:
+        >>> transient_retrying(3, 0.0)(lambda: "ok")
+        'ok'
+    """
+    return Retrying(
+        retry=retry_if_exception_type(TransientEngineError),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=backoff, max=8.0),
+        reraise=True,
+    )

@@ -37,7 +37,6 @@ from typing import Any
 import httpx
 import numpy as np
 import numpy.typing as npt
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from t2_agents.backends.base import (
     Completion,
@@ -46,6 +45,7 @@ from t2_agents.backends.base import (
     SamplingParams,
     check_n,
     check_prompts,
+    transient_retrying,
 )
 from t2_agents.errors import ConfigError, EngineError, ModelError, TransientEngineError
 
@@ -170,12 +170,7 @@ class ServerEngine:
             body["seed"] = params.seed
         if self.config.logprobs:
             body["logprobs"] = 1
-        retrying = Retrying(
-            retry=retry_if_exception_type(TransientEngineError),
-            stop=stop_after_attempt(self.config.retries),
-            wait=wait_exponential(multiplier=self.config.backoff, max=8),
-            reraise=True,
-        )
+        retrying = transient_retrying(self.config.retries, self.config.backoff)
         reply = retrying(self._post, "/v1/completions", body)
         paths = _completions(reply, body["n"], self.config.logprobs)
         return paths * n if greedy else paths

@@ -39,7 +39,6 @@ import numpy as np
 import numpy.typing as npt
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from t2_agents.backends.base import (
     Completion,
@@ -48,6 +47,7 @@ from t2_agents.backends.base import (
     SamplingParams,
     check_n,
     check_prompts,
+    transient_retrying,
 )
 from t2_agents.errors import ConfigError, EngineError, TransientEngineError
 
@@ -181,13 +181,7 @@ class ChatModelEngine:
         # The engine's own transient failures (timeouts, 429/5xx) are retried here with bounded
         # exponential backoff; what still fails surfaces as TransientEngineError, which the
         # graph's RetryPolicy may retry once more at the node level.
-        retrying = Retrying(
-            retry=retry_if_exception_type(TransientEngineError),
-            stop=stop_after_attempt(self.retries),
-            wait=wait_exponential(multiplier=self.backoff, max=8.0),
-            reraise=True,
-        )
-        return retrying(self._call_once, prompt, params)
+        return transient_retrying(self.retries, self.backoff)(self._call_once, prompt, params)
 
     def _call_once(self, prompt: str, params: SamplingParams) -> Completion:
         messages: list[BaseMessage] = [HumanMessage(content=prompt)]
