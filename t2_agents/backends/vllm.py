@@ -39,7 +39,7 @@ import threading
 import uuid
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -144,8 +144,7 @@ class VLLMEngine:
     per_path_seeds = False  # seed + k per path, but not batch-invariant (see the module docs)
 
     def __init__(self, config: VLLMConfig | None = None, **overrides: Any) -> None:
-        base = config or VLLMConfig()
-        self.config = VLLMConfig(**{**base.__dict__, **overrides})
+        self.config = replace(config or VLLMConfig(), **overrides)
         import_vllm()
         self.spec: ModelSpec = resolve_model(self.config.model, cache_dir=self.config.cache_dir)
         self.tokenizer, model_config = _load_tokenizer(self.spec, self.config.trust_remote_code)
@@ -210,24 +209,24 @@ class VLLMEngine:
             PromptError: Empty list, blank prompt, or a prompt longer than ``max_model_len``.
             ConfigError: A layer index out of range.
         """
-        items = check_prompts(prompts)
-        wanted = check_layers(layers, self.num_layers)
-        ids = self._token_ids(items, reserve=1)
-        return self._run(self._encode(ids, wanted))
+        return self._run(self._encode(*self._encode_inputs(prompts, layers)))
 
     async def aencode(
         self, prompts: Sequence[str], layers: Sequence[int]
     ) -> npt.NDArray[np.float32]:
         """:meth:`encode` for asyncio code (runs on the engine's loop)."""
+        return await self._await(self._encode(*self._encode_inputs(prompts, layers)))
+
+    def _encode_inputs(
+        self, prompts: Sequence[str], layers: Sequence[int]
+    ) -> tuple[list[list[int]], list[int]]:
         items = check_prompts(prompts)
         wanted = check_layers(layers, self.num_layers)
-        ids = self._token_ids(items, reserve=1)
-        return await self._await(self._encode(ids, wanted))
+        return self._token_ids(items, reserve=1), wanted
 
     async def _encode(self, ids: list[list[int]], layers: list[int]) -> npt.NDArray[np.float32]:
-        vllm = import_vllm()
         capture = uuid.uuid4().hex
-        params = vllm.SamplingParams(max_tokens=1, temperature=0.0)
+        params = _request_params(max_tokens=1, temperature=0.0)
         await self._engine.collective_rpc("t2_arm", args=(capture, ids, layers))
         try:
             await asyncio.gather(*(self._generate(prompt, params) for prompt in ids))
@@ -256,26 +255,26 @@ class VLLMEngine:
             ConfigError: ``n`` outside [1, max_n].
             TransientEngineError: vLLM aborted a request (e.g. under memory pressure).
         """
-        items = check_prompts(prompts)
-        n = check_n(n, self.config.max_n)
-        ids = self._token_ids(items, reserve=params.max_tokens)
-        return self._run(self._sample(ids, n, params))
+        return self._run(self._sample(*self._sample_inputs(prompts, n, params), params))
 
     async def asample(
         self, prompts: Sequence[str], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
         """:meth:`sample` for asyncio code (runs on the engine's loop)."""
+        return await self._await(self._sample(*self._sample_inputs(prompts, n, params), params))
+
+    def _sample_inputs(
+        self, prompts: Sequence[str], n: int, params: SamplingParams
+    ) -> tuple[list[list[int]], int]:
         items = check_prompts(prompts)
         n = check_n(n, self.config.max_n)
-        ids = self._token_ids(items, reserve=params.max_tokens)
-        return await self._await(self._sample(ids, n, params))
+        return self._token_ids(items, reserve=params.max_tokens), n
 
     async def _sample(
         self, ids: list[list[int]], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
-        vllm = import_vllm()
         greedy = params.temperature == 0
-        request = vllm.SamplingParams(
+        request = _request_params(
             n=1 if greedy else n,  # vLLM refuses greedy n > 1: decode once, repeat the path
             temperature=params.temperature,
             top_p=1.0 if greedy else params.top_p,
@@ -309,7 +308,6 @@ class VLLMEngine:
 
     async def _generate(self, prompt: list[int], params: Any) -> Any:
         vllm = import_vllm()
-        params.output_kind = vllm.sampling_params.RequestOutputKind.FINAL_ONLY
         final = None
         async for output in self._engine.generate(
             vllm.inputs.TokensPrompt(prompt_token_ids=prompt), params, uuid.uuid4().hex
@@ -449,6 +447,13 @@ def serve_command(
         else:
             command += [flag, str(value)]
     return command
+
+
+def _request_params(**fields: Any) -> Any:
+    """vLLM ``SamplingParams`` that report only the finished request."""
+    vllm = import_vllm()
+    final_only = vllm.sampling_params.RequestOutputKind.FINAL_ONLY
+    return vllm.SamplingParams(**fields, output_kind=final_only)
 
 
 async def _shutdown(engine: Any) -> None:
