@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -106,8 +106,7 @@ class ServerEngine:
         client: httpx.Client | None = None,
         **overrides: Any,
     ) -> None:
-        base = config or ServerConfig()
-        self.config = ServerConfig(**{**base.__dict__, **overrides})
+        self.config = replace(config or ServerConfig(), **overrides)
         self.features = features
         self.model = self.config.model or features.identity
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,7 @@ class TransformersEngine:
     """
 
     def __init__(self, config: TransformersConfig | None = None, **overrides: Any) -> None:
-        base = config or TransformersConfig()
-        self.config = TransformersConfig(**{**base.__dict__, **overrides})
+        self.config = replace(config or TransformersConfig(), **overrides)
         self.spec: ModelSpec = resolve_model(self.config.model, cache_dir=self.config.cache_dir)
         self.device = _pick_device(self.config.device)
         self.dtype = _pick_dtype(self.config.dtype, self.device)
