@@ -212,6 +212,16 @@ def test_from_answers() -> None:
 
 # ----------------------------------------------------------------------------- properties
 
+
+def _pool(counts: list[int], correct: set[int], invalid: int) -> AnswerPool:
+    """Answers ``a0, a1, ...`` with these counts; ``correct`` holds the indices of right ones."""
+    return AnswerPool(
+        {f"a{i}": c for i, c in enumerate(counts)},
+        frozenset(f"a{i}" for i in correct),
+        invalid=invalid,
+    )
+
+
 counts_st = st.lists(st.integers(min_value=0, max_value=6), min_size=0, max_size=6)
 
 
@@ -224,11 +234,7 @@ counts_st = st.lists(st.integers(min_value=0, max_value=6), min_size=0, max_size
 def test_property_curves_bounded_and_full_pool_deterministic(
     counts: list[int], invalid: int, correct: set[int]
 ) -> None:
-    pool = AnswerPool(
-        {f"a{i}": c for i, c in enumerate(counts)},
-        frozenset(f"a{i}" for i in correct),
-        invalid=invalid,
-    )
+    pool = _pool(counts, correct, invalid)
     m = pool.size
     if m == 0:
         assert np.all(accuracy_curve(pool, 3) == 0.0)
@@ -306,11 +312,7 @@ small_counts = st.lists(st.integers(min_value=0, max_value=4), min_size=0, max_s
 def test_property_pool_curve_defined_on_1_to_m_with_a_plateau(
     counts: list[int], invalid: int, correct: set[int]
 ) -> None:
-    pool = AnswerPool(
-        {f"a{i}": c for i, c in enumerate(counts)},
-        frozenset(f"a{i}" for i in correct),
-        invalid=invalid,
-    )
+    pool = _pool(counts, correct, invalid)
     m = pool.size
     for bad in (0, -1):
         with pytest.raises(ConfigError, match=f"n_max={bad}"):

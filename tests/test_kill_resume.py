@@ -289,6 +289,19 @@ def _collect_run(
     return _spawn(COLLECT_CHILD, *args), log
 
 
+def _run_to_end(
+    tmp_path: Path, run: int, variant: str, out: Path, cli_args: list[str], delay: float
+) -> tuple[str, Path]:
+    """Run ``t2 collect`` into ``out`` without a kill; return its stdout and its call log."""
+    proc, log = _collect_run(
+        tmp_path, run, variant, ["collect", "--out", str(out), *cli_args],
+        fsync_delay=0.0, delay=delay,
+    )  # fmt: skip
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr
+    return stdout, log
+
+
 def _finished(out: Path) -> set[int]:
     batches = out / "batches"
     return {
@@ -348,16 +361,7 @@ def _kill_collect_repeatedly(
     "records": in the middle of writing a batch).
     """
     whole, out = tmp_path / "whole", tmp_path / "killed"
-    proc, log = _collect_run(
-        tmp_path,
-        0,
-        variant,
-        ["collect", "--out", str(whole), *cli_args],
-        fsync_delay=0.0,
-        delay=delay,
-    )
-    stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0, stderr
+    stdout, log = _run_to_end(tmp_path, 0, variant, whole, cli_args, delay)
     assert _sampled(log) == list(range(batches)) and _finished(whole) == set(range(batches))
 
     rng = random.Random(2024)
@@ -391,16 +395,7 @@ def _kill_collect_repeatedly(
     left = set(range(batches)) - _finished(out)
     assert len(set(range(batches)) - left) >= 2 and left  # the kills made progress, not all
 
-    proc, log = _collect_run(
-        tmp_path,
-        99,
-        variant,
-        ["collect", "--out", str(out), *cli_args],
-        fsync_delay=0.0,
-        delay=delay,
-    )
-    final_stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0, stderr
+    final_stdout, log = _run_to_end(tmp_path, 99, variant, out, cli_args, delay)
     assert _sampled(log) == sorted(left)  # only the unfinished batches ran
     summary, reference = json.loads(final_stdout), json.loads(stdout)
     assert {**summary, "seconds": 0, "out": ""} == {**reference, "seconds": 0, "out": ""}
