@@ -22,6 +22,7 @@ import os
 import platform
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,7 @@ def _timed(call: Any) -> tuple[float, Any]:
 def _vllm_separate(engine: VLLMEngine, prompt: str, n: int, params: SamplingParams) -> list[Any]:
     async def run() -> list[Any]:
         seeds = [0 if params.seed is None else params.seed + k for k in range(n)]
-        calls = [
-            engine.asample([prompt], 1, SamplingParams(**{**params.to_dict(), "seed": s}))  # type: ignore[arg-type]
-            for s in seeds
-        ]
+        calls = [engine.asample([prompt], 1, replace(params, seed=s)) for s in seeds]
         return [rows[0][0] for rows in await asyncio.gather(*calls)]
 
     return asyncio.run(run())

@@ -49,14 +49,13 @@ class FeatureCaptureExtension:
 
     def t2_arm(self, capture_id: str, keys: list[list[int]], layers: list[int]) -> int:
         """Capture ``layers`` for the prompts with these token ids; return the layer count."""
-        model = self._t2_layers()
+        decoder_layers = len(self._t2_layers())
         if not hasattr(self, "_t2_captures"):
             self._t2_captures, self._t2_handles, self._t2_rows = {}, [], {}
-        if getattr(self, "rank", 0) != 0:
-            return len(model)
-        self._t2_captures[capture_id] = _Capture({tuple(k) for k in keys}, list(layers))
-        self._t2_rehook()
-        return len(model)
+        if getattr(self, "rank", 0) == 0:  # every rank has the full stream; rank 0 reports it
+            self._t2_captures[capture_id] = _Capture({tuple(k) for k in keys}, list(layers))
+            self._t2_rehook()
+        return decoder_layers
 
     def t2_collect(self, capture_id: str) -> list[tuple[list[int], bytes]]:
         """Stop a capture; return ``(token ids, float32 [L, d] bytes)`` for every prompt seen."""
