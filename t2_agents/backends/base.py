@@ -20,7 +20,9 @@ Example:
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -31,10 +33,13 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from t2_agents.errors import ConfigError, PromptError, TransientEngineError
 
 __all__ = [
+    "CANCEL_EVENT",
     "Completion",
     "Engine",
     "FinishReason",
+    "RenderedPrompt",
     "SamplingParams",
+    "cancel_requested",
     "check_layers",
     "check_n",
     "check_prompts",
@@ -43,6 +48,39 @@ __all__ = [
 ]
 
 FinishReason = Literal["stop", "length", "error"]
+
+CANCEL_EVENT: ContextVar[threading.Event | None] = ContextVar("t2_cancel_event", default=None)
+"""Set by a caller around engine work it may abandon (the endpoint, when a client disconnects).
+
+Context variables follow the work into LangGraph's worker threads. An engine that supports it
+stops early once the event is set: the transformers engine at the next generated token (and it
+does not start a call), the server engine before its next HTTP request."""
+
+
+def cancel_requested() -> bool:
+    """Whether the caller of the current engine work asked to cancel it (:data:`CANCEL_EVENT`).
+
+    Example:
+        >>> cancel_requested()
+        False
+    """
+    event = CANCEL_EVENT.get()
+    return event is not None and event.is_set()
+
+
+class RenderedPrompt(str):
+    """A prompt the chat template was already applied to; ``render`` returns it unchanged.
+
+    The engines render one user message themselves. A caller that renders a whole conversation
+    (system and assistant turns, tool definitions: the OpenAI-compatible endpoint) wraps the
+    result in this marker so that ``encode`` and ``sample`` see exactly that text.
+
+    Example:
+        >>> render_chat(None, RenderedPrompt("<|user|>hi<|assistant|>"), None)
+        '<|user|>hi<|assistant|>'
+    """
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +242,10 @@ def render_chat(tokenizer: Any, prompt: str, system_prompt: str | None) -> str:
     """Apply a tokenizer's chat template to one user message, with the generation prompt.
 
     Shared by the local engines so that features and decoding see the same text; a tokenizer
-    without a template gets the bare message.
+    without a template gets the bare message. A :class:`RenderedPrompt` is returned unchanged.
     """
+    if isinstance(prompt, RenderedPrompt):
+        return str(prompt)
     messages = [{"role": "user", "content": prompt}]
     if system_prompt is not None:
         messages.insert(0, {"role": "system", "content": system_prompt})

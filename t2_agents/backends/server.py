@@ -43,6 +43,7 @@ from t2_agents.backends.base import (
     Engine,
     FinishReason,
     SamplingParams,
+    cancel_requested,
     check_n,
     check_prompts,
     transient_retrying,
@@ -182,6 +183,8 @@ class ServerEngine:
         return list(tokenizer(rendered, add_special_tokens=False)["input_ids"])
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if cancel_requested():
+            raise EngineError(f"the caller cancelled this call before POST {path}")
         with self._lock:
             url = next(self._urls)
         self._check_model(url)

@@ -31,6 +31,7 @@ import numpy.typing as npt
 import torch
 
 from t2_agents.backends.base import (
+    CANCEL_EVENT,
     Completion,
     FinishReason,
     SamplingParams,
@@ -39,7 +40,7 @@ from t2_agents.backends.base import (
     check_prompts,
     render_chat,
 )
-from t2_agents.errors import ConfigError, ModelError, PromptError
+from t2_agents.errors import ConfigError, EngineError, ModelError, PromptError
 from t2_agents.models import ModelSpec, load_config, load_tokenizer, resolve_model
 
 __all__ = ["TransformersConfig", "TransformersEngine"]
@@ -205,10 +206,17 @@ class TransformersEngine:
         prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
         greedy = params.temperature == 0
         per_prompt = 1 if greedy else n  # greedy paths are identical: decode one, repeat it
+        cancel = CANCEL_EVENT.get()
+        extra: dict[str, Any] = {}
+        if cancel is not None:
+            extra["stopping_criteria"] = _stopping(cancel)
         with self._lock, torch.random.fork_rng(devices=[]), torch.inference_mode():
+            if cancel is not None and cancel.is_set():
+                raise EngineError("the caller cancelled this sample call before it started")
             if seed is not None:
                 torch.manual_seed(seed)
             out = self.model.generate(
+                **extra,
                 **batch,
                 do_sample=not greedy,
                 temperature=None if greedy else params.temperature,
@@ -264,6 +272,19 @@ class TransformersEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _stopping(event: threading.Event) -> Any:
+    """A stopping criterion that ends ``generate`` at the next token once ``event`` is set."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Cancelled(StoppingCriteria):  # type: ignore[misc]
+        def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+            return torch.full(
+                (input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device
+            )
+
+    return StoppingCriteriaList([_Cancelled()])
 
 
 def _pick_device(device: str) -> torch.device:

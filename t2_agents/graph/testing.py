@@ -35,6 +35,7 @@ from t2_agents.backends.base import (
     Completion,
     Engine,
     FinishReason,
+    RenderedPrompt,
     SamplingParams,
     check_layers,
     check_n,
@@ -111,7 +112,9 @@ class FakeEngine:
         return self._hidden_size
 
     def render(self, prompt: str) -> str:
-        """A toy chat template."""
+        """A toy chat template (a :class:`RenderedPrompt` is returned unchanged)."""
+        if isinstance(prompt, RenderedPrompt):
+            return str(prompt)
         return f"<|user|>{prompt}<|assistant|>"
 
     def encode(self, prompts: Sequence[str], layers: Sequence[int]) -> npt.NDArray[np.float32]:

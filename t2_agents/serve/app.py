@@ -1,0 +1,279 @@
+"""The ASGI application (Starlette): routes, API key, limits, cancellation, streaming, errors.
+
+Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
+``GET /v1/models/{id}`` and ``GET /health``. Every failure is an OpenAI error object
+(``{"error": {"message", "type", "param", "code"}}``) with its HTTP status:
+
+========================================  ======
+malformed JSON, bad field, n/max_tokens    400
+above the cap, empty messages, bad tools
+missing or wrong API key                   401
+unknown model, unknown route               404
+body above ``max_body_bytes``              413
+``max_concurrency`` requests in flight     429 (``Retry-After: 1``)
+every path failed, engine error            502
+``request_timeout`` exceeded               504
+========================================  ======
+
+While a request's graph runs, the server watches the connection: when the client goes away the
+run is cancelled (the transformers engine stops generating at the next token; the graph runs no
+further node) and its concurrency slot is freed. Requests are logged by id, status, N, tokens
+and time; the prompt text only with ``log_prompts``.
+
+Example:
+    >>> from t2_agents.graph.testing import FakeEngine
+    >>> from t2_agents.serve.service import ThinkingService
+    >>> app = create_app(ThinkingService(FakeEngine(), config=ServeConfig()))
+    >>> sorted(route.path for route in app.routes)[:2]
+    ['/health', '/v1/chat/completions']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from t2_agents.backends.base import CANCEL_EVENT
+from t2_agents.errors import DependencyError
+
+try:
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+except ImportError as _exc:  # pragma: no cover - installed with the serve extra
+    raise DependencyError(
+        "t2 serve needs starlette and uvicorn: pip install 't2-agents[serve]'"
+    ) from _exc
+from t2_agents.serve.config import ServeConfig
+from t2_agents.serve.protocol import (
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    new_id,
+    parse_request,
+)
+from t2_agents.serve.service import ThinkingService
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("t2_agents.serve")
+_T = TypeVar("_T")
+_POLL_SECONDS = 0.1
+
+
+def create_app(service: ThinkingService) -> Starlette:
+    """The ASGI app serving ``service`` (run it with uvicorn: :func:`t2_agents.serve.serve`).
+
+    Args:
+        service: The service (engine, graph, default policy) and its :class:`ServeConfig`.
+
+    Returns:
+        A Starlette application; its ``state.active`` counts requests in flight.
+    """
+    config = service.config
+    slots = _Slots(config.max_concurrency)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model": service.model_name,
+                "active": slots.active,
+                "max_concurrency": config.max_concurrency,
+            }
+        )
+
+    async def models(request: Request) -> Response:
+        _authorize(request, config)
+        return JSONResponse({"object": "list", "data": [_model_card(service)]})
+
+    async def model(request: Request) -> Response:
+        _authorize(request, config)
+        if request.path_params["model_id"] != service.model_name:
+            raise ApiError(
+                404, f"no model {request.path_params['model_id']!r} here",
+                type="not_found_error", code="model_not_found",
+            )  # fmt: skip
+        return JSONResponse(_model_card(service))
+
+    def endpoint(schema: type[ChatRequest] | type[CompletionRequest], prefix: str) -> Any:
+        async def handle(request: Request) -> Response:
+            _authorize(request, config)
+            request_id = new_id(prefix)
+            started = time.perf_counter()
+            with slots.take():
+                body = await _read_json(request, config.max_body_bytes)
+                job = service.prepare(parse_request(schema, body))
+                if config.log_prompts:
+                    _log.info("%s prompt %r", request_id, job.prompt)
+                outcome = await _cancellable(
+                    request, service.run(job), timeout=config.request_timeout
+                )
+            _log.info(
+                "%s 200 n=%s policy=%s prompt_tokens=%d completion_tokens=%d seconds=%.2f",
+                request_id, outcome.t2["n"], outcome.t2["policy"],
+                outcome.usage["prompt_tokens"], outcome.usage["completion_tokens"],
+                time.perf_counter() - started,
+            )  # fmt: skip
+            if job.stream:
+                return StreamingResponse(
+                    _sse(service.chunks(job, outcome, response_id=request_id)),
+                    media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache"},
+                )
+            return JSONResponse(service.response(job, outcome, response_id=request_id))
+
+        return handle
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        _log.info("%s %s %d %s", request.method, request.url.path, exc.status, exc.code or "")
+        headers = {"Retry-After": "1"} if exc.status == 429 else None
+        return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        error = ApiError(
+            exc.status_code,
+            f"{request.method} {request.url.path}: {exc.detail}",
+            type="not_found_error" if exc.status_code == 404 else "invalid_request_error",
+        )
+        return JSONResponse(error.body(), status_code=exc.status_code)
+
+    async def on_crash(request: Request, exc: Exception) -> Response:
+        _log.exception("%s %s failed", request.method, request.url.path)
+        error = ApiError(500, f"internal error: {type(exc).__name__}", type="server_error")
+        return JSONResponse(error.body(), status_code=500)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # LangGraph runs the graph's synchronous nodes in the loop's default executor, whose
+        # default size (min(32, CPUs + 4)) would cap concurrent engine calls far below
+        # max_concurrency (measured in bench/load.py): give every slot a thread.
+        executor = ThreadPoolExecutor(max_workers=config.max_concurrency + 4)
+        asyncio.get_running_loop().set_default_executor(executor)
+        yield
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/models/{model_id:path}", model, methods=["GET"]),
+            Route("/v1/chat/completions", endpoint(ChatRequest, "chatcmpl"), methods=["POST"]),
+            Route("/v1/completions", endpoint(CompletionRequest, "cmpl"), methods=["POST"]),
+        ],
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_error,
+            Exception: on_crash,
+        },
+        lifespan=lifespan,
+    )
+    app.state.slots = slots
+    return app
+
+
+class _Slots:
+    """A non-blocking concurrency limit: a request beyond it is refused at once with 429."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[None]:
+        if self.active >= self.limit:
+            raise ApiError(
+                429,
+                f"{self.active} requests are in flight, the limit is {self.limit}; retry shortly",
+                type="rate_limit_error",
+                code="concurrency_limit",
+            )
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
+
+
+def _authorize(request: Request, config: ServeConfig) -> None:
+    if config.api_key is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    given = token.strip().encode() if scheme.lower() == "bearer" else b""
+    if not hmac.compare_digest(given, config.api_key.encode()):
+        raise ApiError(
+            401,
+            "missing or wrong API key; send Authorization: Bearer <key>",
+            type="authentication_error",
+            code="invalid_api_key",
+        )
+
+
+async def _read_json(request: Request, limit: int) -> object:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is {declared} bytes, above the limit of {limit} bytes",
+                       code="request_too_large")  # fmt: skip
+    body = bytearray()
+    async for piece in request.stream():
+        body.extend(piece)
+        if len(body) > limit:
+            raise ApiError(413, f"the body is above the limit of {limit} bytes",
+                           code="request_too_large")  # fmt: skip
+    try:
+        return json.loads(bytes(body))
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def _cancellable(request: Request, work: Awaitable[_T], *, timeout: float) -> _T:
+    """Await ``work``; cancel it when the client disconnects or ``timeout`` passes."""
+    event = threading.Event()
+    task = asyncio.ensure_future(_within(event, work))
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=_POLL_SECONDS)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                _log.info("client disconnected; cancelling its run")
+                raise asyncio.CancelledError
+            if time.monotonic() > deadline:
+                raise ApiError(504, f"the request took longer than {timeout:g} s",
+                               type="timeout_error", code="timeout")  # fmt: skip
+    finally:
+        if not task.done():
+            event.set()
+            task.cancel()
+
+
+async def _within(event: threading.Event, work: Awaitable[_T]) -> _T:
+    token = CANCEL_EVENT.set(event)  # this task's own context: followed into worker threads
+    try:
+        return await work
+    finally:
+        CANCEL_EVENT.reset(token)
+
+
+async def _sse(chunks: Iterator[dict[str, Any]]) -> AsyncIterator[str]:
+    for item in chunks:
+        yield f"data: {json.dumps(item, ensure_ascii=False)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _model_card(service: ThinkingService) -> dict[str, Any]:
+    return {"id": service.model_name, "object": "model", "created": 0, "owned_by": "t2-agents"}

@@ -1,0 +1,100 @@
+"""Settings of the OpenAI-compatible endpoint: limits, defaults, network and privacy.
+
+Every limit is per request (N, ``max_tokens``, body size, wall time) or per server (requests in
+flight); a request beyond one gets an OpenAI-style error object with the matching HTTP status
+(400, 413, 429, 504) and the server keeps serving.
+
+Example:
+    >>> config = ServeConfig(max_n=16, max_concurrency=8)
+    >>> config.host, config.port
+    ('127.0.0.1', 8100)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from t2_agents.errors import ConfigError
+from t2_agents.policies import check_budget_range
+
+__all__ = ["ServeConfig"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    """How the endpoint listens, what it allows and what it does by default.
+
+    Example:
+        >>> ServeConfig(api_key="s3cret").requires_key
+        True
+    """
+
+    host: str = "127.0.0.1"
+    """Interface to bind; loopback by default (use 0.0.0.0 only behind a proxy or a firewall)."""
+    port: int = 8100
+    """TCP port (0 picks a free one)."""
+    model_name: str | None = None
+    """The model name clients ask for (``model`` of a request, ``/v1/models``); None uses the
+    engine's identity (``SmolLM2-135M-Instruct`` for the default model)."""
+    api_key: str | None = None
+    """When set, every ``/v1`` request needs ``Authorization: Bearer <key>`` (compared in
+    constant time); ``/health`` stays open."""
+    max_n: int = 16
+    """Cap on the paths of one request: the largest N a policy may choose and a request may ask
+    for (``t2.n``, ``t2.n_max`` or ``n``); above it the request is refused with 400."""
+    n_min: int = 1
+    """Smallest N the policy may choose (a request may raise it with ``t2.n_min``)."""
+    n_max: int = 16
+    """Default largest N the policy may choose (a request may change it up to ``max_n``)."""
+    max_tokens_cap: int = 512
+    """Cap on ``max_tokens`` (or ``max_completion_tokens``) per path; above it: 400."""
+    default_max_tokens: int = 64
+    """``max_tokens`` per path when a request leaves it out."""
+    default_temperature: float = 0.7
+    """Sampling temperature when a request leaves it out (T2 was calibrated at 0.7; OpenAI's
+    own default of 1.0 would give noisier paths)."""
+    max_concurrency: int = 64
+    """Requests being answered at once; one more gets 429 with ``Retry-After: 1``."""
+    max_body_bytes: int = 1_000_000
+    """Largest request body in bytes; a larger one gets 413 before it is parsed."""
+    request_timeout: float = 600.0
+    """Seconds one request may take from arrival to its vote; then 504 and its work is
+    cancelled."""
+    ignore_arguments: tuple[str, ...] = ()
+    """Tool-call arguments left out when tool calls are voted on their arguments (e.g. a free
+    text ``reason`` field); a request may add more with ``t2.ignore_arguments``."""
+    log_prompts: bool = False
+    """Log each request's rendered prompt (off: only ids, sizes, N, tokens and times)."""
+
+    def __post_init__(self) -> None:
+        check_budget_range(self.n_min, self.n_max)
+        if self.n_max > self.max_n:
+            raise ConfigError(
+                f"n_max={self.n_max} is above the per-request cap max_n={self.max_n}; lower "
+                "n_max or raise max_n"
+            )
+        for name in ("max_n", "max_tokens_cap", "default_max_tokens", "max_concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}={value!r} must be an integer >= 1")
+        if self.default_max_tokens > self.max_tokens_cap:
+            raise ConfigError(
+                f"default_max_tokens={self.default_max_tokens} is above "
+                f"max_tokens_cap={self.max_tokens_cap}; lower it or raise the cap"
+            )
+        if self.max_body_bytes < 1024:
+            raise ConfigError(f"max_body_bytes={self.max_body_bytes} must be at least 1024")
+        if not (math.isfinite(self.request_timeout) and self.request_timeout > 0):
+            raise ConfigError(f"request_timeout={self.request_timeout!r} must be > 0 seconds")
+        if not (math.isfinite(self.default_temperature) and self.default_temperature >= 0):
+            raise ConfigError(f"default_temperature={self.default_temperature!r} must be >= 0")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"port={self.port} must be in [0, 65535]")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ConfigError("api_key is blank; pass a real key or None for an open endpoint")
+
+    @property
+    def requires_key(self) -> bool:
+        """Whether requests must carry the API key."""
+        return self.api_key is not None

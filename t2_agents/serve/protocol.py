@@ -1,0 +1,231 @@
+"""The OpenAI wire format: request models, the ``t2`` extension, error objects, responses.
+
+Requests are parsed with pydantic models that accept (and ignore) the OpenAI fields this server
+does not use (``user``, ``frequency_penalty``, ``logit_bias``...), so stock clients work
+unchanged. The ``t2`` extension field (``extra_body={"t2": {...}}`` with the OpenAI client)
+is strict: an unknown key there is a 400, since it is certainly a typo.
+
+Errors are :class:`ApiError` exceptions carrying the HTTP status and the OpenAI error object
+``{"error": {"message", "type", "param", "code"}}``.
+
+Example:
+    >>> ChatRequest.model_validate({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+    ...                             "t2": {"n": 4}}).t2.n
+    4
+    >>> ApiError(400, "bad n", param="n").body()["error"]["param"]
+    'n'
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "ApiError",
+    "ChatMessage",
+    "ChatRequest",
+    "CompletionRequest",
+    "T2Options",
+    "ToolSpec",
+    "chunk",
+    "new_id",
+    "parse_request",
+]
+
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "not_found_error",
+    "rate_limit_error",
+    "server_error",
+    "timeout_error",
+]
+
+
+class ApiError(Exception):
+    """An error answered as an OpenAI error object with an HTTP status.
+
+    Args:
+        status: HTTP status (400, 401, 404, 413, 429, 500, 502, 504...).
+        message: What went wrong and how to fix it.
+        type: The OpenAI error type.
+        param: The request field at fault, when there is one.
+        code: A short machine-readable code.
+
+    Example:
+        >>> ApiError(429, "busy", type="rate_limit_error").status
+        429
+    """
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: ErrorType = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: ``{"error": {"message", "type", "param", "code"}}``."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class T2Options(BaseModel):
+    """The ``t2`` extension field of a request: how this request chooses and spends N.
+
+    Example:
+        >>> T2Options(policy="fixed", n=8).n
+        8
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    n: int | None = Field(default=None, ge=1)
+    """Sample exactly this many paths (a fixed budget; the policy is not asked)."""
+    policy: str | None = None
+    """``t2`` (default: the probe estimator chooses N) or ``fixed`` (``n`` paths, default
+    ``n_max``); ``fixed-8`` is short for ``policy="fixed", n=8``."""
+    tolerance: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The cost knob of a curve-head estimator: accuracy you accept to lose for fewer paths."""
+    n_min: int | None = Field(default=None, ge=1)
+    """Smallest N the policy may choose for this request."""
+    n_max: int | None = Field(default=None, ge=1)
+    """Largest N the policy may choose for this request (at most the server's cap)."""
+    task: str | None = None
+    """Answer extractor used for the vote (e.g. ``syllogism`` for yes/no, ``products`` for a
+    number); left out: the automatic extractor."""
+    ignore_arguments: list[str] = Field(default_factory=list)
+    """Tool-call arguments ignored when calls are voted on their arguments."""
+    paths: bool = False
+    """Also return every sampled path (text, answer, tokens) in the ``t2`` response field."""
+    chat_template: bool = False
+    """``/v1/completions`` only: treat ``prompt`` as a user message and apply the chat template
+    (the estimator was trained on chat-templated prompts); off: the prompt is used as is."""
+
+
+class ChatMessage(_Lenient):
+    """One message of a chat request (``content`` may be text, parts or null)."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class ToolSpec(_Lenient):
+    """One entry of ``tools``: ``{"type": "function", "function": {...}}``."""
+
+    type: Literal["function"] = "function"
+    function: dict[str, Any]
+
+
+class _Common(_Lenient):
+    model: str
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    n: int | None = Field(default=None, ge=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    t2: T2Options = Field(default_factory=T2Options)
+
+
+class ChatRequest(_Common):
+    """A ``/v1/chat/completions`` request (the fields this server reads)."""
+
+    messages: list[ChatMessage]
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    tools: list[ToolSpec] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+
+
+class CompletionRequest(_Common):
+    """A ``/v1/completions`` request (one text prompt)."""
+
+    prompt: str | list[str]
+
+
+def parse_request(
+    model: type[ChatRequest] | type[CompletionRequest], body: object
+) -> ChatRequest | CompletionRequest:
+    """Validate a decoded JSON body, turning pydantic's errors into a 400 :class:`ApiError`.
+
+    Example:
+        >>> parse_request(CompletionRequest, {"model": "m", "prompt": "2+2="}).prompt
+        '2+2='
+    """
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the request body must be a JSON object, got {type(body).__name__}")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise ApiError(
+            400, f"{param}: {first['msg']}" if param else first["msg"], param=param
+        ) from None
+
+
+def new_id(prefix: str) -> str:
+    """A fresh response id such as ``chatcmpl-3f2a...``."""
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def chunk(
+    *,
+    kind: Literal["chat", "text"],
+    response_id: str,
+    model: str,
+    created: int | None = None,
+    delta: dict[str, Any] | None = None,
+    text: str | None = None,
+    finish_reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One streamed chunk (``chat.completion.chunk`` or a ``text_completion`` piece).
+
+    Example:
+        >>> chunk(kind="chat", response_id="x", model="m", delta={"content": "4"})["object"]
+        'chat.completion.chunk'
+    """
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason, "logprobs": None}
+    if kind == "chat":
+        choice["delta"] = delta or {}
+    else:
+        choice["text"] = text or ""
+    out: dict[str, Any] = {
+        "id": response_id,
+        "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
+        "created": created if created is not None else int(time.time()),
+        "model": model,
+        "choices": [choice],
+    }
+    if extra:
+        out.update(extra)
+    return out

@@ -1,0 +1,451 @@
+"""One request through the parallel-thinking graph: prepare, run, pick the voted path, answer.
+
+:class:`ThinkingService` owns one compiled graph
+(:func:`~t2_agents.graph.build_parallel_thinking_graph`) over one engine. A request becomes a
+:class:`Job` (the rendered prompt and the run's ``configurable["t2"]`` overrides: policy, budget
+range, sampling settings, answer extractor); the graph chooses N, samples N paths in one engine
+call and votes; the service then picks the
+voted answer's best path (a path that stopped on its own before one that hit ``max_tokens``,
+then the lowest index) and builds the OpenAI response with a ``t2`` extension field and the
+``usage`` block (prompt tokens counted once, completion tokens of all N paths).
+
+With tools, the graph votes on each path's stage-1 key (tool names, or the text answer) and the
+service runs the second stage on the arguments (:mod:`t2_agents.serve.tools`).
+
+Example:
+    >>> from t2_agents.graph.testing import FakeEngine
+    >>> service = ThinkingService(FakeEngine(answers={"7": 1.0}), config=ServeConfig())
+    >>> request = ChatRequest.model_validate(
+    ...     {"model": "fake-engine", "messages": [{"role": "user", "content": "3+4?"}],
+    ...      "t2": {"n": 3}})
+    >>> import asyncio
+    >>> job = service.prepare(request)
+    >>> body = service.response(job, asyncio.run(service.run(job)), response_id="x")
+    >>> body["choices"][0]["message"]["content"], body["t2"]["n"]
+    ('Let me think. The answer is 7.', 3)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from t2_agents.answers import get_extractor
+from t2_agents.backends.base import Engine, RenderedPrompt
+from t2_agents.errors import ConfigError, T2Error
+from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
+from t2_agents.policies import BudgetPolicy, FixedPolicy, T2Policy
+from t2_agents.serve.config import ServeConfig
+from t2_agents.serve.prompts import render_messages
+from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest, T2Options, chunk
+from t2_agents.serve.tools import (
+    CALL_PREFIX,
+    ToolCall,
+    ToolSet,
+    call_key,
+    check_tools,
+    parse_tool_calls,
+    vote_arguments,
+)
+
+__all__ = ["Job", "Outcome", "ThinkingService"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A validated request, ready for the graph."""
+
+    kind: Literal["chat", "text"]
+    """``chat`` (``/v1/chat/completions``) or ``text`` (``/v1/completions``)."""
+    prompt: str
+    """The question for the graph (a lone user message, or a rendered prompt)."""
+    overrides: dict[str, Any]
+    """The run's ``configurable["t2"]`` overrides (policy, n range, sampling, extractor)."""
+    tools: ToolSet | None = None
+    """Declared tools when the paths may call them (not with ``tool_choice="none"``)."""
+    ignore: tuple[str, ...] = ()
+    """Arguments ignored by the arguments vote."""
+    stop: tuple[str, ...] = ()
+    """Stop strings: each path is cut at the first one before it is voted."""
+    stream: bool = False
+    """Answer as server-sent chunks."""
+    include_usage: bool = False
+    """Streaming: send a last chunk with ``usage`` (``stream_options.include_usage``)."""
+    paths: bool = False
+    """Return every path in the ``t2`` field."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What the service answers for one job."""
+
+    text: str | None
+    """The chosen path's text (cut at a stop string); None when a tool call won and no text
+    precedes it."""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    """The winning tool calls (empty when a text answer won)."""
+    finish_reason: str
+    """``stop``, ``length`` or ``tool_calls``."""
+    usage: dict[str, int]
+    """``prompt_tokens`` (once), ``completion_tokens`` (all paths), ``total_tokens``."""
+    t2: dict[str, Any]
+    """The ``t2`` extension field: N, policy, vote shares, the arguments vote, cost."""
+
+
+class ThinkingService:
+    """Answers OpenAI requests with budget-aware self-consistency (see the module docs).
+
+    Args:
+        engine: Renders, encodes and samples (transformers, vLLM, server engine, fake).
+        config: Limits and defaults.
+        policy: The default budget policy (e.g. ``load_t2_policy(engine)``); None samples a
+            fixed ``config.n_max`` paths unless a request says otherwise.
+    """
+
+    def __init__(
+        self, engine: Engine, *, config: ServeConfig, policy: BudgetPolicy | None = None
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.policy = policy
+        self.model_name = config.model_name or engine.identity
+        self.graph = build_parallel_thinking_graph(
+            engine=engine,
+            policy=policy,
+            n_min=config.n_min,
+            n_max=config.n_max,
+            context=ThinkingContext(
+                temperature=config.default_temperature,
+                max_tokens=config.default_max_tokens,
+                seed=None,
+            ),
+            name="t2_serve",
+        )
+
+    # -- prepare -------------------------------------------------------------------------
+    def prepare(self, request: ChatRequest | CompletionRequest) -> Job:
+        """Validate a request against the limits and build its :class:`Job`.
+
+        Raises:
+            ApiError: 404 for an unknown model, 400 for anything else the request gets wrong.
+        """
+        if request.model != self.model_name:
+            raise ApiError(
+                404,
+                f"the model {request.model!r} does not exist here; this server serves "
+                f"{self.model_name!r}",
+                type="not_found_error",
+                param="model",
+                code="model_not_found",
+            )
+        options = request.t2
+        overrides = self._budget(options, request.n)
+        overrides.update(self._sampling(request))
+        stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
+        tools: ToolSet | None = None
+        forced: str | None = None
+        if isinstance(request, ChatRequest):
+            kind: Literal["chat", "text"] = "chat"
+            tools, forced = self._tools(request)
+            messages = [m.model_dump() for m in request.messages]
+            prompt = render_messages(self.engine, messages, tools=tools)
+        else:
+            kind = "text"
+            prompt = self._text_prompt(request)
+        overrides["extractor"] = _extractor(get_extractor(options.task), tools, forced, stop)
+        include = bool((request.stream_options or {}).get("include_usage"))
+        return Job(
+            kind=kind,
+            prompt=prompt,
+            overrides=overrides,
+            tools=tools,
+            ignore=(*self.config.ignore_arguments, *options.ignore_arguments),
+            stop=stop,
+            stream=request.stream,
+            include_usage=include,
+            paths=options.paths,
+        )
+
+    def _budget(self, options: T2Options, top_n: int | None) -> dict[str, Any]:
+        cap = self.config.max_n
+        name, n = options.policy, options.n
+        if top_n is not None and n is not None and top_n != n:
+            raise ApiError(400, f"n={top_n} and t2.n={n} disagree; pass one", param="n")
+        n = n if n is not None else top_n
+        if name is not None and name.startswith("fixed-"):
+            suffix = name.removeprefix("fixed-")
+            if not suffix.isdigit() or (n is not None and n != int(suffix)):
+                raise ApiError(400, f"t2.policy={name!r} is not fixed-<n>", param="t2.policy")
+            name, n = "fixed", int(suffix)
+        if name not in (None, "t2", "fixed"):
+            raise ApiError(
+                400, f"t2.policy={name!r} is unknown; use t2, fixed or fixed-<n>", param="t2.policy"
+            )
+        n_min = options.n_min if options.n_min is not None else self.config.n_min
+        n_max = options.n_max if options.n_max is not None else self.config.n_max
+        for label, value in (("n", n), ("t2.n_max", n_max)):
+            if value is not None and value > cap:
+                raise ApiError(
+                    400, f"{label}={value} is above this server's cap of {cap} paths", param=label
+                )
+        if n_min > n_max:
+            raise ApiError(400, f"t2.n_min={n_min} is above n_max={n_max}", param="t2.n_min")
+        if n is not None or name == "fixed":
+            if name == "t2" or options.tolerance is not None:
+                raise ApiError(
+                    400, "a fixed n and the T2 policy/tolerance exclude each other", param="t2.n"
+                )
+            chosen = n if n is not None else n_max
+            return {"policy": FixedPolicy(chosen), "n_min": chosen, "n_max": chosen}
+        policy: BudgetPolicy | None = self.policy
+        if name == "t2" and not isinstance(policy, T2Policy):
+            raise ApiError(400, "this server has no T2 estimator loaded", param="t2.policy")
+        if options.tolerance is not None:
+            if not isinstance(policy, T2Policy):
+                raise ApiError(400, "tolerance needs the T2 policy", param="t2.tolerance")
+            try:
+                policy = T2Policy(policy.estimator, tolerance=options.tolerance)
+            except ConfigError as exc:
+                raise ApiError(400, str(exc), param="t2.tolerance") from None
+        return {"policy": policy or FixedPolicy(n_max), "n_min": n_min, "n_max": n_max}
+
+    def _sampling(self, request: ChatRequest | CompletionRequest) -> dict[str, Any]:
+        max_tokens = request.max_tokens
+        param = "max_tokens"
+        if isinstance(request, ChatRequest) and request.max_completion_tokens is not None:
+            max_tokens, param = request.max_completion_tokens, "max_completion_tokens"
+        if max_tokens is not None and max_tokens > self.config.max_tokens_cap:
+            raise ApiError(
+                400,
+                f"{param}={max_tokens} is above this server's cap of {self.config.max_tokens_cap}",
+                param=param,
+            )
+        out: dict[str, Any] = {"seed": request.seed}
+        if max_tokens is not None:
+            out["max_tokens"] = max_tokens
+        if request.temperature is not None:
+            out["temperature"] = request.temperature
+        if request.top_p is not None:
+            out["top_p"] = request.top_p
+        return out
+
+    def _tools(self, request: ChatRequest) -> tuple[ToolSet | None, str | None]:
+        choice = request.tool_choice
+        if not request.tools:
+            if choice not in (None, "none", "auto"):
+                raise ApiError(400, "tool_choice needs tools", param="tool_choice")
+            return None, None
+        tools = check_tools(request.tools)
+        if choice in (None, "auto", "required"):
+            return tools, "" if choice == "required" else None
+        if choice == "none":
+            return None, None
+        name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+        if name not in tools.names:
+            raise ApiError(
+                400, f"tool_choice={choice!r} names no declared tool", param="tool_choice"
+            )
+        return tools, name
+
+    def _text_prompt(self, request: CompletionRequest) -> str:
+        prompt = request.prompt
+        if isinstance(prompt, list):
+            if len(prompt) != 1:
+                raise ApiError(400, "send exactly one prompt per request", param="prompt")
+            prompt = prompt[0]
+        if not prompt.strip():
+            raise ApiError(400, "prompt is empty", param="prompt")
+        return prompt if request.t2.chat_template else RenderedPrompt(prompt)
+
+    # -- run -----------------------------------------------------------------------------
+    async def run(self, job: Job) -> Outcome:
+        """Run the graph for ``job``, then pick the voted path.
+
+        Raises:
+            ApiError: 400 for a prompt the engine refuses (e.g. longer than the context), 502
+                when every path failed or the engine failed.
+        """
+        try:
+            state = await self.graph.ainvoke(
+                {"question": job.prompt}, {"configurable": {"t2": job.overrides}}
+            )
+        except ConfigError as exc:
+            raise ApiError(400, str(exc)) from None
+        except T2Error as exc:
+            raise ApiError(
+                502, f"{type(exc).__name__}: {exc}", type="server_error", code="engine_error"
+            ) from None
+        return self._outcome(job, dict(state))
+
+    def _outcome(self, job: Job, state: dict[str, Any]) -> Outcome:
+        branches = sorted(state.get("branches") or [], key=lambda b: b["index"])
+        answers: list[str | None] = list(state.get("answers") or [None] * len(branches))
+        ok = [i for i, b in enumerate(branches) if b["error"] is None]
+        if not ok:
+            raise ApiError(
+                502, str(state.get("error") or "no path ran"), type="server_error",
+                code="engine_error",
+            )  # fmt: skip
+        texts = [_cut(b["text"] or "", job.stop)[0] for b in branches]
+        calls = [
+            parse_tool_calls(text, job.tools) if job.tools is not None else []
+            for text in texts
+        ]  # fmt: skip
+        verdict = state.get("verdict") or {}
+        winner = verdict.get("answer")
+        arguments: dict[str, Any] | None = None
+        candidates = [i for i in ok if winner is None or answers[i] == winner]
+        if winner is not None and job.tools is not None and winner.startswith(CALL_PREFIX):
+            seed = int(job.overrides.get("seed") or 0)
+            args_verdict, keys = vote_arguments(
+                calls, answers, winner, ignore=job.ignore, seed=seed
+            )
+            arguments = args_verdict.to_dict()
+            candidates = [i for i in ok if keys[i] == args_verdict.answer]
+        best = min(candidates, key=lambda i: (branches[i]["finish_reason"] != "stop", i))
+        chosen_calls = calls[best] or [] if arguments is not None else []
+        text: str | None = texts[best]
+        cut = _cut(branches[best]["text"] or "", job.stop)[1]
+        finish = "stop" if cut else str(branches[best]["finish_reason"])
+        if chosen_calls:
+            text = texts[best].split("<tool_call>")[0].strip() or None
+            finish = "tool_calls"
+        prompt_tokens = int(branches[ok[0]]["prompt_tokens"])
+        completion_tokens = sum(int(b["completion_tokens"]) for b in branches)
+        cost = state.get("cost") or {}
+        t2: dict[str, Any] = {
+            "n": state.get("n"),
+            "policy": state.get("policy"),
+            "n_min": state.get("n_min"),
+            "n_max": state.get("n_max"),
+            "warning": state.get("budget_warning"),
+            "answer": winner,
+            "share": verdict.get("share", 0.0),
+            "distribution": verdict.get("distribution", {}),
+            "valid": verdict.get("valid", 0),
+            "invalid": verdict.get("invalid", len(branches)),
+            "arguments_vote": arguments,
+            "chosen_path": best,
+            "failed_paths": len(branches) - len(ok),
+            "cost": {
+                "samples": len(branches),
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "seconds": {**cost.get("node_seconds", {}), "wall": cost.get("wall_seconds")},
+            },
+        }
+        if job.paths:
+            t2["paths"] = [
+                {"text": texts[i], "answer": answers[i], "tokens": b["completion_tokens"],
+                 "finish_reason": b["finish_reason"], "error": b["error"]}
+                for i, b in enumerate(branches)
+            ]  # fmt: skip
+        return Outcome(
+            text=text,
+            tool_calls=list(chosen_calls),
+            finish_reason=finish,
+            usage={
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+            t2=t2,
+        )
+
+    # -- answer --------------------------------------------------------------------------
+    def response(self, job: Job, outcome: Outcome, *, response_id: str) -> dict[str, Any]:
+        """The non-streaming response body (``chat.completion`` or ``text_completion``)."""
+        choice: dict[str, Any] = {
+            "index": 0,
+            "finish_reason": outcome.finish_reason,
+            "logprobs": None,
+        }
+        if job.kind == "chat":
+            message: dict[str, Any] = {"role": "assistant", "content": outcome.text}
+            if outcome.tool_calls:
+                message["tool_calls"] = [
+                    call.to_openai(f"call_{response_id[-12:]}_{i}")
+                    for i, call in enumerate(outcome.tool_calls)
+                ]
+            choice["message"] = message
+        else:
+            choice["text"] = outcome.text or ""
+        return {
+            "id": response_id,
+            "object": "chat.completion" if job.kind == "chat" else "text_completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": [choice],
+            "usage": outcome.usage,
+            "t2": outcome.t2,
+        }
+
+    def chunks(self, job: Job, outcome: Outcome, *, response_id: str) -> Iterator[dict[str, Any]]:
+        """The streamed response: the voted answer piece by piece, then finish, t2 and usage."""
+        created = int(time.time())
+
+        def make(**kwargs: Any) -> dict[str, Any]:
+            return chunk(
+                kind=job.kind, response_id=response_id, model=self.model_name, created=created,
+                **kwargs,
+            )  # fmt: skip
+
+        if job.kind == "chat":
+            yield make(delta={"role": "assistant", "content": ""})
+        for piece in _pieces(outcome.text or ""):
+            yield make(delta={"content": piece}) if job.kind == "chat" else make(text=piece)
+        if outcome.tool_calls:
+            calls = [
+                {"index": i, **call.to_openai(f"call_{response_id[-12:]}_{i}")}
+                for i, call in enumerate(outcome.tool_calls)
+            ]
+            yield make(delta={"tool_calls": calls})
+        yield make(finish_reason=outcome.finish_reason, extra={"t2": outcome.t2})
+        if job.include_usage:
+            last = make(extra={"usage": outcome.usage})
+            last["choices"] = []
+            yield last
+
+
+def _extractor(
+    base: Callable[[str], str | None],
+    tools: ToolSet | None,
+    forced: str | None,
+    stop: tuple[str, ...],
+) -> Callable[[str], str | None]:
+    """The stage-1 vote key of a path (see :mod:`t2_agents.serve.tools`)."""
+
+    def extract(text: str) -> str | None:
+        text = _cut(text, stop)[0]
+        if tools is None:
+            return base(text)
+        calls = parse_tool_calls(text, tools)
+        if calls is None:
+            return None
+        if calls:
+            if forced and any(call.name != forced for call in calls):
+                return None
+            return call_key(calls)
+        return None if forced is not None else base(text)
+
+    return extract
+
+
+def _cut(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
+
+
+def _pieces(text: str, size: int = 24) -> Iterator[str]:
+    """Split the answer into small pieces at whitespace (what a streaming client expects)."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        space = text.rfind(" ", start + 1, end) if end < len(text) else -1
+        end = space + 1 if space > start else end
+        yield text[start:end]
+        start = end
