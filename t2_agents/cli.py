@@ -619,3 +619,79 @@ def _live(
             engine, data, estimator, n_d=n_d, questions=questions,
             progress=lambda done, total: tick(done, total, done),
         )  # fmt: skip
+
+
+# -- serve -------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    engine_kind: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="transformers or vllm (in process), or server (decode on vllm serve replicas).",
+        ),
+    ] = "transformers",
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option("--base-url", help="--engine server: a replica root (repeat per replica)."),
+    ] = None,
+    estimator: Annotated[
+        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8100,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="T2_SERVE_API_KEY", help="Require this bearer key on /v1 routes."),
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="Model name clients send (default: the engine's).")
+    ] = None,
+    max_n: Annotated[int, typer.Option(help="Cap on the paths of one request.")] = 16,
+    n_max: Annotated[int, typer.Option(help="Default largest N the policy may choose.")] = 16,
+    max_tokens_cap: Annotated[int, typer.Option(help="Cap on max_tokens per path.")] = 512,
+    max_concurrency: Annotated[int, typer.Option(help="Requests in flight before 429.")] = 64,
+    request_timeout: Annotated[float, typer.Option(help="Seconds per request before 504.")] = (
+        600.0
+    ),
+    ignore_argument: Annotated[
+        list[str] | None,
+        typer.Option("--ignore-argument", help="Tool argument left out of the vote (repeat)."),
+    ] = None,
+    log_prompts: Annotated[bool, typer.Option(help="Log prompt texts (off by default).")] = False,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve T2 behind an OpenAI-compatible endpoint (/v1/chat/completions, /v1/completions)."""
+    import logging
+
+    from t2_agents.serve import ServeConfig, load_engine, load_service
+    from t2_agents.serve import serve as run
+
+    with _handled(as_json):
+        config = ServeConfig(
+            host=host, port=port, api_key=api_key, model_name=model_name, max_n=max_n,
+            n_max=n_max, max_tokens_cap=max_tokens_cap, max_concurrency=max_concurrency,
+            request_timeout=request_timeout, ignore_arguments=tuple(ignore_argument or ()),
+            log_prompts=log_prompts,
+        )  # fmt: skip
+        _quiet_libraries()
+        progress = _spinner(f"loading the model ({engine_kind})")
+        with progress:
+            progress.add_task("load", total=None)
+            engine = load_engine(
+                kind=engine_kind, model=model, cache_dir=cache_dir, base_urls=base_url or ()
+            )
+            service = load_service(engine, config=config, estimator=estimator)
+        policy = "fixed" if service.policy is None else service.policy.name
+        _emit(as_json, {"url": f"http://{host}:{port}/v1", "model": service.model_name,
+                        "policy": policy, "engine": engine_kind})  # fmt: skip
+        _err.print(
+            f"serving {service.model_name} (policy {policy}) on http://{host}:{port}/v1"
+            + ("" if api_key else " without an API key")
+        )
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        run(service)
