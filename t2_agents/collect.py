@@ -47,12 +47,15 @@ __all__ = [
     "Collection",
     "collect",
     "load_collection",
+    "load_plan",
     "questions_for",
 ]
 
 _FORMAT = "t2-collection"
 _VERSION = 1
 _GROWABLE = {"questions"}
+_ADDED_LATER = {"keep_texts": True}
+"""Fields newer than format version 1, with the value older ``config.json`` files imply."""
 ProgressFn = Callable[[int, int, int], None]
 """``progress(questions_done, questions_total, samples_this_run)``."""
 
@@ -87,6 +90,9 @@ class CollectConfig:
     """The engine's model identity (features belong to one model)."""
     batch_questions: int = 0
     """Questions per batch; 0 picks ``max(1, 256 // samples)``."""
+    keep_texts: bool = True
+    """Store each completion's text. ``False`` keeps only its answer, tokens and finish reason
+    (about 20x smaller records: what a calibration set of thousands of questions needs)."""
 
     def __post_init__(self) -> None:
         if (self.task is None) == (self.data is None):
@@ -189,11 +195,21 @@ def collect(
     size = config.batch_questions
     starts = range(0, len(questions), size)
     # A batch finished before `questions` grew may be short; it is redone with its new questions.
-    done = {
-        b
-        for b in _finished_batches(folder)
-        if _batch_rows(folder, b) == min(size, max(0, len(questions) - b * size))
-    }
+    done: set[int] = set()
+    for b in _finished_batches(folder, with_features=False):
+        stored = _batch_ids(folder, b)
+        wanted = [q.id for q in questions[b * size : (b + 1) * size]]
+        if stored == wanted:
+            done.add(b)
+        elif stored != wanted[: len(stored)]:
+            raise DataError(
+                f"{folder}: batch {b} holds questions {stored[:3]}... but this configuration "
+                f"now gives {wanted[:3]}... (load_task skips repeated questions since the "
+                "folder was collected); collect into a new --out folder"
+            )
+    # Records travel without their features (a git checkout of a calibration set): encode again.
+    for index in sorted(done - _finished_batches(folder)):
+        _encode_batch(engine, folder, index, questions[index * size : (index + 1) * size], layers)
     questions_done = sum(min(size, len(questions) - s) for s in starts if s // size in done)
     samples_run = 0
     for start in starts:
@@ -220,6 +236,7 @@ def _prepare(folder: Path, config: CollectConfig) -> None:
             stored = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} is not valid JSON; delete the folder or fix it") from exc
+        stored = {**_ADDED_LATER, **stored}
         changed = sorted(k for k in wanted.keys() | stored.keys() if stored.get(k) != wanted.get(k))
         refused = [k for k in changed if k not in _GROWABLE]
         if refused:
@@ -259,17 +276,24 @@ def _other_process_alive(pid: int) -> bool:
     return True
 
 
-def _finished_batches(folder: Path) -> set[int]:
+def _finished_batches(folder: Path, *, with_features: bool = True) -> set[int]:
+    """Batches whose records exist (and, with ``with_features``, whose features do too)."""
     found: set[int] = set()
     for path in (folder / "batches").glob("*.jsonl"):
-        if path.stem.isdigit() and (folder / "batches" / f"{path.stem}.safetensors").is_file():
+        if not path.stem.isdigit():
+            continue
+        if not with_features or (folder / "batches" / f"{path.stem}.safetensors").is_file():
             found.add(int(path.stem))
     return found
 
 
-def _batch_rows(folder: Path, index: int) -> int:
+def _batch_ids(folder: Path, index: int) -> list[str]:
+    """The question ids of a batch's records (none when the file is unreadable: redo it)."""
     text = (folder / "batches" / f"{index:05d}.jsonl").read_text(encoding="utf-8")
-    return sum(1 for line in text.splitlines() if line.strip())
+    try:
+        return [str(json.loads(line)["id"]) for line in text.splitlines() if line.strip()]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return []
 
 
 def _run_batch(
@@ -280,10 +304,7 @@ def _run_batch(
     batch: Sequence[Question],
     layers: list[int],
 ) -> None:
-    from safetensors.numpy import save
-
     prompts = [q.prompt for q in batch]
-    features = engine.encode(prompts, layers)
     params = SamplingParams(
         temperature=config.temperature,
         top_p=config.top_p,
@@ -291,22 +312,40 @@ def _run_batch(
         seed=config.seed * 1_000_003 + index,
     )
     completions = engine.sample(prompts, config.samples, params)
-    records = [_record(q, paths) for q, paths in zip(batch, completions, strict=True)]
-    stem = folder / "batches" / f"{index:05d}"
+    records = [
+        _record(q, paths, keep_texts=config.keep_texts)
+        for q, paths in zip(batch, completions, strict=True)
+    ]
+    _encode_batch(engine, folder, index, batch, layers)
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    _atomic_write(folder / "batches" / f"{index:05d}.jsonl", lines.encode())
+
+
+def _encode_batch(
+    engine: Engine, folder: Path, index: int, batch: Sequence[Question], layers: list[int]
+) -> None:
+    from safetensors.numpy import save
+
+    features = engine.encode([q.prompt for q in batch], layers)  # [B, L, d]
     meta = {"ids": json.dumps([q.id for q in batch]), "layers": json.dumps(layers)}
     blob = save({"features": np.ascontiguousarray(features, dtype=np.float32)}, metadata=meta)
-    _atomic_write(stem.with_suffix(".safetensors"), blob)
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    _atomic_write(stem.with_suffix(".jsonl"), lines.encode())
+    _atomic_write(folder / "batches" / f"{index:05d}.safetensors", blob)
 
 
-def _record(question: Question, paths: Sequence[Completion]) -> dict[str, Any]:
+def _record(question: Question, paths: Sequence[Completion], *, keep_texts: bool) -> dict[str, Any]:
     answers = [question.extract(c.text) for c in paths]
     counts = Counter(a for a in answers if a is not None)
     correct = sorted(a for a in counts if question.is_correct(a))
     right = sum(counts[a] for a in correct)
+    samples = [
+        {"answer": a, "tokens": c.completion_tokens, "finish": c.finish_reason}
+        for c, a in zip(paths, answers, strict=True)
+    ]
+    if keep_texts:
+        samples = [{"text": c.text, **s} for c, s in zip(paths, samples, strict=True)]
     return {
         "id": question.id,
+        "key": question.key,
         "task": question.task,
         "prompt": question.prompt,
         "gold": question.gold,
@@ -314,10 +353,7 @@ def _record(question: Question, paths: Sequence[Completion]) -> dict[str, Any]:
         "correct": correct,
         "invalid": sum(a is None for a in answers),
         "accuracy": right / len(paths),
-        "samples": [
-            {"text": c.text, "answer": a, "tokens": c.completion_tokens, "finish": c.finish_reason}
-            for c, a in zip(paths, answers, strict=True)
-        ],
+        "samples": samples,
         "prompt_tokens": paths[0].prompt_tokens if paths else 0,
     }
 
@@ -351,10 +387,17 @@ def load_collection(folder: str | Path) -> Collection:
         raw = json.loads(path.read_text())
         raw.pop("format", None)
         raw.pop("version", None)
-        config = CollectConfig(**raw)
+        config = CollectConfig(**{**_ADDED_LATER, **raw})
     except (json.JSONDecodeError, TypeError, ConfigError) as exc:
         raise DataError(f"{path} is corrupt ({exc}); recollect into a new folder") from exc
     batches = sorted(_finished_batches(root))
+    featureless = sorted(_finished_batches(root, with_features=False) - set(batches))
+    if featureless:
+        raise DataError(
+            f"{root}: {len(featureless)} batches have records but no features (e.g. batch "
+            f"{featureless[0]}); rerun the same t2 collect command: it encodes them without "
+            "sampling again"
+        )
     if not batches:
         raise DataError(f"{root} has no finished batches yet; run t2 collect until some finish")
     loaded = [_load_batch(root, b) for b in batches]
@@ -386,3 +429,66 @@ def _load_batch(
             f"rows, {len(records)} records); delete both files of that batch and rerun"
         )
     return records, features.astype(np.float32), [int(x) for x in json.loads(meta["layers"])]
+
+
+_PLAN_KEYS = {"defaults", "collections"}
+
+
+def load_plan(path: str | Path, *, model: str) -> list[tuple[CollectConfig, Path]]:
+    """Read a collection plan: many collections, run in order with one engine.
+
+    A plan is a JSON object ``{"defaults": {...}, "collections": [{"out": DIR, ...}, ...]}``;
+    each entry holds :class:`CollectConfig` fields (``task``, ``task_config``, ``questions``,
+    ``seed``...) and wins over ``defaults``. A relative ``out`` is relative to the plan's folder.
+    The same ``out`` may appear again with more ``questions`` (a later stage grows it), so a plan
+    can fill every folder a little before filling any of them completely.
+
+    Example:
+        >>> plan = load_plan("bench/calibration_plan.json", model="SmolLM2-135M-Instruct")
+        >>> plan[0][0].samples, plan[0][1].name  # doctest: +SKIP
+        (32, 'basic_arithmetic')
+
+    Raises:
+        DataError: Missing or malformed file.
+        ConfigError: An entry is not a valid configuration (the message names the entry).
+    """
+    source = Path(path)
+    try:
+        raw = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DataError(f"plan {str(source)!r} does not exist; pass a plan JSON file") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"plan {source} is not valid JSON ({exc}); fix the file") from exc
+    if not isinstance(raw, dict) or set(raw) - _PLAN_KEYS or not raw.get("collections"):
+        raise DataError(
+            f"plan {source} must be an object with 'collections' (a non-empty list) and "
+            "optionally 'defaults'; see bench/calibration_plan.json"
+        )
+    defaults = raw.get("defaults") or {}
+    if not isinstance(defaults, dict) or not isinstance(raw["collections"], list):
+        raise DataError(
+            f"plan {source}: 'defaults' must be an object and 'collections' a list of objects; "
+            "see bench/calibration_plan.json"
+        )
+    plan: list[tuple[CollectConfig, Path]] = []
+    for number, entry in enumerate(raw["collections"], start=1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"plan {source} entry {number} is not an object; fix that entry")
+        fields = {**defaults, **entry}
+        out = fields.pop("out", None)
+        if not isinstance(out, str) or not out:
+            raise ConfigError(f"plan {source} entry {number} has no 'out' folder; add one")
+        if "model" in fields:
+            raise ConfigError(
+                f"plan {source} entry {number} sets 'model'; a plan runs on the engine's model "
+                "(choose it with --model): drop the field"
+            )
+        try:
+            config = CollectConfig(**fields, model=model)
+        except TypeError as exc:
+            raise ConfigError(f"plan {source} entry {number}: {exc}; fix that entry") from exc
+        except ConfigError as exc:
+            raise ConfigError(f"plan {source} entry {number}: {exc}") from exc
+        folder = Path(out) if Path(out).is_absolute() else source.parent / out
+        plan.append((config, folder))
+    return plan

@@ -15,8 +15,10 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ __all__ = [
     "Question",
     "load_jsonl",
     "load_task",
+    "question_key",
 ]
 
 _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
@@ -37,6 +40,23 @@ _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 DEFAULT_INSTRUCTION = "Give only the final answer."
 """Appended to every question; the measured prompt in DESIGN.md section 4."""
+
+_MAX_DRAW_FACTOR = 16
+"""``load_task`` draws at most this many items per wanted question before giving up."""
+
+
+def question_key(text: str) -> str:
+    """A question's identity: a hash of its text, Unicode-, case- and whitespace-normalised.
+
+    reasoning-gym seeds item ``i`` with ``Random(seed + i)`` and easy task settings have small
+    question spaces, so two seeds can produce the same question: compare keys, never seeds.
+
+    Example:
+        >>> question_key("What is  2+2?") == question_key(" what is 2+2? ")
+        True
+    """
+    normal = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return hashlib.sha256(normal.encode("utf-8")).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,11 @@ class Question:
     instruction: str = DEFAULT_INSTRUCTION
     """Appended to ``text`` to form the prompt."""
     _score: Callable[[str], float] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Identity of the question: :func:`question_key` of its text (not of its id)."""
+        return question_key(self.text)
 
     @property
     def prompt(self) -> str:
@@ -86,30 +111,55 @@ def load_task(
     config: Mapping[str, Any] | None = None,
     instruction: str = DEFAULT_INSTRUCTION,
 ) -> list[Question]:
-    """Generate ``size`` questions of a reasoning-gym task.
+    """Generate ``size`` distinct questions of a reasoning-gym task.
+
+    Items are drawn in order (item ``i`` of seed ``s`` is always the same question) and an item
+    whose text repeats an earlier one is skipped, so the result never holds a question twice
+    and a larger ``size`` extends a smaller one. A question's id keeps its item index.
 
     Args:
         name: reasoning-gym task name, e.g. ``"lcm"``.
-        size: Number of questions (>= 1).
+        size: Number of distinct questions (>= 1).
         seed: Dataset seed; the same seed gives the same questions.
         config: Task options passed to ``reasoning_gym.create_dataset``.
         instruction: Appended to each question.
 
     Raises:
-        ConfigError: Unknown task, bad size or bad task options.
+        ConfigError: Unknown task, bad size or bad task options, or task settings whose
+            question space holds fewer than ``size`` distinct questions.
     """
-    import reasoning_gym
-
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"size={size!r} must be an int >= 1; pass the number of questions")
+    draw = size
+    while True:
+        dataset = _create(name, draw, seed, config)
+        picked: dict[str, int] = {}
+        for i in range(draw):
+            picked.setdefault(question_key(str(dataset[i]["question"])), i)
+            if len(picked) == size:
+                break
+        if len(picked) == size:
+            return [_rg_question(dataset, name, seed, i, instruction) for i in picked.values()]
+        if draw >= _MAX_DRAW_FACTOR * size:
+            raise ConfigError(
+                f"task {name!r} with options {dict(config or {})} gave only {len(picked)} distinct "
+                f"questions in {draw} items (seed {seed}), fewer than size={size}; ask for at "
+                f"most {len(picked)} questions or widen the task options (larger value ranges, "
+                "more terms)"
+            )
+        draw = min(draw * 2, _MAX_DRAW_FACTOR * size)
+
+
+def _create(name: str, size: int, seed: int, config: Mapping[str, Any] | None) -> Any:
+    import reasoning_gym
+
     try:
-        dataset = reasoning_gym.create_dataset(name, size=size, seed=seed, **dict(config or {}))
+        return reasoning_gym.create_dataset(name, size=size, seed=seed, **dict(config or {}))
     except Exception as exc:
         raise ConfigError(
             f"reasoning-gym cannot create task {name!r} with options {dict(config or {})}: {exc}; "
             "check the task name (e.g. lcm, gcd, products, chain_sum) and its options"
         ) from exc
-    return [_rg_question(dataset, name, seed, i, instruction) for i in range(size)]
 
 
 def _rg_question(dataset: Any, name: str, seed: int, index: int, instruction: str) -> Question:

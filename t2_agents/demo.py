@@ -27,7 +27,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ __all__ = [
     "load_t2_policy",
     "resolve_estimator",
     "run_demo",
+    "training_keys",
 ]
 
 DEMO_TASKS: dict[str, dict[str, Any]] = {
@@ -91,24 +92,33 @@ _NO_ESTIMATOR_FIX = "train one with `t2 train` or pass --estimator PATH"
 
 # --------------------------------------------------------------------------------- questions
 def demo_questions(
-    questions: int, *, tasks: Sequence[str] = DEFAULT_TASKS, seed: int = 2026
+    questions: int,
+    *,
+    tasks: Sequence[str] = DEFAULT_TASKS,
+    seed: int = 2026,
+    exclude: Collection[str] = (),
 ) -> list[Question]:
     """Held-out reasoning-gym questions, taking the tasks in turn.
 
     Question ``i`` is question ``i // len(tasks)`` of task ``tasks[i % len(tasks)]``, generated
-    with :data:`DEMO_TASKS`' options (reasoning-gym's defaults for other tasks) and ``seed``. The
-    calibration data used seeds 1 and 1001, so the default seed is held out.
+    with :data:`DEMO_TASKS`' options (reasoning-gym's defaults for other tasks) and ``seed``.
+    A seed alone does not hold questions out (easy task settings have small question spaces, so
+    other seeds repeat them): pass the estimator's training question keys as ``exclude`` (see
+    :func:`training_keys`) and every question whose :attr:`~t2_agents.data.Question.key` is
+    among them is skipped.
 
     Args:
         questions: How many questions (>= 1).
         tasks: reasoning-gym task names (at least one).
         seed: Dataset seed.
+        exclude: Question keys (:func:`~t2_agents.data.question_key`) never to draw.
 
     Returns:
         The questions, in the order described.
 
     Raises:
-        ConfigError: ``questions < 1``, no tasks, or a task reasoning-gym does not know.
+        ConfigError: ``questions < 1``, no tasks, a task reasoning-gym does not know, or a task
+            whose settings hold too few questions outside ``exclude``.
 
     Example:
         >>> qs = demo_questions(2, tasks=("products",), seed=3)
@@ -121,11 +131,57 @@ def demo_questions(
     if not names:
         raise ConfigError("tasks is empty; pass at least one reasoning-gym task name")
     per_task = math.ceil(questions / len(names))
-    pools = {
-        name: load_task(name, size=per_task, seed=seed, config=DEMO_TASKS.get(name))
-        for name in dict.fromkeys(names)
-    }
+    skip = frozenset(exclude)
+    pools = {name: _unseen(name, per_task, seed, skip) for name in dict.fromkeys(names)}
     return [pools[names[i % len(names)]][i // len(names)] for i in range(questions)]
+
+
+def _unseen(name: str, wanted: int, seed: int, exclude: frozenset[str]) -> list[Question]:
+    """The first ``wanted`` questions of a task whose keys are not in ``exclude``."""
+    config = DEMO_TASKS.get(name)
+    size = wanted
+    fresh: list[Question] = []
+    while True:
+        try:
+            drawn = load_task(name, size=size, seed=seed, config=config)
+        except ConfigError as exc:
+            if size == wanted:
+                raise  # unknown task, bad options or fewer distinct questions than wanted
+            raise ConfigError(
+                f"task {name!r} ({config or {}}) has too few questions the estimator did not "
+                f"train on: wanted {wanted}, found {len(fresh)} unseen before the task ran out "
+                f"of distinct questions ({exc}); ask for fewer demo questions or pick other tasks"
+            ) from exc
+        fresh = [q for q in drawn if q.key not in exclude]
+        if len(fresh) >= wanted:
+            return fresh[:wanted]
+        # `wanted + len(exclude)` distinct questions always hold `wanted` unseen ones
+        assert size < wanted + len(exclude)
+        size = min(size * 2, wanted + len(exclude))
+
+
+def training_keys(estimator: object) -> frozenset[str]:
+    """The question keys an estimator was trained on, from its metadata (empty when absent).
+
+    Reads ``estimator.metadata["training_data"]["question_keys"]``; artifacts trained before
+    the keys were recorded have none, and then nothing can be excluded.
+
+    Example:
+        >>> class Fitted:
+        ...     metadata = {"training_data": {"question_keys": ["0123456789abcdef"]}}
+        >>> sorted(training_keys(Fitted()))
+        ['0123456789abcdef']
+        >>> training_keys(object())
+        frozenset()
+    """
+    metadata = getattr(estimator, "metadata", None)
+    if not isinstance(metadata, Mapping):
+        return frozenset()
+    training = metadata.get("training_data")
+    keys = training.get("question_keys") if isinstance(training, Mapping) else None
+    if not isinstance(keys, list | tuple):
+        return frozenset()
+    return frozenset(str(key) for key in keys)
 
 
 # --------------------------------------------------------------------------------- estimator
@@ -253,7 +309,8 @@ def run_demo(
         engine: The engine (e.g. ``TransformersEngine()`` for the default model).
         questions: Number of questions.
         tasks: reasoning-gym tasks, taken in turn (see :func:`demo_questions`).
-        seed: Dataset seed (held out from calibration) and base sampling seed.
+        seed: Dataset seed and base sampling seed. Questions the estimator trained on (the
+            question keys its metadata records, when it does) are never drawn.
         n_max: The fixed budget, and the largest budget T2 may choose.
         estimator: T2 estimator folder; None uses the one shipped for the default model.
         max_tokens: Largest completion per path.
@@ -263,7 +320,8 @@ def run_demo(
     Returns:
         A JSON-ready dict:
 
-        - ``settings``: the arguments (estimator as the folder used);
+        - ``settings``: the arguments (estimator as the folder used) and
+          ``excluded_training_questions``, how many training question keys were skipped;
         - ``questions``: one row per question with ``index``, ``id``, ``task``, ``question``,
           ``gold`` and, under ``"t2"`` and ``"fixed"``, ``policy``, ``n``, ``answer``,
           ``correct``, ``share``, ``samples``, ``completion_tokens``, ``prompt_tokens`` and
@@ -277,7 +335,8 @@ def run_demo(
     Raises:
         ArtifactError: No estimator given or shipped ("train one with `t2 train` or pass
             --estimator PATH"), or the estimator is for another model.
-        ConfigError: Bad settings (``questions < 1``, ``n_max < 1``, unknown task...).
+        ConfigError: Bad settings (``questions < 1``, ``n_max < 1``, unknown task, a task
+            with too few questions the estimator did not train on...).
 
     Example:
         >>> result = run_demo(engine, questions=2, n_max=4, max_tokens=12)  # doctest: +SKIP
@@ -287,7 +346,8 @@ def run_demo(
     estimator_path = resolve_estimator(estimator)
     fixed_policy = FixedPolicy(n_max)
     t2_policy = load_t2_policy(engine, estimator_path)
-    items = demo_questions(questions, tasks=tasks, seed=seed)
+    seen = training_keys(t2_policy.estimator)
+    items = demo_questions(questions, tasks=tasks, seed=seed, exclude=seen)
     context = ThinkingContext(n_min=1, n_max=n_max, max_tokens=max_tokens, seed=seed)
     graphs = {
         "t2": build_parallel_thinking_graph(engine=engine, policy=t2_policy, context=context),
@@ -324,6 +384,7 @@ def run_demo(
             "max_tokens": max_tokens,
             "estimator": str(estimator_path),
             "model": engine.identity,
+            "excluded_training_questions": len(seen),
         },
         "questions": rows,
         "totals": totals,

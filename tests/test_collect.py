@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from t2_agents.collect import CollectConfig, collect, load_collection
+from t2_agents.collect import CollectConfig, collect, load_collection, load_plan
+from t2_agents.data import question_key
 from t2_agents.errors import ConfigError, DataError, EngineError
+from t2_agents.replay import ReplayPool
 
 LAYERS = (0, 3)
 
@@ -244,6 +246,190 @@ def test_bad_config_values() -> None:
     with pytest.raises(ConfigError, match="max_tokens"):
         _config(max_tokens=0)
     assert _config(samples=16, batch_questions=0).batch_questions == 16
+
+
+# ------------------------------------------------------------------ keys and lean records
+def test_records_carry_the_question_key(fake_engine: Any, tmp_path: Path) -> None:
+    collect(fake_engine, _config(questions=4), tmp_path)
+    records = load_collection(tmp_path).records
+    for record in records:
+        text = record["prompt"].removesuffix(" Give only the final answer.")
+        assert record["key"] == question_key(text)
+    assert len({r["key"] for r in records}) == 4
+
+
+def test_keep_texts_false_drops_only_the_texts(fake_engine_cls: Any, tmp_path: Path) -> None:
+    collect(fake_engine_cls(), _config(questions=4), tmp_path / "full")
+    collect(fake_engine_cls(), _config(questions=4, keep_texts=False), tmp_path / "lean")
+    full, lean = load_collection(tmp_path / "full"), load_collection(tmp_path / "lean")
+    assert lean.config.keep_texts is False
+    assert json.loads((tmp_path / "lean" / "config.json").read_text())["keep_texts"] is False
+    np.testing.assert_array_equal(lean.features, full.features)
+    for a, b in zip(full.records, lean.records, strict=True):
+        assert set(b["samples"][0]) == {"answer", "tokens", "finish"}
+        assert [{k: v for k, v in s.items() if k != "text"} for s in a["samples"]] == b["samples"]
+        assert {k: v for k, v in a.items() if k != "samples"} == {
+            k: v for k, v in b.items() if k != "samples"
+        }
+        pool, lean_pool = ReplayPool.from_record(a), ReplayPool.from_record(b)
+        assert (lean_pool.answers, lean_pool.correct) == (pool.answers, pool.correct)
+        assert lean_pool.tokens == pool.tokens == (3, 3, 3, 3)
+        assert lean_pool.pool.counts == pool.pool.counts
+
+
+# -------------------------------------------------------------- records without features
+def test_missing_features_are_encoded_again_without_sampling(
+    fake_engine_cls: Any, tmp_path: Path
+) -> None:
+    config = _config(keep_texts=False)
+    folder = collect(fake_engine_cls(), config, tmp_path / "c")
+    records_before = (folder / "records.jsonl").read_bytes()
+    features_before = _features(folder)
+    for index in (1, 3):
+        (folder / "batches" / f"{index:05d}.safetensors").unlink()
+
+    with pytest.raises(DataError, match="rerun") as info:
+        load_collection(folder)
+    assert "2 batches" in str(info.value) and "batch 1" in str(info.value)
+
+    engine = fake_engine_cls()
+    collect(engine, config, folder)
+    assert engine.sample_calls == 0
+    assert engine.encode_calls == 2
+    assert (folder / "records.jsonl").read_bytes() == records_before
+    np.testing.assert_array_equal(_features(folder), features_before)
+
+
+def test_records_of_other_questions_are_refused(fake_engine: Any, tmp_path: Path) -> None:
+    # e.g. a folder collected before load_task skipped repeated questions
+    collect(fake_engine, _config(questions=4), tmp_path)
+    path = tmp_path / "batches" / "00001.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[1]["id"] = "lcm-3-99"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "batches" / "00001.safetensors").unlink()
+    with pytest.raises(DataError, match=r"batch 1 .*new --out folder"):
+        collect(fake_engine, _config(questions=4), tmp_path)
+
+
+def test_config_written_before_keep_texts_resumes(fake_engine_cls: Any, tmp_path: Path) -> None:
+    config = _config()
+    whole = collect(fake_engine_cls(), config, tmp_path / "whole")
+    with pytest.raises(EngineError):
+        collect(fake_engine_cls(fail_on_sample_call=3), config, tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    stored = json.loads(path.read_text())
+    del stored["keep_texts"]  # as written before the field existed
+    path.write_text(json.dumps(stored))
+    assert load_collection(tmp_path / "old").config.keep_texts is True
+
+    engine = fake_engine_cls()
+    collect(engine, config, tmp_path / "old")
+    assert engine.sample_calls == 3
+    old = tmp_path / "old" / "records.jsonl"
+    assert old.read_bytes() == (whole / "records.jsonl").read_bytes()
+    # an old folder keeps texts: resuming it without them is another configuration
+    with pytest.raises(DataError, match="keep_texts"):
+        collect(fake_engine_cls(), _config(keep_texts=False), tmp_path / "old")
+
+
+# ------------------------------------------------------------------------------- plans
+def _plan(path: Path, plan: object) -> Path:
+    path.write_text(json.dumps(plan))
+    return path
+
+
+def test_plan_merges_defaults_and_resolves_relative_folders(tmp_path: Path) -> None:
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    absolute = tmp_path / "abs"
+    plan = _plan(
+        plans / "plan.json",
+        {
+            "defaults": {"samples": 8, "max_tokens": 24, "task_config": {"max_value": 30}},
+            "collections": [
+                {"out": "../runs/lcm", "task": "lcm", "questions": 5, "seed": 11},
+                {"out": str(absolute), "task": "gcd", "questions": 3, "samples": 4,
+                 "task_config": {}, "keep_texts": False, "layers": [0, 2]},
+                {"out": "../runs/lcm", "task": "lcm", "questions": 9, "seed": 11},
+            ],
+        },
+    )  # fmt: skip
+    jobs = load_plan(plan, model="fake")
+    assert [folder for _, folder in jobs] == [
+        plans / "../runs/lcm",
+        absolute,
+        plans / "../runs/lcm",
+    ]
+    first, second, third = (config for config, _ in jobs)
+    assert first == CollectConfig(
+        task="lcm", task_config={"max_value": 30}, questions=5, samples=8, seed=11,
+        max_tokens=24, model="fake",
+    )  # fmt: skip
+    assert (second.samples, second.task_config, second.keep_texts) == (4, {}, False)
+    assert (second.max_tokens, second.layers, second.model) == (24, (0, 2), "fake")
+    assert third.questions == 9 and third.task_config == {"max_value": 30}
+
+
+def test_plan_runs_and_grows_the_same_folder(fake_engine_cls: Any, tmp_path: Path) -> None:
+    plan = _plan(
+        tmp_path / "plan.json",
+        {
+            "defaults": {"task": "lcm", "samples": 4, "seed": 3, "max_tokens": 16,
+                         "layers": [0, 3], "batch_questions": 2},
+            "collections": [{"out": "c", "questions": 4}, {"out": "c", "questions": 10}],
+        },
+    )  # fmt: skip
+    engine = fake_engine_cls()
+    for config, folder in load_plan(plan, model="fake"):
+        collect(engine, config, folder)
+    assert engine.sample_calls == 5
+    whole = collect(fake_engine_cls(), _config(), tmp_path / "whole")
+    records = (tmp_path / "c" / "records.jsonl").read_bytes()
+    assert records == (whole / "records.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ({"task": "lcm", "questions": 2}, r"entry 2 has no 'out'"),
+        ({"out": "x", "task": "lcm", "questions": 2, "colour": "red"}, r"entry 2: .*colour"),
+        ({"out": "x", "task": "lcm", "questions": 0}, r"entry 2: questions=0"),
+        ({"out": "x", "task": "lcm", "questions": "5"}, r"entry 2: questions='5'"),
+        ({"out": "x", "questions": 2}, r"entry 2: give exactly one"),
+        ({"out": "x", "task": "lcm", "questions": 2, "model": "m"}, r"entry 2 sets 'model'"),
+        ("lcm", r"entry 2 is not an object"),
+    ],
+)
+def test_bad_plan_entries_name_the_entry(tmp_path: Path, entry: object, words: str) -> None:
+    good = {"out": "ok", "task": "lcm", "questions": 2}
+    plan = _plan(tmp_path / "p.json", {"defaults": {"samples": 2}, "collections": [good, entry]})
+    with pytest.raises(ConfigError, match=words):
+        load_plan(plan, model="fake")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("{not json", "not valid JSON"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+        ("[]", "must be an object"),
+        ('{"collections": []}', "must be an object"),
+        ('{"collections": [{"out": "x"}], "extra": 1}', "must be an object"),
+        ('{"defaults": [1], "collections": [{"out": "x"}]}', "'defaults' must be an object"),
+        ('{"collections": {"out": "x"}}', "a list of objects"),
+    ],
+)
+def test_malformed_plan_is_a_data_error(tmp_path: Path, content: str | bytes, words: str) -> None:
+    path = tmp_path / "p.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(DataError, match=words):
+        load_plan(path, model="fake")
+    with pytest.raises(DataError, match="does not exist"):
+        load_plan(tmp_path / "missing.json", model="fake")
 
 
 # ------------------------------------------------------------------------------ real model

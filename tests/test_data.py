@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from t2_agents.data import DEFAULT_INSTRUCTION, load_jsonl, load_task
+from t2_agents.data import DEFAULT_INSTRUCTION, load_jsonl, load_task, question_key
 from t2_agents.errors import ConfigError, DataError
 
 
@@ -71,6 +71,87 @@ def test_bad_task_options_are_config_error() -> None:
 def test_bad_size(size: object) -> None:
     with pytest.raises(ConfigError, match="size="):
         load_task("lcm", size=size, seed=0)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------ question identity
+def test_question_key_normalises_case_whitespace_and_unicode() -> None:
+    base = question_key("What is 2 + 2?")
+    assert base == question_key("what IS  2 +\t2?\n")
+    assert base == question_key("  What is 2 + 2?  ")
+    assert base == question_key("\uff37hat is \uff12 + 2?")  # fullwidth W and 2 (NFKC)
+    assert base == question_key("What\u00a0is 2 + 2?")  # no-break space (NFKC -> space)
+    assert len(base) == 16 and int(base, 16) >= 0
+    assert base != question_key("What is 2 + 3?")
+    assert base != question_key("What is 2 + 2")
+    assert base != question_key("Whatis 2 + 2?")  # whitespace collapses, it does not vanish
+
+
+def test_question_key_is_the_key_of_the_text_not_of_the_id() -> None:
+    (a,) = load_task("lcm", size=1, seed=0)
+    (b,) = load_task("lcm", size=1, seed=0, instruction="Other instruction.")
+    assert a.key == question_key(a.text) == b.key
+    assert a.prompt != b.prompt
+
+
+def test_old_shipped_lcm_data_overlapped_across_seeds() -> None:
+    """The old calibration set (lcm, max_value 12, 200 items of seed 1 for training and 50 of
+    seed 1001 for testing) repeated questions inside each split and across the two."""
+    import reasoning_gym
+
+    def raw_keys(seed: int, size: int) -> list[str]:
+        items = reasoning_gym.create_dataset("lcm", size=size, seed=seed, max_value=12)
+        return [question_key(str(items[i]["question"])) for i in range(size)]
+
+    train, test = raw_keys(1, 200), raw_keys(1001, 50)
+    assert len(set(train)) < 200 and len(set(test)) < 50  # duplicates within each split
+    assert set(train) & set(test)  # and test questions that training saw
+
+    # load_task now refuses the impossible size and names how many distinct questions exist
+    with pytest.raises(ConfigError, match=r"only \d+ distinct questions") as info:
+        load_task("lcm", size=200, seed=1, config={"max_value": 12})
+    assert "size=200" in str(info.value)
+
+    # distinct within each split, but seeds still do not separate the splits: compare keys
+    a = load_task("lcm", size=100, seed=1, config={"max_value": 12})
+    b = load_task("lcm", size=50, seed=1001, config={"max_value": 12})
+    by_key = {q.key: q for q in a}
+    shared = [q for q in b if q.key in by_key]
+    assert len(shared) > 0
+    for q in shared:
+        assert q.id != by_key[q.key].id
+        assert q.text == by_key[q.key].text
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "size"),
+    [("lcm", {"max_value": 12}, 144), ("lcm", {"max_value": 6}, 36), ("gcd", {}, 60)],
+)
+def test_load_task_never_returns_a_duplicate(
+    name: str, config: dict[str, object], size: int
+) -> None:
+    questions = load_task(name, size=size, seed=1, config=config)
+    assert len(questions) == size
+    assert len({q.key for q in questions}) == size
+    assert len({q.id for q in questions}) == size
+    # ids keep the item index: skipped repeats leave gaps, indices only grow
+    indices = [int(q.id.rsplit("-", 1)[1]) for q in questions]
+    assert indices == sorted(indices) and indices[0] == 0
+
+
+def test_larger_size_extends_a_smaller_one_with_repeats_skipped() -> None:
+    config = {"max_value": 12}
+    small = load_task("lcm", size=20, seed=1, config=config)
+    large = load_task("lcm", size=120, seed=1, config=config)
+    assert [q.id for q in large[:20]] == [q.id for q in small]
+    assert [q.key for q in large[:20]] == [q.key for q in small]
+    assert int(large[-1].id.rsplit("-", 1)[1]) >= 120  # repeats were skipped on the way
+
+
+def test_too_small_question_space_names_the_distinct_count() -> None:
+    # lcm with max_value 4 has 4 x 4 = 16 distinct questions
+    with pytest.raises(ConfigError, match=r"only 16 distinct questions.*size=30"):
+        load_task("lcm", size=30, seed=1, config={"max_value": 4})
+    assert len(load_task("lcm", size=16, seed=1, config={"max_value": 4})) == 16
 
 
 # ------------------------------------------------------------------------------ load_jsonl

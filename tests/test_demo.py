@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from rich.table import Table
 
+from t2_agents import demo
+from t2_agents.data import load_task, question_key
 from t2_agents.demo import (
     DEMO_TASKS,
     demo_questions,
@@ -20,8 +22,10 @@ from t2_agents.demo import (
     load_t2_policy,
     resolve_estimator,
     run_demo,
+    training_keys,
 )
 from t2_agents.errors import ArtifactError, ConfigError
+from t2_agents.policies import T2Policy
 
 
 def test_demo_questions_take_tasks_in_turn() -> None:
@@ -34,6 +38,80 @@ def test_demo_questions_take_tasks_in_turn() -> None:
         demo_questions(0)
     with pytest.raises(ConfigError):
         demo_questions(2, tasks=())
+
+
+# ------------------------------------------------------------ never a training question
+class _TrainedOn:
+    """A stand-in estimator whose metadata lists the questions it was trained on."""
+
+    layers, n_min, n_max = (0, 3), 1, 4
+    model_identity, hidden_size = "fake", 8
+
+    def __init__(self, keys: list[str] | None) -> None:
+        self.metadata: dict[str, Any] = {"format": "t2-estimator"}
+        if keys is not None:
+            self.metadata["training_data"] = {"question_keys": keys, "questions": len(keys)}
+
+    def predict_one(self, features: Any) -> int:
+        return 2
+
+
+def _lcm_keys(seed: int, size: int) -> list[str]:
+    return [q.key for q in load_task("lcm", size=size, seed=seed, config=DEMO_TASKS["lcm"])]
+
+
+def test_training_keys_come_from_the_metadata() -> None:
+    assert training_keys(_TrainedOn(["a", "b"])) == {"a", "b"}
+    assert training_keys(_TrainedOn(None)) == frozenset()  # artifacts trained before the keys
+    assert training_keys(object()) == frozenset()
+
+
+def test_demo_questions_skip_excluded_keys_in_order() -> None:
+    plain = demo_questions(6, tasks=("lcm", "products"), seed=2026)
+    seen = {plain[0].key, plain[2].key, plain[3].key}
+    held_out = demo_questions(6, tasks=("lcm", "products"), seed=2026, exclude=seen)
+    assert not {q.key for q in held_out} & seen
+    assert [q.task for q in held_out] == ["lcm", "products"] * 3
+    # the first unseen questions of each task, in their order
+    lcm = [q for q in demo_questions(20, tasks=("lcm",), seed=2026) if q.key not in seen]
+    assert [q.id for q in held_out[::2]] == [q.id for q in lcm[:3]]
+    assert demo_questions(6, tasks=("lcm", "products"), seed=2026, exclude=()) == plain
+
+
+def test_demo_questions_when_training_saw_almost_every_question() -> None:
+    # lcm with max_value 12 has 12 x 12 questions; load_task finds 143 of them for this seed
+    every = _lcm_keys(2026, 143)
+    drawn = demo_questions(3, tasks=("lcm",), seed=2026, exclude=every[3:])
+    assert {q.key for q in drawn} == set(every[:3])
+    with pytest.raises(ConfigError, match=r"too few questions the estimator did not train on"):
+        demo_questions(4, tasks=("lcm",), seed=2026, exclude=every[3:])
+    with pytest.raises(ConfigError, match=r"wanted 1, found 0"):
+        demo_questions(1, tasks=("lcm",), seed=2026, exclude=every)
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_run_demo_never_draws_a_training_question(
+    tmp_path: Path, fake_engine: Any, monkeypatch: pytest.MonkeyPatch, recorded: bool
+) -> None:
+    # The old shipped set: 200 lcm items of seed 1, which repeat most of the demo's questions.
+    trained = sorted(set(_lcm_keys(1, 100)) | set(_lcm_keys(7, 30)))
+    estimator = _TrainedOn(trained if recorded else None)
+    monkeypatch.setattr(demo, "resolve_estimator", lambda path=None: tmp_path)
+    monkeypatch.setattr(
+        demo, "load_t2_policy", lambda engine, path=None: T2Policy(estimator, engine=engine)
+    )
+    result = run_demo(fake_engine, questions=4, tasks=("lcm", "gcd"), n_max=4, max_tokens=8)
+    rows = result["questions"]
+    assert [row["task"] for row in rows] == ["lcm", "gcd", "lcm", "gcd"]
+    assert all(row["t2"]["n"] == 2 and row["fixed"]["n"] == 4 for row in rows)
+    keys = {question_key(row["question"]) for row in rows}
+    if recorded:
+        assert not keys & set(trained)
+        assert result["settings"]["excluded_training_questions"] == len(trained)
+    else:  # no keys in the artifact: today's draw, training questions included
+        assert [row["id"] for row in rows[::2]] == ["lcm-2026-0", "lcm-2026-1"]
+        assert keys & set(trained)
+        assert result["settings"]["excluded_training_questions"] == 0
 
 
 def test_missing_estimator_says_how_to_fix(tmp_path: Path, fake_engine: Any) -> None:
