@@ -50,7 +50,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.probes import LayerProbe, ProbeConfig, _Spec
+from t2_agents.probes import LayerProbe, ProbeConfig, _Spec, make_probe
 
 __all__ = [
     "FORMAT_NAME",
@@ -103,7 +103,7 @@ def metadata_header(spec: _Spec, config: ProbeConfig, weights: Sequence[float]) 
         "hidden_size": spec.hidden_size,
         "layers": list(spec.layers),
         "probe_hidden": config.probe_width(spec.hidden_size),
-        "probe_config": asdict(config),
+        "probe_config": json.loads(json.dumps(asdict(config))),
         "grid": list(spec.grid),
         "n_min": spec.n_min,
         "n_max": spec.n_max,
@@ -173,7 +173,7 @@ def load_artifact(
             f"{root} was trained for model {spec.model_identity!r}, not "
             f"{expect_identity!r}; {_FIX_MODEL}"
         )
-    probes = _load_probes(root, spec, config.probe_width(spec.hidden_size))
+    probes = _load_probes(root, spec, config)
     extra = {k: meta[k] for k in _EXTRA_KEYS if k in meta}
     return LoadedArtifact(spec=spec, config=config, weights=weights, probes=probes, extra=extra)
 
@@ -299,10 +299,10 @@ def _parse_metadata(meta: Mapping[str, Any], root: Path) -> tuple[_Spec, ProbeCo
     return spec, config, weights
 
 
-def _load_probes(root: Path, spec: _Spec, hidden: int) -> list[LayerProbe]:
+def _load_probes(root: Path, spec: _Spec, config: ProbeConfig) -> list[LayerProbe]:
     path = root / _PROBES
     resolved = _member(root, _PROBES)
-    expected = _expected_shapes(path, spec, hidden)
+    expected = _expected_shapes(path, spec, config)
     try:
         with safe_open(str(resolved), framework="pt") as handle:
             layout = {
@@ -325,7 +325,7 @@ def _load_probes(root: Path, spec: _Spec, hidden: int) -> list[LayerProbe]:
     for layer in spec.layers:
         prefix = f"layer{layer}."
         sub = {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-        probe = LayerProbe(spec.hidden_size, hidden)
+        probe = make_probe(spec.hidden_size, config, len(spec.grid))
         try:
             probe.load_state_dict(sub)
         except RuntimeError as exc:
@@ -335,11 +335,12 @@ def _load_probes(root: Path, spec: _Spec, hidden: int) -> list[LayerProbe]:
     return probes
 
 
-def _expected_shapes(path: Path, spec: _Spec, hidden: int) -> dict[str, tuple[int, ...]]:
+def _expected_shapes(path: Path, spec: _Spec, config: ProbeConfig) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape that ``metadata.json`` implies (built on the meta device: no memory)."""
+    hidden = config.probe_width(spec.hidden_size)
     try:
         with torch.device("meta"):
-            reference = LayerProbe(spec.hidden_size, hidden)
+            reference = make_probe(spec.hidden_size, config, len(spec.grid))
     except (RuntimeError, TypeError, ValueError, OverflowError) as exc:
         raise ArtifactError(
             f"{path.with_name(_METADATA)}: hidden_size={spec.hidden_size} and "

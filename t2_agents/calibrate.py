@@ -22,9 +22,36 @@ import numpy.typing as npt
 
 from t2_agents.collect import Collection, load_collection
 from t2_agents.curse import AnswerPool, CurseReport, budget_labels, curse_report
+from t2_agents.data import question_key
 from t2_agents.errors import ConfigError, DataError
 
-__all__ = ["TrainingSet", "curse_by_task", "heldout_report", "load_training_set"]
+__all__ = [
+    "TrainingSet",
+    "curse_by_task",
+    "heldout_report",
+    "load_training_set",
+    "record_key",
+]
+
+_SAMPLING_FIELDS = ("model", "samples", "temperature", "top_p", "max_tokens", "instruction")
+"""Collections mixed in one training or evaluation set must agree on these."""
+
+
+def record_key(record: dict[str, object]) -> str:
+    """A collected record's question identity (``key``; computed for older records).
+
+    Example:
+        >>> record_key({"prompt": "What is 2+2? Give only the final answer.", "key": "ab"})
+        'ab'
+    """
+    key = record.get("key")
+    if isinstance(key, str) and key:
+        return key
+    prompt = str(record.get("prompt", ""))
+    from t2_agents.data import DEFAULT_INSTRUCTION
+
+    return question_key(prompt.removesuffix(DEFAULT_INSTRUCTION))
+
 
 Draw = Literal["pool", "iid"]
 
@@ -96,6 +123,12 @@ class TrainingSet:
     """Model identity of the features."""
     summary: dict[str, object]
     """What the set is made of (for the artifact's metadata)."""
+    curves: npt.NDArray[np.float64]
+    """``[Q, n_max]`` exact accuracy curves A_x(N), N = 1..n_max."""
+    keys: tuple[str, ...]
+    """Question identity of each row (:func:`record_key`)."""
+    dropped: dict[str, int]
+    """Rows left out: ``duplicates`` (a question already in the set) and ``excluded``."""
 
 
 def load_training_set(
@@ -105,22 +138,25 @@ def load_training_set(
     n_max: int | None = None,
     draw: str = "pool",
     eps: float = 0.0,
+    exclude: frozenset[str] = frozenset(),
 ) -> TrainingSet:
-    """Load collections, compute labels N*_x and select feature layers.
+    """Load collections, compute labels N*_x and curves, and select feature layers.
+
+    A question that appears twice (same :func:`record_key`, e.g. in two folders) is kept once;
+    questions whose key is in ``exclude`` (e.g. the training set, when loading held-out data)
+    are dropped. Both are counted in :attr:`TrainingSet.dropped`.
 
     Raises:
-        DataError: Folders of different models or layers, or features not matching records.
+        DataError: Folders of different models, sampling settings, pool sizes or layers,
+            features not matching records, or nothing left after dropping.
         ConfigError: A requested layer was not collected.
     """
     if not folders:
         raise DataError("no collection folder given; pass --data DIR (made by t2 collect)")
     model = _check_draw(draw)
     collections = [load_collection(f) for f in folders]
-    _check_same(collections)
+    _check_same(collections, [str(f) for f in folders])
     limit = _n_max(collections, n_max, model)
-    pools = [p for c in collections for p in c.pools()]
-    labels = budget_labels(pools, n_max=limit, model=model, eps=eps)
-    report = curse_report(pools, n_max=limit, model=model, eps=eps)
     stored = collections[0].layers
     wanted = tuple(stored) if layers is None else tuple(int(x) for x in layers)
     missing = [x for x in wanted if x not in stored]
@@ -129,20 +165,35 @@ def load_training_set(
             f"layers {missing} were not collected (collected: {list(stored)}); pick from those"
         )
     slots = [stored.index(x) for x in wanted]
-    features = np.concatenate([c.features[:, slots, :] for c in collections], axis=0)
-    tasks = tuple(t for c in collections for t in c.tasks)
+    rows, dropped = _distinct_rows(collections, exclude)
+    if not rows:
+        raise DataError(
+            f"nothing left in {[str(f) for f in folders]}: {dropped['excluded']} questions are "
+            f"in the excluded (training) set and {dropped['duplicates']} are repeats; collect "
+            "questions the estimator never saw (another seed or task settings)"
+        )
+    every_pool = [c.pools() for c in collections]
+    pools = [every_pool[c][i] for c, i in rows]
+    labels = budget_labels(pools, n_max=limit, model=model, eps=eps)
+    report = curse_report(pools, n_max=limit, model=model, eps=eps)
+    features = np.stack([collections[c].features[i, slots, :] for c, i in rows])
+    tasks = tuple(collections[c].tasks[i] for c, i in rows)
+    keys = tuple(record_key(collections[c].records[i]) for c, i in rows)
+    first = collections[0].config
     summary: dict[str, object] = {
         "folders": [str(f) for f in folders],
         "questions": len(tasks),
         "tasks": {t: tasks.count(t) for t in sorted(set(tasks))},
         "samples_per_question": [c.config.samples for c in collections],
+        "dropped": dropped,
         "draw": model,
         "eps": eps,
         "n_d": report.n_d,
         "mean_optimal": report.mean_optimal,
-        "max_tokens": collections[0].config.max_tokens,
-        "temperature": collections[0].config.temperature,
-        "instruction": collections[0].config.instruction,
+        "max_tokens": first.max_tokens,
+        "temperature": first.temperature,
+        "instruction": first.instruction,
+        "question_keys": sorted(set(keys)),
     }
     return TrainingSet(
         features=features.astype(np.float32),
@@ -151,19 +202,45 @@ def load_training_set(
         n_max=limit,
         n_d=report.n_d,
         tasks=tasks,
-        model=collections[0].config.model,
+        model=first.model,
         summary=summary,
+        curves=_curves_of(pools, limit, model),
+        keys=keys,
+        dropped=dropped,
     )
 
 
-def _check_same(collections: Sequence[Collection]) -> None:
+def _distinct_rows(
+    collections: Sequence[Collection], exclude: frozenset[str]
+) -> tuple[list[tuple[int, int]], dict[str, int]]:
+    """(collection, record) positions of first occurrences not in ``exclude``; drop counts."""
+    seen: set[str] = set()
+    rows: list[tuple[int, int]] = []
+    dropped = {"duplicates": 0, "excluded": 0}
+    for c, collection in enumerate(collections):
+        for i, record in enumerate(collection.records):
+            key = record_key(record)
+            if key in exclude:
+                dropped["excluded"] += 1
+            elif key in seen:
+                dropped["duplicates"] += 1
+            else:
+                seen.add(key)
+                rows.append((c, i))
+    return rows, dropped
+
+
+def _check_same(collections: Sequence[Collection], names: Sequence[str]) -> None:
     first = collections[0]
-    for other in collections[1:]:
-        if other.config.model != first.config.model:
-            raise DataError(
-                f"collections of different models ({first.config.model!r} and "
-                f"{other.config.model!r}); train on one model's collections at a time"
-            )
+    for other, name in zip(collections[1:], names[1:], strict=True):
+        for field in _SAMPLING_FIELDS:
+            mine, theirs = getattr(first.config, field), getattr(other.config, field)
+            if mine != theirs:
+                raise DataError(
+                    f"{name} was collected with {field}={theirs!r} but {names[0]} with "
+                    f"{field}={mine!r}; an estimator's labels belong to one model and one "
+                    "sampling setting: use collections made with the same settings"
+                )
         if other.layers != first.layers or other.features.shape[2] != first.features.shape[2]:
             raise DataError(
                 "collections store different layers or widths; collect them with the same --layers"
@@ -196,13 +273,16 @@ def heldout_report(
     n_d: int,
     draw: str = "pool",
     eps: float = 0.0,
+    exclude: frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Compare fixed N_D, T2 and the oracle on held-out pools, exactly (via A_x(N)).
 
     Per task (and ``"all"``): accuracy, mean N, utilisation (mean of min(N*_x, N)/N: the share
     of the spent samples that were needed) and redundancy, for fixed ``n_d`` (chosen on the
-    training set), T2's per-question N, the oracle N*_x, and a fixed N equal to T2's mean N
-    rounded (same cost as T2).
+    training set), T2's per-question N, the oracle N*_x, and fixed N at T2's mean cost
+    (accuracy interpolated between the neighbouring budgets, see :mod:`t2_agents.compare`).
+    Questions whose key is in ``exclude`` (the training set) are dropped and counted under
+    ``"questions"``.
 
     Args:
         predict: Maps features ``[Q, L, d]`` to per-question N (e.g. ``T2Estimator.predict``).
@@ -211,29 +291,37 @@ def heldout_report(
         n_d: The training set's dataset-optimal budget.
         draw: Label model, as in training.
         eps: Label tolerance, as in training.
+        exclude: Keys of questions seen in training.
     """
-    held = load_training_set(folders, layers=layers, draw=draw, eps=eps)
+    from t2_agents.compare import fixed_accuracy
+
+    held = load_training_set(folders, layers=layers, draw=draw, eps=eps, exclude=exclude)
     limit = held.n_max
     if n_d > limit:
         raise ConfigError(f"n_d={n_d} exceeds the held-out pool size {limit}; collect more samples")
-    pools = [p for f in folders for p in load_collection(f).pools()]
-    curves = _curves_of(pools, limit, _check_draw(draw))
+    curves = held.curves
     t2 = np.clip(np.asarray(predict(held.features), dtype=np.int64), 1, limit)
     tasks = np.asarray(held.tasks)
     report: dict[str, dict[str, dict[str, float]]] = {}
     names = sorted(set(held.tasks))
     for task in [*names, "all"] if len(names) > 1 else names:
         mask = np.full(len(tasks), task == "all") | (tasks == task)
-        same_cost = int(np.clip(round(float(t2[mask].mean())), 1, limit))
         policies = {
             f"fixed N_D={n_d}": np.full(mask.sum(), n_d),
             "t2": t2[mask],
-            f"fixed N={same_cost} (T2's mean)": np.full(mask.sum(), same_cost),
             "oracle": held.labels[mask],
         }
         report[task] = {
             name: _policy_row(curves[mask], budgets.astype(np.int64), held.labels[mask])
             for name, budgets in policies.items()
         }
+        mean_n = float(t2[mask].mean())
+        report[task]["fixed N at T2's mean (interpolated)"] = {
+            "accuracy": fixed_accuracy(curves[mask], mean_n),
+            "mean_n": mean_n,
+        }
         report[task]["questions"] = {"count": float(mask.sum())}
+    report["all" if "all" in report else names[0]]["questions"].update(
+        {f"dropped_{k}": float(v) for k, v in held.dropped.items()}
+    )
     return report

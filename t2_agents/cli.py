@@ -183,9 +183,11 @@ def _show_ask(result: dict[str, Any]) -> None:
 # -- collect -----------------------------------------------------------------------------------
 @app.command()
 def collect(
-    out: Annotated[Path, typer.Option(help="Output folder (resumable).")],
-    questions: Annotated[int, typer.Option(help="Number of questions.")],
-    samples: Annotated[int, typer.Option(help="Completions per question (pool size M).")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (resumable).")] = None,
+    questions: Annotated[int | None, typer.Option(help="Number of questions.")] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Completions per question (pool size M).")
+    ] = None,
     task: Annotated[str | None, typer.Option(help="reasoning-gym task name.")] = None,
     task_config: Annotated[str | None, typer.Option(help="Task options as JSON.")] = None,
     data: Annotated[Path | None, typer.Option(help="JSONL file with question/answer.")] = None,
@@ -195,42 +197,65 @@ def collect(
     layers: Annotated[
         str | None, typer.Option(help="Comma-separated layers (default all).")
     ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(help="A JSON plan of many collections, run in order on one engine."),
+    ] = None,
     model: ModelOpt = None,
     cache_dir: CacheOpt = None,
     engine_kind: EngineOpt = "transformers",
     as_json: JsonOpt = False,
 ) -> None:
     """Sample a pool of completions per question, grade them and store prompt features."""
-    from t2_agents.collect import CollectConfig
+    from t2_agents.collect import CollectConfig, load_plan
     from t2_agents.collect import collect as run_collect
     from t2_agents.errors import ConfigError
 
     with _handled(as_json):
+        single = (out, questions, samples)
+        if plan is not None and any(v is not None for v in (*single, task, data)):
+            raise ConfigError(
+                "--plan runs the collections its file lists; drop --out/--questions/--samples/"
+                "--task/--data (or drop --plan)"
+            )
+        if plan is None and any(v is None for v in single):
+            raise ConfigError("pass --out, --questions and --samples (or --plan FILE)")
         try:
             options = json.loads(task_config) if task_config else {}
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--task-config {task_config!r} is not JSON: {exc.msg}") from exc
+        if plan is not None:
+            load_plan(plan, model="?")  # a bad plan fails before the (slow) model load
         engine = _engine(model, cache_dir, engine_kind)
-        config = CollectConfig(
-            task=task,
-            task_config=options,
-            data=None if data is None else str(data.resolve()),
-            questions=questions,
-            samples=samples,
-            seed=seed,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            layers=_parse_layers(layers),
-            model=engine.identity,
-        )
-        started = time.perf_counter()
-        with _bar("collecting") as (bar, tick):
-            folder = run_collect(engine, config, out, progress=tick)
-        del bar
-        summary = _collection_summary(folder, time.perf_counter() - started)
-    _emit(as_json, summary)
+        if plan is not None:
+            jobs = load_plan(plan, model=engine.identity)
+        else:
+            assert out is not None and questions is not None and samples is not None
+            config = CollectConfig(
+                task=task,
+                task_config=options,
+                data=None if data is None else str(data.resolve()),
+                questions=questions,
+                samples=samples,
+                seed=seed,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                layers=_parse_layers(layers),
+                model=engine.identity,
+            )
+            jobs = [(config, out)]
+        summaries = []
+        for number, (config, folder) in enumerate(jobs, start=1):
+            started = time.perf_counter()
+            label = f"[{number}/{len(jobs)}] {folder.name}" if len(jobs) > 1 else "collecting"
+            with _bar(label) as (bar, tick):
+                done = run_collect(engine, config, folder, progress=tick)
+            del bar
+            summaries.append(_collection_summary(done, time.perf_counter() - started))
+    _emit(as_json, summaries[0] if plan is None else {"collections": summaries})
     if not as_json:
-        _err.print(f"collected {summary['questions']} questions into {folder}")
+        for summary in summaries:
+            _err.print(f"collected {summary['questions']} questions into {summary['out']}")
 
 
 def _parse_layers(text: str | None) -> tuple[int, ...] | None:
@@ -385,9 +410,21 @@ def train(
     hidden: Annotated[int | None, typer.Option(help="Probe width (default d/8).")] = None,
     top_k: Annotated[int | None, typer.Option(help="Keep only the k best layers.")] = None,
     seed: Annotated[int, typer.Option(help="Split and initialisation seed.")] = 0,
+    head: Annotated[
+        str, typer.Option(help="'nstar' (regress log2 N*) or 'curve' (predict A(N), a knob).")
+    ] = "nstar",
+    probe: Annotated[str, typer.Option(help="'mlp' or 'ridge' (the linear baseline).")] = "mlp",
+    tolerance_target: Annotated[
+        float,
+        typer.Option(help="Curve head: default tolerance keeps validation within this of N_D."),
+    ] = 0.01,
     heldout: Annotated[
         list[Path] | None, typer.Option(help="Held-out collection folder(s) to report on.")
     ] = None,
+    drop_overlap: Annotated[
+        bool,
+        typer.Option(help="Drop (and count) held-out questions that are in the training data."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train the T2 estimator (one probe per layer) on collected features and N*_x labels."""
@@ -397,11 +434,14 @@ def train(
 
     with _handled(as_json):
         started = time.perf_counter()
+        config = ProbeConfig(hidden=hidden, top_k=top_k, seed=seed, head=head,  # type: ignore[arg-type]
+                             kind=probe)  # type: ignore[arg-type]  # fmt: skip
         data_set = load_training_set(
             data, layers=_parse_layers(layers), n_max=n_max, draw=draw, eps=eps
         )
+        if heldout:
+            _check_heldout_overlap(heldout, frozenset(data_set.keys), drop_overlap)
         grid = list(range(1, data_set.n_max + 1))
-        config = ProbeConfig(hidden=hidden, top_k=top_k, seed=seed)
         progress = Progress(
             TextColumn("training probes"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=_err,
@@ -412,6 +452,7 @@ def train(
                 data_set.features, data_set.labels, layers=data_set.layers, grid=grid,
                 n_min=n_min, n_max=data_set.n_max, model_identity=data_set.model,
                 hidden_size=int(data_set.features.shape[2]), config=config, n_d=data_set.n_d,
+                curves=data_set.curves, groups=data_set.keys, tolerance_target=tolerance_target,
                 data_summary=data_set.summary,
                 progress=lambda _name, done, _total: progress.update(bar, completed=done),
             )  # fmt: skip
@@ -423,7 +464,7 @@ def train(
 
             held = heldout_report(
                 estimator.predict, heldout, layers=estimator.layers, n_d=data_set.n_d,
-                draw=draw, eps=eps,
+                draw=draw, eps=eps, exclude=frozenset(data_set.keys),
             )  # fmt: skip
     payload = {"out": str(path), "seconds": round(seconds, 1), "validation": report.to_dict(),
                "training_data": data_set.summary, "heldout": held}  # fmt: skip
@@ -441,6 +482,25 @@ def train(
     _err.print(f"estimator written to {path} in {seconds:.0f} s")
 
 
+def _check_heldout_overlap(folders: list[Path], train_keys: frozenset[str], drop: bool) -> None:
+    """Refuse held-out folders that share questions with training, unless ``drop`` is set."""
+    from t2_agents.calibrate import record_key
+    from t2_agents.collect import load_collection
+    from t2_agents.errors import DataError
+
+    seen = {
+        str(folder): sum(record_key(r) in train_keys for r in load_collection(folder).records)
+        for folder in folders
+    }
+    if any(seen.values()) and not drop:
+        detail = ", ".join(f"{name}: {n}" for name, n in seen.items() if n)
+        raise DataError(
+            f"held-out questions also in the training data ({detail}); a held-out score on "
+            "them would be inflated: collect other questions, or pass --drop-overlap to drop "
+            "and count them"
+        )
+
+
 def _heldout_table(held: dict[str, dict[str, dict[str, float]]]) -> Table:
     table = Table(title="Held-out: accuracy (exact, from the pools) and mean N per policy")
     for column in ("task", "policy", "accuracy", "mean N", "utilisation"):
@@ -449,8 +509,8 @@ def _heldout_table(held: dict[str, dict[str, dict[str, float]]]) -> Table:
         for name, row in rows.items():
             if name == "questions":
                 continue
-            table.add_row(task, name, f"{row['accuracy']:.3f}", f"{row['mean_n']:.2f}",
-                          f"{row['utilisation']:.2f}")  # fmt: skip
+            used = f"{row['utilisation']:.2f}" if "utilisation" in row else ""
+            table.add_row(task, name, f"{row['accuracy']:.3f}", f"{row['mean_n']:.2f}", used)
     return table
 
 

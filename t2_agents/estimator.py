@@ -14,8 +14,20 @@ temperature and leaves a layer that is pure noise (``mse_l`` near the label vari
 small but non-zero say. The estimate is ``sum_l w_l * probe_l(h_l(x))``, mapped to the grid value
 nearest in log2 space among grid values inside ``[n_min, n_max]`` (which also clamps it).
 
-The weights are chosen on the same validation split that the reported combined metrics use, so
-those metrics are slightly optimistic; compare estimators on a held-out set.
+**Heads.** ``ProbeConfig.head="nstar"`` is the paper's head above. ``head="curve"`` makes each
+probe predict the question's whole exact accuracy curve ``A_x(N)`` at every grid budget (values
+in [0, 1], MSE on the curve); layers are weighted the same way by their validation curve MSE, and
+the budget is the smallest candidate whose combined predicted accuracy is within ``tolerance`` of
+the predicted maximum. ``tolerance`` is the user's cost knob: 0 spends up to the predicted best,
+larger values trade accuracy for samples. Its default is calibrated on the validation split: the
+largest tolerance whose validation accuracy stays within ``tolerance_target`` (1 point) of fixed
+``N_D``. ``ProbeConfig.kind="ridge"`` replaces the MLPs by closed-form ridge regressions (the
+linear baseline, same features, split and rounding).
+
+The validation split is grouped by question identity (``groups``): copies of one question never
+sit on both sides. The weights are chosen on the same validation split that the reported
+combined metrics use, so those metrics are slightly optimistic; compare estimators on a held-out
+set.
 
 The probes and their settings live in :mod:`t2_agents.probes`. Artifacts are a directory with
 ``probes.safetensors`` and ``metadata.json`` (nothing is pickled); :mod:`t2_agents.artifact`
@@ -50,7 +62,7 @@ from torch.nn import functional as F
 
 from t2_agents.artifact import load_artifact, metadata_header, save_artifact
 from t2_agents.errors import ConfigError, DataError
-from t2_agents.probes import LayerProbe, ProbeConfig, _check_int, _Spec
+from t2_agents.probes import LayerProbe, ProbeConfig, _check_int, _Spec, make_probe
 
 __all__ = ["FitReport", "T2Estimator"]
 
@@ -72,7 +84,7 @@ class FitReport:
     """
 
     header: ClassVar[tuple[str, ...]] = (
-        "probe", "val MAE (log2)", "val MSE (log2)", "weight", "exact / within 2x"
+        "probe", "val MAE", "val MSE", "weight", "exact / within 2x"
     )  # fmt: skip
 
     layers: tuple[int, ...]
@@ -92,6 +104,13 @@ class FitReport:
     grid_within_2x: float
     n_train: int
     n_val: int
+    head: str = "nstar"
+    """What the probes predict; errors are on the log2 scale (nstar) or on A(N) (curve)."""
+    knob: dict[str, Any] | None = None
+    """Curve head: the default tolerance and the validation sweep that chose it."""
+    equal_cost: dict[str, float] | None = None
+    """With curves: validation accuracy and mean N at the default knob, fixed N at that mean
+    cost (interpolated) and the gain over it, the number to choose heads by."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -195,6 +214,28 @@ class T2Estimator:
         extra: dict[str, Any] = json.loads(json.dumps(self._extra))
         return head | extra
 
+    @property
+    def head(self) -> str:
+        """``nstar`` (regresses log2 N*) or ``curve`` (predicts A_x(N) on the grid)."""
+        return self._config.head
+
+    @property
+    def has_knob(self) -> bool:
+        """True when :meth:`predict` takes a ``tolerance`` (the curve head)."""
+        return self._config.head == "curve"
+
+    @property
+    def default_tolerance(self) -> float:
+        """The tolerance used when none is given (calibrated on validation; 0 without a knob)."""
+        knob = self._extra.get("validation", {}).get("knob") or {}
+        return float(knob.get("default_tolerance", 0.0))
+
+    @property
+    def training_keys(self) -> frozenset[str]:
+        """Identity keys of the questions the estimator was fitted on (empty if not recorded)."""
+        keys = self._extra.get("training_data", {}).get("question_keys") or []
+        return frozenset(str(k) for k in keys)
+
     # ------------------------------------------------------------------------------ training
     @classmethod
     def fit(
@@ -210,12 +251,23 @@ class T2Estimator:
         hidden_size: int,
         config: ProbeConfig = _DEFAULT_CONFIG,
         n_d: int | None = None,
+        curves: np.ndarray | None = None,
+        groups: Sequence[str] | None = None,
+        tolerance_target: float = 0.01,
         data_summary: Mapping[str, object] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> tuple[T2Estimator, FitReport]:
         """Train one probe per layer on ``features`` [Q, L, d] and labels ``N*`` [Q].
 
-        ``progress(name, done, total)`` is called after each layer (``done`` = 1..total).
+        Args:
+            features: ``[Q, L, d]`` final-prompt-token hidden states.
+            labels: ``N*_x`` per question (grid values).
+            curves: ``[Q, len(grid)]`` exact accuracy curves; required by the curve head.
+            groups: Question identity per row (e.g. :func:`~t2_agents.data.question_key`);
+                rows of one group stay on one side of the train/validation split.
+            tolerance_target: Curve head: the default tolerance is the largest one whose
+                validation accuracy is at least fixed ``N_D``'s minus this (needs ``n_d``).
+            progress: ``progress(name, done, total)`` after each layer.
 
         Example:
             >>> est, rep = T2Estimator.fit(x, y, layers=[3, 5], grid=[1, 2, 4, 8], n_min=1,
@@ -224,21 +276,29 @@ class T2Estimator:
         spec = _Spec(model_identity, hidden_size, tuple(layers), tuple(grid), n_min, n_max)
         x = spec.check_features(features)
         y = _check_labels(labels, len(x), spec.grid)
+        exact = None if curves is None else _check_curves(curves, len(x), len(spec.grid))
+        target = y if config.head == "nstar" else _check_curves(curves, len(x), len(spec.grid))
         _check_int("n_d", n_d, 1, optional=True)
         summary = _check_summary(data_summary)
-        train, val = _split(len(y), config)
+        train, val = _split(len(y), config, groups)
         probes, preds, epochs = [], [], []
         for i, layer in enumerate(spec.layers):
             xl = torch.from_numpy(np.ascontiguousarray(x[:, i, :]))  # [Q, d]
-            probe, best = _train_probe(xl[train], y[train], xl[val], y[val], config=config)
+            probe, best = _fit_probe(xl, target, train, val, config, len(spec.grid))
             probes.append(probe)
             preds.append(_predict(probe, xl[val]))
             epochs.append(best)
             if progress is not None:
                 progress(f"layer {layer}", i + 1, len(spec.layers))
-        val_preds = np.stack(preds, axis=1)  # [V, L]
-        weights = _layer_weights(val_preds, y[val].double().numpy(), config.top_k)
-        report = _report(spec, val_preds, y, train, val, weights, epochs, n_d)
+        val_preds = np.stack(preds, axis=1)  # [V, L] or [V, L, G]
+        weights = _layer_weights(val_preds, target[val].double().numpy(), config.top_k)
+        knob = None
+        if config.head == "curve":
+            combined = _combine_curves(val_preds, weights)  # [V, G]
+            knob = _calibrate_tolerance(spec, combined, target[val].double().numpy(), n_d,
+                                        tolerance_target)  # fmt: skip
+        report = _report(spec, config, val_preds, y, target, train, val, weights, epochs, n_d,
+                         knob, exact)  # fmt: skip
         created = datetime.now(UTC).isoformat(timespec="seconds")
         extra = {"created": created, "training_data": summary, "validation": report.to_dict()}
         # A layer with weight 0 (outside top_k) never changes a prediction: keep only the probes
@@ -252,40 +312,85 @@ class T2Estimator:
         return estimator, report
 
     # ------------------------------------------------------------------------------ inference
+    def predict_curve(self, features: np.ndarray) -> FloatArray:
+        """Predicted accuracy curve ``[Q, len(grid)]`` (curve head only).
+
+        Example:
+            >>> est.predict_curve(x).shape  # doctest: +SKIP
+            (40, 32)
+
+        Raises:
+            ConfigError: The estimator has the nstar head.
+        """
+        if not self.has_knob:
+            raise ConfigError(
+                "this estimator has the nstar head (it predicts log2 N*, not A(N)); train one "
+                "with --head curve to get curves"
+            )
+        return self._combine(self._spec.check_features(features))
+
     def predict_log2(self, features: np.ndarray) -> FloatArray:
         """Weighted log2 budget estimate for ``features`` [Q, L, d]; returns [Q] floats.
+
+        For the curve head: log2 of the budget chosen at the default tolerance.
 
         Example:
             >>> est.predict_log2(x).shape  # doctest: +SKIP
             (40,)
         """
-        return self._combine(self._spec.check_features(features))
+        x = self._spec.check_features(features)
+        if self.has_knob:
+            budgets = _curve_budgets(self._spec, self._combine(x), self.default_tolerance)
+            return np.log2(budgets.astype(np.float64))
+        return self._combine(x)
 
-    def predict(self, features: np.ndarray) -> IntArray:
+    def predict(self, features: np.ndarray, *, tolerance: float | None = None) -> IntArray:
         """Budgets on the grid, clamped to ``[n_min, n_max]``, for ``features`` [Q, L, d].
+
+        Args:
+            features: ``[Q, L, d]``.
+            tolerance: Curve head only: accepted accuracy loss against the predicted best
+                budget (0..1); None uses :attr:`default_tolerance`.
 
         Example:
             >>> est.predict(x)[:3].tolist()  # doctest: +SKIP
             [2, 8, 2]
-        """
-        return self._spec.to_grid(self.predict_log2(features))
 
-    def predict_one(self, features: np.ndarray) -> int:
-        """Budget for one question's ``features`` [L, d].
+        Raises:
+            ConfigError: A tolerance for the nstar head, or one outside [0, 1].
+        """
+        x = self._spec.check_features(features)
+        if not self.has_knob:
+            if tolerance is not None:
+                raise ConfigError(
+                    f"tolerance={tolerance!r} needs the curve head; this estimator predicts "
+                    "log2 N* (nstar head): drop tolerance or train with --head curve"
+                )
+            return self._spec.to_grid(self._combine(x))
+        tol = self.default_tolerance if tolerance is None else _check_tolerance(tolerance)
+        return _curve_budgets(self._spec, self._combine(x), tol)
+
+    def predict_one(self, features: np.ndarray, *, tolerance: float | None = None) -> int:
+        """Budget for one question's ``features`` [L, d] (see :meth:`predict`).
 
         Example:
             >>> est.predict_one(x[0])  # doctest: +SKIP
             8
         """
         x = self._spec.check_features(features, batched=False)  # [1, L, d]
-        return int(self._spec.to_grid(self._combine(x))[0])
+        return int(self.predict(x, tolerance=tolerance)[0])
 
     def _combine(self, x: npt.NDArray[np.float32]) -> FloatArray:
-        out = np.zeros(len(x), dtype=np.float64)  # [Q]
-        for i, (probe, w) in enumerate(zip(self._probes, self._weights, strict=True)):
-            if w > 0:
-                out += w * _predict(probe, torch.from_numpy(np.ascontiguousarray(x[:, i, :])))
-        return out
+        preds = [
+            _predict(probe, torch.from_numpy(np.ascontiguousarray(x[:, i, :])))
+            for i, (probe, w) in enumerate(zip(self._probes, self._weights, strict=True))
+            if w > 0
+        ]
+        kept = self._weights[self._weights > 0]
+        stacked = np.stack(preds, axis=1)  # [Q, L'] or [Q, L', G]
+        if self.has_knob:
+            return _combine_curves(stacked, kept / kept.sum())
+        return np.asarray(stacked @ (kept / kept.sum()), dtype=np.float64)
 
     # ------------------------------------------------------------------------------ artifacts
     def save(self, directory: str | Path) -> Path:
@@ -342,6 +447,33 @@ def _check_labels(labels: object, n: int, grid: tuple[int, ...]) -> torch.Tensor
     return torch.from_numpy(np.log2(y.astype(np.float64)).astype(np.float32))  # [Q]
 
 
+def _check_curves(curves: object, n: int, g: int) -> torch.Tensor:
+    if curves is None:
+        raise DataError(
+            "the curve head needs each question's accuracy curve: pass curves=[Q, len(grid)] "
+            "(t2 train computes them from the pools)"
+        )
+    c = np.asarray(curves, dtype=np.float64)
+    if c.shape != (n, g):
+        raise DataError(f"curves have shape {c.shape}; expected [{n}, {g}] (question x grid)")
+    if not np.isfinite(c).all() or c.min() < 0 or c.max() > 1:
+        raise DataError("curves must hold accuracies in [0, 1]; recompute them from the pools")
+    return torch.from_numpy(c.astype(np.float32))  # [Q, G]
+
+
+def _check_tolerance(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        ok = False
+    else:
+        ok = math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0
+    if not ok:
+        raise ConfigError(
+            f"tolerance={value!r} is not an accuracy in [0, 1]; pass e.g. 0.01 (lose at most "
+            "1 point against the best predicted budget) or None for the calibrated default"
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
 def _check_summary(summary: Mapping[str, object] | None) -> dict[str, Any]:
     try:
         out: dict[str, Any] = json.loads(json.dumps(dict(summary or {})))
@@ -351,36 +483,91 @@ def _check_summary(summary: Mapping[str, object] | None) -> dict[str, Any]:
     return out
 
 
-def _split(n: int, config: ProbeConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    n_val = max(_MIN_VAL, round(n * config.val_fraction))
-    if n - n_val < _MIN_TRAIN:
+def _split(
+    n: int, config: ProbeConfig, groups: Sequence[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random train/validation rows; all rows of one group land on the same side."""
+    names = [str(i) for i in range(n)] if groups is None else [str(g) for g in groups]
+    if len(names) != n:
+        raise DataError(f"groups has {len(names)} entries for {n} questions; pass one per row")
+    unique = names if groups is None else sorted(set(names))
+    n_val_groups = max(_MIN_VAL, round(len(unique) * config.val_fraction))
+    order = np.random.default_rng(config.seed).permutation(len(unique))
+    val_groups = {unique[i] for i in order[:n_val_groups]}
+    in_val = np.array([g in val_groups for g in names])
+    n_val = int(in_val.sum())
+    if n - n_val < _MIN_TRAIN or n_val < _MIN_VAL:
         raise DataError(
-            f"{n} questions give {n - n_val} train / {n_val} validation; need at least "
-            f"{_MIN_TRAIN} train and {_MIN_VAL} validation; label more questions "
+            f"{n} questions ({len(unique)} distinct) give {n - n_val} train / {n_val} validation; "
+            f"need at least {_MIN_TRAIN} train and {_MIN_VAL} validation; label more questions "
             f"(>= {_MIN_TRAIN + _MIN_VAL}) or change val_fraction={config.val_fraction}"
         )
-    perm = torch.from_numpy(np.random.default_rng(config.seed).permutation(n))
-    return perm[n_val:], perm[:n_val]
+    rows = np.arange(n)
+    # Validation rows in the permuted order keep the old (ungrouped) split when groups is None.
+    rank = {g: k for k, g in enumerate(unique[i] for i in order)}
+    val = sorted(rows[in_val], key=lambda r: rank[names[r]])
+    train = sorted(rows[~in_val], key=lambda r: rank[names[r]])
+    return torch.tensor(train, dtype=torch.long), torch.tensor(val, dtype=torch.long)
 
 
 def _loss(pred: torch.Tensor, y: torch.Tensor, config: ProbeConfig) -> torch.Tensor:
-    if config.loss == "huber":
+    if config.head == "nstar" and config.loss == "huber":
         return F.huber_loss(pred, y, delta=config.huber_delta)
     return F.mse_loss(pred, y)
 
 
-def _train_probe(
-    x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor, y_va: torch.Tensor, *,
-    config: ProbeConfig,
+def _fit_probe(
+    x: torch.Tensor, y: torch.Tensor, train: torch.Tensor, val: torch.Tensor,
+    config: ProbeConfig, grid_size: int,
 ) -> tuple[LayerProbe, int]:  # fmt: skip
-    """Train on [T, d] -> [T], early-stop on [V, d] -> [V]; return the best probe and epoch."""
+    """One layer's probe for ``x`` [Q, d] and targets ``y`` [Q] or [Q, G]; (probe, epoch)."""
+    probe = make_probe(x.shape[1], config, grid_size)
+    probe.set_standardisation(x[train])
+    if config.kind == "ridge":
+        return _fit_ridge(probe, x[train], y[train], x[val], y[val], config.ridge_alphas), 0
+    return _train_mlp(probe, x[train], y[train], x[val], y[val], config=config)
+
+
+def _fit_ridge(
+    probe: LayerProbe, x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor,
+    y_va: torch.Tensor, alphas: Sequence[float],
+) -> LayerProbe:  # fmt: skip
+    """Closed-form ridge on standardised features; the alpha with the lowest val MSE wins."""
+    with torch.no_grad():
+        z = probe.standardise(x_tr).double()  # [T, d]
+        zv = probe.standardise(x_va).double()  # [V, d]
+        yt = y_tr.double().reshape(len(y_tr), -1)  # [T, k]
+        yv = y_va.double().reshape(len(y_va), -1)  # [V, k]
+        bias = yt.mean(dim=0)  # [k]
+        evals, evecs = torch.linalg.eigh(z.T @ z)  # [d], [d, d]
+        proj = evecs.T @ (z.T @ (yt - bias))  # [d, k]
+        best, best_w = math.inf, torch.zeros_like(proj)
+        for alpha in alphas:
+            w = evecs @ (proj / (evals.clamp_min(0) + alpha)[:, None])  # [d, k]
+            err = float(((zv @ w + bias - yv) ** 2).mean())
+            if err < best:
+                best, best_w = err, w
+        linear = probe.net[0]
+        assert isinstance(linear, nn.Linear)
+        linear.weight.copy_(best_w.T.float())  # [k, d]
+        linear.bias.copy_(bias.float())
+    return probe.eval()
+
+
+def _train_mlp(
+    probe: LayerProbe, x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor,
+    y_va: torch.Tensor, *, config: ProbeConfig,
+) -> tuple[LayerProbe, int]:  # fmt: skip
+    """Train on [T, d] -> y, early-stop on [V, d] -> y; return the best probe and epoch."""
     torch.manual_seed(config.seed)
-    probe = LayerProbe(x_tr.shape[1], config.probe_width(x_tr.shape[1]), dropout=config.dropout)
-    probe.set_standardisation(x_tr)
+    fresh = make_probe(x_tr.shape[1], config, probe.outputs)
+    fresh.load_state_dict(probe.state_dict())  # same standardisation, seeded initialisation
+    probe = fresh
     last = probe.net[-1]
     assert isinstance(last, nn.Linear)
-    with torch.no_grad():
-        last.bias.fill_(float(y_tr.mean()))  # start at the training mean
+    with torch.no_grad():  # start at the training mean (through the sigmoid when bounded)
+        mean = y_tr.mean(dim=0)
+        last.bias.copy_(torch.logit(mean.clamp(0.02, 0.98)) if probe.bounded else mean)
     opt = torch.optim.AdamW(probe.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     order = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_state, stale = math.inf, 0, _copy_state(probe), 0
@@ -413,12 +600,59 @@ def _predict(probe: LayerProbe, x: torch.Tensor) -> FloatArray:
 
 
 def _layer_weights(val_preds: FloatArray, y_val: FloatArray, top_k: int | None) -> FloatArray:
-    """``w_l ∝ 1 / mse_l`` over the ``top_k`` best layers (all if None), normalised to 1."""
-    mse = np.maximum(((val_preds - y_val[:, None]) ** 2).mean(axis=0), _MSE_FLOOR)  # [L]
+    """``w_l ∝ 1 / mse_l`` over the ``top_k`` best layers (all if None), normalised to 1.
+
+    ``val_preds`` is [V, L] (log2) or [V, L, G] (curves); ``y_val`` is [V] or [V, G].
+    """
+    preds = np.clip(val_preds, 0.0, 1.0) if val_preds.ndim == 3 else val_preds
+    diff = preds - y_val[:, None]
+    mse = np.maximum((diff**2).reshape(diff.shape[0], diff.shape[1], -1).mean(axis=(0, 2)),
+                     _MSE_FLOOR)  # [L]  # fmt: skip
     keep = np.zeros(len(mse), dtype=bool)
     keep[np.argsort(mse, kind="stable")[: top_k or len(mse)]] = True
     w = np.where(keep, 1.0 / mse, 0.0)
     return np.asarray(w / w.sum(), dtype=np.float64)
+
+
+def _combine_curves(preds: FloatArray, weights: FloatArray) -> FloatArray:
+    """Weighted mean of per-layer curves [Q, L, G] (each clipped to [0, 1]) -> [Q, G]."""
+    return np.asarray(np.einsum("qlg,l->qg", np.clip(preds, 0.0, 1.0), weights), np.float64)
+
+
+def _curve_budgets(spec: _Spec, curves: FloatArray, tolerance: float) -> IntArray:
+    """Smallest candidate budget whose predicted accuracy is within ``tolerance`` of the best."""
+    cand = spec.candidates
+    cols = np.array([spec.grid.index(int(c)) for c in cand])
+    sub = curves[:, cols]  # [Q, C]
+    ok = sub >= sub.max(axis=1, keepdims=True) - tolerance - 1e-12
+    return np.asarray(cand[np.argmax(ok, axis=1)], dtype=np.int64)
+
+
+_TOLERANCES = tuple(round(0.0025 * i, 4) for i in range(81))  # 0 .. 0.2
+
+
+def _calibrate_tolerance(
+    spec: _Spec, predicted: FloatArray, true: FloatArray, n_d: int | None, target: float
+) -> dict[str, Any]:
+    """The largest tolerance whose validation accuracy is >= fixed N_D's minus ``target``."""
+    rows = np.arange(len(true))
+    sweep = []
+    for tol in _TOLERANCES:
+        budgets = _curve_budgets(spec, predicted, tol)
+        cols = np.array([spec.grid.index(int(b)) for b in budgets])
+        sweep.append({"tolerance": tol, "accuracy": float(true[rows, cols].mean()),
+                      "mean_n": float(budgets.mean())})  # fmt: skip
+    reference = None
+    if n_d is not None and n_d in spec.grid:
+        reference = float(true[:, spec.grid.index(n_d)].mean())
+    floor = (reference if reference is not None else sweep[0]["accuracy"]) - target
+    allowed = [p["tolerance"] for p in sweep if p["accuracy"] >= floor - 1e-12]
+    return {
+        "default_tolerance": max(allowed) if allowed else 0.0,
+        "target": f"validation accuracy >= fixed N_D={n_d} accuracy - {target}",
+        "n_d_accuracy": reference,
+        "sweep": sweep,
+    }
 
 
 def _errors(pred: FloatArray, y: FloatArray) -> tuple[float, float]:
@@ -428,31 +662,46 @@ def _errors(pred: FloatArray, y: FloatArray) -> tuple[float, float]:
 
 def _report(
     spec: _Spec,
+    config: ProbeConfig,
     val_preds: FloatArray,
     y: torch.Tensor,
+    target: torch.Tensor,
     train: torch.Tensor,
     val: torch.Tensor,
     weights: FloatArray,
     epochs: Sequence[int],
     n_d: int | None,
+    knob: dict[str, Any] | None,
+    exact: torch.Tensor | None,
 ) -> FitReport:
-    y_va, y_tr = y[val].double().numpy(), y[train].double().numpy()
-    per_layer = [_errors(val_preds[:, i], y_va) for i in range(val_preds.shape[1])]
-    combined = val_preds @ weights  # [V]
-    on_grid = np.log2(spec.to_grid(combined).astype(np.float64))
-    mean_err = _errors(np.full_like(y_va, y_tr.mean()), y_va)
-    nd_err = _errors(np.full_like(y_va, math.log2(n_d)), y_va) if n_d else (None, None)
+    t_va, t_tr = target[val].double().numpy(), target[train].double().numpy()
+    y_va = y[val].double().numpy()
+    curve = config.head == "curve"
+    preds = np.clip(val_preds, 0.0, 1.0) if curve else val_preds
+    per_layer = [_errors(preds[:, i], t_va) for i in range(preds.shape[1])]
+    if curve:
+        combined = _combine_curves(val_preds, weights)  # [V, G]
+        assert knob is not None
+        budgets = _curve_budgets(spec, combined, float(knob["default_tolerance"]))
+    else:
+        combined = val_preds @ weights  # [V]
+        budgets = spec.to_grid(combined)
+    on_grid = np.log2(budgets.astype(np.float64))
+    mean_err = _errors(np.broadcast_to(t_tr.mean(axis=0), t_va.shape), t_va)
+    nd_err: tuple[float | None, float | None] = (None, None)
+    if n_d and not curve:
+        nd_err = _errors(np.full_like(t_va, math.log2(n_d)), t_va)
     return FitReport(
         layers=spec.layers,
         layer_mae=tuple(e[0] for e in per_layer),
         layer_mse=tuple(e[1] for e in per_layer),
         weights=tuple(float(w) for w in weights),
         best_epochs=tuple(int(e) for e in epochs),
-        combined_mae=_errors(combined, y_va)[0],
-        combined_mse=_errors(combined, y_va)[1],
+        combined_mae=_errors(combined, t_va)[0],
+        combined_mse=_errors(combined, t_va)[1],
         mean_baseline_mae=mean_err[0],
         mean_baseline_mse=mean_err[1],
-        train_mean_log2=float(y_tr.mean()),
+        train_mean_log2=float(y[train].double().mean()),
         n_d=n_d,
         n_d_baseline_mae=nd_err[0],
         n_d_baseline_mse=nd_err[1],
@@ -460,4 +709,20 @@ def _report(
         grid_within_2x=float(np.mean(np.abs(on_grid - y_va) <= 1.0 + 1e-9)),
         n_train=len(train),
         n_val=len(val),
+        head=config.head,
+        knob=knob,
+        equal_cost=None if exact is None else _val_equal_cost(spec, exact[val], budgets),
     )
+
+
+def _val_equal_cost(spec: _Spec, curves: torch.Tensor, budgets: IntArray) -> dict[str, float]:
+    from t2_agents.compare import fixed_accuracy
+
+    c = curves.double().numpy()  # [V, G]
+    cols = np.array([spec.grid.index(int(b)) for b in budgets])
+    accuracy = float(c[np.arange(len(c)), cols].mean())
+    mean_n = float(budgets.mean())
+    if spec.grid != tuple(range(1, len(spec.grid) + 1)):
+        return {"accuracy": accuracy, "mean_n": mean_n}
+    fixed = fixed_accuracy(c, mean_n)
+    return {"accuracy": accuracy, "mean_n": mean_n, "fixed": fixed, "gain": accuracy - fixed}

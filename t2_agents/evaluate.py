@@ -520,29 +520,44 @@ def evaluate_folders(
     """
     cfg = config or EvalConfig()
     collections = _load(data, "evaluation")
-    pools = [ReplayPool.from_record(r) for c in collections for r in c.records]
-    if "alloc" in cfg.policies and not train_data:
-        raise ConfigError(
-            "policy 'alloc' learns its curves on training collections; pass --train-data DIR"
-        )
     needs = [p for p in _NEED_ESTIMATOR if p in cfg.policies]
     if needs and estimator is None:
         raise ConfigError(f"policies {needs} need --estimator PATH (a T2 estimator folder)")
+    est = None if estimator is None else _as_estimator(estimator, collections[0])
+    if "alloc" in cfg.policies and not train_data and not getattr(est, "has_knob", False):
+        raise ConfigError(
+            "policy 'alloc' with an nstar-head estimator learns its curves on training "
+            "collections; pass --train-data DIR (or use a curve-head estimator)"
+        )
+    seen = _training_keys(est, train_data)
+    keep, dropped = _unseen_rows(collections, seen)
+    if not any(mask.any() for mask in keep):
+        raise DataError(
+            f"every question in {[str(f) for f in data]} was seen in training "
+            f"({dropped['seen_in_training']} questions); evaluate on questions the estimator "
+            "never saw (another seed or task settings)"
+        )
+    pools = [
+        ReplayPool.from_record(r)
+        for c, mask in zip(collections, keep, strict=True)
+        for r, kept in zip(c.records, mask, strict=True)
+        if kept
+    ]
     t2 = predicted = None
     model: DifficultyCurves | None = None
     n_d_source = "given"
-    if estimator is not None:
-        est = _as_estimator(estimator, collections[0])
-        features = [_features_for(est, c, str(f)) for c, f in zip(collections, data, strict=True)]
+    if est is not None:
+        features = [
+            _features_for(est, c, str(f))[mask]
+            for c, f, mask in zip(collections, data, keep, strict=True)
+        ]
         t2 = np.concatenate([est.predict(x) for x in features]).astype(np.int64)
         training_n_d = est.metadata.get("training_data", {}).get("n_d")
         if cfg.n_d is None and training_n_d is not None:
             cfg = replace(cfg, n_d=int(training_n_d))
             n_d_source = "training set"
         if "alloc" in cfg.policies:
-            model = _curve_model(est, train_data, cfg.bins)
-            signal = np.concatenate([est.predict_log2(x) for x in features])
-            predicted = model.predict(signal)
+            predicted, model = _alloc_curves(est, features, train_data, cfg.bins)
     report = evaluate_pools(
         pools, config=cfg, t2=t2, predicted_curves=predicted, n_d_source=n_d_source,
         budget_source="given" if cfg.budget is not None else None,
@@ -550,7 +565,55 @@ def evaluate_folders(
     if model is not None:
         report.extra["alloc_curves"] = model.to_dict()
     report.extra["folders"] = [str(f) for f in data]
+    report.extra["dropped"] = dropped
     return report
+
+
+def _training_keys(est: EstimatorLike | None, folders: Sequence[str | Path]) -> frozenset[str]:
+    """Keys of every question the estimator (or the given training folders) saw."""
+    from t2_agents.calibrate import record_key
+
+    keys: set[str] = set(getattr(est, "training_keys", ()) if est is not None else ())
+    for collection in _load(folders, "training") if folders else []:
+        keys.update(record_key(r) for r in collection.records)
+    return frozenset(keys)
+
+
+def _unseen_rows(
+    collections: Sequence[Any], seen: frozenset[str]
+) -> tuple[list[npt.NDArray[np.bool_]], dict[str, int]]:
+    """Per collection, a mask of first occurrences of questions not in ``seen``; counts."""
+    from t2_agents.calibrate import record_key
+
+    found: set[str] = set()
+    dropped = {"seen_in_training": 0, "duplicates": 0}
+    masks = []
+    for collection in collections:
+        mask = np.zeros(len(collection.records), dtype=bool)
+        for i, record in enumerate(collection.records):
+            key = record_key(record)
+            if key in seen:
+                dropped["seen_in_training"] += 1
+            elif key in found:
+                dropped["duplicates"] += 1
+            else:
+                found.add(key)
+                mask[i] = True
+        masks.append(mask)
+    return masks, dropped
+
+
+def _alloc_curves(
+    est: EstimatorLike, features: Sequence[np.ndarray], train_data: Sequence[str | Path],
+    bins: int,
+) -> tuple[FloatArray, DifficultyCurves | None]:  # fmt: skip
+    """Each question's predicted A(N): the curve head's own, else binned training curves."""
+    if getattr(est, "has_knob", False):
+        curves = np.concatenate([est.predict_curve(x) for x in features])  # type: ignore[attr-defined]
+        return np.asarray(curves, dtype=np.float64), None
+    model = _curve_model(est, train_data, bins)
+    signal = np.concatenate([est.predict_log2(x) for x in features])
+    return model.predict(signal), model
 
 
 def _curve_model(est: EstimatorLike, folders: Sequence[str | Path], bins: int) -> DifficultyCurves:

@@ -21,7 +21,7 @@ from langchain_core.runnables import RunnableConfig
 
 from t2_agents.answers import normalize_answer
 from t2_agents.backends.base import Engine
-from t2_agents.errors import ConfigError
+from t2_agents.errors import ConfigError, DataError
 from t2_agents.graph import CONFIG_KEY, CostLedger, ThinkingContext, build_parallel_thinking_graph
 from t2_agents.policies import BudgetEstimator, BudgetPolicy, FixedPolicy, T2Policy
 
@@ -34,15 +34,30 @@ LiveProgress = Callable[[int, int], None]
 """``progress(done, total)`` after every (question, policy) run."""
 
 
-def _pick(collections: Sequence[Any], questions: int) -> list[tuple[int, dict[str, Any]]]:
-    """The first ``questions`` records, round-robin over the collections: (collection, record)."""
+def _pick(
+    collections: Sequence[Any], questions: int, exclude: frozenset[str] = frozenset()
+) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """The first ``questions`` records, round-robin over the collections: (collection, record).
+
+    Records whose question key is in ``exclude`` (seen in training) or already picked are
+    skipped; the second value counts the skipped records that were seen in training.
+    """
+    from t2_agents.calibrate import record_key
+
     picked: list[tuple[int, dict[str, Any]]] = []
+    seen, skipped = set(exclude), 0
     depth = max(len(c.records) for c in collections)
     for r in range(depth):
         for k, c in enumerate(collections):
-            if r < len(c.records) and len(picked) < questions:
-                picked.append((k, c.records[r]))
-    return picked
+            if r >= len(c.records) or len(picked) >= questions:
+                continue
+            key = record_key(c.records[r])
+            if key in seen:
+                skipped += key in exclude
+                continue
+            seen.add(key)
+            picked.append((k, c.records[r]))
+    return picked, skipped
 
 
 def is_right(answer: str | None, record: Mapping[str, Any]) -> bool:
@@ -114,7 +129,13 @@ def live_eval(
             key: build_parallel_thinking_graph(engine=engine, policy=p, context=context)
             for key, p in policies.items()
         })  # fmt: skip
-    picked = _pick(collections, questions)
+    trained = frozenset(getattr(estimator, "training_keys", frozenset()))
+    picked, skipped = _pick(collections, questions, trained)
+    if not picked:
+        raise DataError(
+            f"no question in {[str(f) for f in folders]} is new to the estimator ({skipped} were "
+            "seen in training); evaluate on questions it never saw"
+        )
     ledgers = {key: CostLedger() for key in LIVE_POLICIES}
     rows: list[dict[str, Any]] = []
     done, total = 0, len(picked) * len(LIVE_POLICIES)
@@ -147,6 +168,7 @@ def live_eval(
         }
     return {
         "questions": count,
+        "skipped_seen_in_training": skipped,
         "n_d": n_d,
         "model": engine.identity,
         "folders": [str(f) for f in folders],

@@ -50,6 +50,7 @@ __all__ = [
     "OraclePolicy",
     "T2Policy",
     "check_budget_range",
+    "check_tolerance",
     "clamp_budget",
 ]
 
@@ -325,9 +326,13 @@ class T2Policy:
     Args:
         estimator: A fitted estimator (see :class:`BudgetEstimator`).
         engine: When given, checked at once with :meth:`check_engine`.
+        tolerance: The cost knob of a curve-head estimator: the accuracy (0..1) you accept to
+            lose against the best budget it predicts; larger spends fewer paths. None uses the
+            estimator's default (calibrated on its validation split).
 
     Raises:
         ArtifactError: ``engine`` is not the model the estimator was fitted on.
+        ConfigError: ``tolerance`` outside ``[0, 1]``, or given to an estimator without a knob.
 
     Example:
         >>> class Const:
@@ -338,16 +343,31 @@ class T2Policy:
         't2'
     """
 
-    __slots__ = ("_checked", "estimator", "name")
+    __slots__ = ("_checked", "estimator", "name", "tolerance")
 
-    def __init__(self, estimator: BudgetEstimator, *, engine: object | None = None) -> None:
+    def __init__(
+        self,
+        estimator: BudgetEstimator,
+        *,
+        engine: object | None = None,
+        tolerance: float | None = None,
+    ) -> None:
         for attribute in ("layers", "predict_one", "model_identity", "hidden_size"):
             if not hasattr(estimator, attribute):
                 raise ConfigError(
                     f"T2Policy needs an estimator with .{attribute}; got "
                     f"{type(estimator).__name__} (load one with t2_agents.estimator)"
                 )
+        if tolerance is not None:
+            check_tolerance(tolerance)
+            if not getattr(estimator, "has_knob", False):
+                raise ConfigError(
+                    f"tolerance={tolerance!r} needs an estimator with a curve head; this one "
+                    f"({type(estimator).__name__}) predicts N* directly: drop tolerance or load "
+                    "a curve-head estimator (t2 train --head curve)"
+                )
         self.estimator = estimator
+        self.tolerance = tolerance
         self.name = "t2"
         self._checked: set[tuple[str, int]] = set()
         if engine is not None:
@@ -412,7 +432,31 @@ class T2Policy:
                 f"T2Policy got features of shape {array.shape}, expected {expected} "
                 "(one row per estimator layer); encode with the estimator's layers"
             )
-        return int(self.estimator.predict_one(array))
+        if self.tolerance is None:
+            return int(self.estimator.predict_one(array))
+        return int(self.estimator.predict_one(array, tolerance=self.tolerance))  # type: ignore[call-arg]
 
     def __repr__(self) -> str:
-        return f"T2Policy(model={self.estimator.model_identity!r}, layers={list(self.layers)})"
+        knob = "" if self.tolerance is None else f", tolerance={self.tolerance}"
+        return (
+            f"T2Policy(model={self.estimator.model_identity!r}, layers={list(self.layers)}{knob})"
+        )
+
+
+def check_tolerance(value: object) -> float:
+    """Return ``value`` as a float if it is a finite number in ``[0, 1]``.
+
+    Example:
+        >>> check_tolerance(0.02)
+        0.02
+
+    Raises:
+        ConfigError: Not a number, or outside ``[0, 1]``.
+    """
+    number = _as_number(value)
+    if number is None or not 0.0 <= number <= 1.0:
+        raise ConfigError(
+            f"tolerance={value!r} is not an accuracy in [0, 1]; pass e.g. 0.01 (lose at most "
+            "1 point against the best predicted budget) or omit it for the calibrated default"
+        )
+    return number

@@ -1,8 +1,10 @@
 """The building blocks of a T2 estimator: probe settings, the per-layer probe and the spec.
 
 - :class:`ProbeConfig`: hyper-parameters of the per-layer probes and of the layer weighting;
-- :class:`LayerProbe`: one layer's probe, an MLP on standardised final-prompt-token hidden states
-  that regresses ``log2 N*``;
+- :class:`LayerProbe`: one layer's probe on standardised final-prompt-token hidden states: an MLP
+  or a linear (ridge) map, predicting ``log2 N*`` (the ``nstar`` head) or the whole accuracy
+  curve ``A_x(N)`` on the grid (the ``curve`` head);
+- :func:`make_probe`: the probe a configuration and spec describe (training and loading agree);
 - ``_Spec``: the validated identity of an estimator (model, hidden size, layers, grid and clamp
   range), with the grid mapping and the feature checks.
 
@@ -31,7 +33,12 @@ from torch import nn
 
 from t2_agents.errors import ConfigError, DataError
 
-__all__ = ["LayerProbe", "ProbeConfig"]
+__all__ = ["HEADS", "PROBE_KINDS", "LayerProbe", "ProbeConfig", "make_probe"]
+
+HEADS = ("nstar", "curve")
+"""What a probe predicts: ``log2 N*`` (the paper's head) or the accuracy curve on the grid."""
+PROBE_KINDS = ("mlp", "ridge")
+"""How a probe maps features to its target: a small MLP, or a closed-form ridge regression."""
 
 _STD_FLOOR = 1e-6
 FloatArray = npt.NDArray[np.float64]
@@ -75,6 +82,15 @@ class ProbeConfig:
     """Huber transition point in log2 units (1.0 = a factor of 2)."""
     top_k: int | None = None
     """Keep only the ``top_k`` layers with the lowest validation MSE (others get weight 0)."""
+    head: Literal["nstar", "curve"] = "nstar"
+    """``nstar``: regress ``log2 N*`` (the paper). ``curve``: predict the question's exact
+    accuracy curve ``A_x(N)`` at every grid budget (bounded in [0, 1], MSE on the curve values);
+    the budget is then the smallest N within a tolerance of the predicted best (the cost knob)."""
+    kind: Literal["mlp", "ridge"] = "mlp"
+    """``mlp``: the width-``hidden`` MLP trained with AdamW. ``ridge``: a linear map fitted in
+    closed form (the linear baseline on the same features, split and rounding)."""
+    ridge_alphas: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+    """Ridge penalties tried per layer (on standardised features); validation picks one."""
 
     def __post_init__(self) -> None:
         _check_int("hidden", self.hidden, 1, optional=True)
@@ -90,6 +106,16 @@ class ProbeConfig:
         _check_number("huber_delta", self.huber_delta, lambda v: v > 0, "> 0")
         if self.target != "log2":
             raise ConfigError(f"target={self.target!r} is not supported; pass target='log2'")
+        if self.head not in HEADS:
+            raise ConfigError(f"head={self.head!r} is not one of {HEADS}; pick one of them")
+        if self.kind not in PROBE_KINDS:
+            raise ConfigError(f"kind={self.kind!r} is not one of {PROBE_KINDS}; pick one of them")
+        alphas = tuple(self.ridge_alphas)
+        object.__setattr__(self, "ridge_alphas", alphas)
+        if not alphas:
+            raise ConfigError("ridge_alphas is empty; pass at least one penalty, e.g. (10.0,)")
+        for alpha in alphas:
+            _check_number("ridge_alphas entry", alpha, lambda v: v > 0, "> 0")
         if self.loss not in ("huber", "mse"):
             raise ConfigError(f"loss={self.loss!r} is not 'huber' or 'mse'")
 
@@ -115,23 +141,40 @@ def _check_number(name: str, value: object, ok: Callable[[float], bool], rule: s
 
 
 class LayerProbe(nn.Module):
-    """Standardise, then ``Linear(d, h) -> GELU -> Dropout -> Linear(h, 1)``; predicts log2 N*.
+    """Standardise, then an MLP ``Linear(d, h) -> GELU -> Dropout -> Linear(h, k)`` or, with
+    ``linear=True``, one ``Linear(d, k)``; ``k = outputs``. ``bounded`` squashes the outputs
+    into (0, 1) with a sigmoid (accuracies).
 
     Example:
         >>> LayerProbe(8, 2)(torch.zeros(3, 8)).shape
         torch.Size([3])
+        >>> LayerProbe(8, 2, outputs=4, bounded=True)(torch.zeros(3, 8)).shape
+        torch.Size([3, 4])
     """
 
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, d: int, hidden: int, *, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        d: int,
+        hidden: int,
+        *,
+        dropout: float = 0.0,
+        outputs: int = 1,
+        linear: bool = False,
+        bounded: bool = False,
+    ) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(d))  # [d]
         self.register_buffer("std", torch.ones(d))  # [d]
-        self.net = nn.Sequential(
-            nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        self.outputs, self.bounded = outputs, bounded
+        layers: list[nn.Module] = (
+            [nn.Linear(d, outputs)]
+            if linear
+            else [nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, outputs)]
         )
+        self.net = nn.Sequential(*layers)
 
     def set_standardisation(self, x: torch.Tensor) -> None:
         """Store the mean and std (floored at 1e-6) of training inputs ``x`` [B, d]."""
@@ -139,11 +182,37 @@ class LayerProbe(nn.Module):
         self.mean.copy_(x64.mean(dim=0).float())
         self.std.copy_(x64.std(dim=0, unbiased=False).clamp_min(_STD_FLOOR).float())
 
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` for ``x`` [B, d]."""
+        return (x - self.mean) / self.std
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Predict log2 N* for ``x`` [B, d]; returns [B]."""
-        z = (x - self.mean) / self.std  # [B, d]
-        out: torch.Tensor = self.net(z)  # [B, 1]
-        return out.squeeze(-1)  # [B]
+        """Predict for ``x`` [B, d]: [B] when ``outputs == 1``, else [B, outputs]."""
+        out: torch.Tensor = self.net(self.standardise(x))  # [B, k]
+        if self.bounded:
+            out = torch.sigmoid(out)
+        return out.squeeze(-1) if self.outputs == 1 else out
+
+
+def make_probe(d: int, config: ProbeConfig, grid_size: int) -> LayerProbe:
+    """The (untrained) probe that ``config`` describes for features of width ``d``.
+
+    A ``curve`` head has one output per grid budget; a ridge probe is linear and unbounded
+    (its curve is clipped to [0, 1] when combined), an MLP curve probe ends in a sigmoid.
+
+    Example:
+        >>> make_probe(8, ProbeConfig(head="curve", kind="ridge"), 4).net[0].weight.shape
+        torch.Size([4, 8])
+    """
+    curve = config.head == "curve"
+    return LayerProbe(
+        d,
+        config.probe_width(d),
+        dropout=config.dropout,
+        outputs=grid_size if curve else 1,
+        linear=config.kind == "ridge",
+        bounded=curve and config.kind == "mlp",
+    )
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,91 @@ def test_collect_bad_options_are_json_errors(tmp_path: Path, extra: list[str], w
     assert words in error["message"]
 
 
+def test_collect_plan_json_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import FakeEngine
+
+    from t2_agents import cli
+    from t2_agents.collect import load_collection
+
+    engines: list[FakeEngine] = []
+
+    def fake_engine(*args: Any, **kwargs: Any) -> FakeEngine:
+        engines.append(FakeEngine())
+        return engines[-1]
+
+    monkeypatch.setattr(cli, "_engine", fake_engine)
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps(
+            {
+                "defaults": {"samples": 2, "max_tokens": 8, "layers": [0, 3], "keep_texts": False},
+                "collections": [
+                    {"out": "runs/lcm", "task": "lcm", "questions": 2, "seed": 1},
+                    {"out": "runs/gcd", "task": "gcd", "questions": 3, "seed": 1},
+                    {"out": "runs/lcm", "task": "lcm", "questions": 4, "seed": 1},
+                ],
+            }
+        )
+    )
+    result = runner.invoke(app, ["collect", "--plan", str(plan), "--json"])
+    assert result.exit_code == 0, result.stderr
+    summaries = _one_json_object(result.stdout)["collections"]
+    assert len(engines) == 1  # one engine for the whole plan
+    assert [s["out"] for s in summaries] == [
+        str(tmp_path / "runs" / name) for name in ("lcm", "gcd", "lcm")
+    ]
+    assert [s["questions"] for s in summaries] == [2, 3, 4]
+    assert all(s["samples"] == 2 and s["layers"] == [0, 3] for s in summaries)
+    loaded = load_collection(tmp_path / "runs" / "lcm")
+    assert [r["id"] for r in loaded.records] == [f"lcm-1-{i}" for i in range(4)]
+    assert all("text" not in s for r in loaded.records for s in r["samples"])
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--plan", "p.json", "--out", "x"], "drop --out"),
+        (["--plan", "p.json", "--task", "lcm"], "drop --out"),
+        (["--plan", "p.json", "--questions", "3"], "drop --out"),
+        (["--out", "x", "--task", "lcm", "--questions", "2"], "pass --out, --questions and"),
+        (["--task", "lcm"], "or --plan FILE"),
+    ],
+)
+def test_collect_plan_usage_errors(
+    args: list[str], words: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from t2_agents import cli
+
+    def no_engine(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a usage error must not load the model")
+
+    monkeypatch.setattr(cli, "_engine", no_engine)
+    result = runner.invoke(app, ["collect", *args, "--json"])
+    assert result.exit_code == 2
+    error = _one_json_object(result.stdout)["error"]
+    assert error["type"] == "ConfigError"
+    assert words in error["message"]
+
+
+def test_collect_bad_plan_fails_before_loading_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from t2_agents import cli
+
+    def no_engine(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a bad plan must not load the model")
+
+    monkeypatch.setattr(cli, "_engine", no_engine)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"collections": [{"out": "a", "task": "lcm", "questions": 0}]}))
+    result = runner.invoke(app, ["collect", "--plan", str(plan), "--json"])
+    assert result.exit_code == 2
+    error = _one_json_object(result.stdout)["error"]
+    assert error["type"] == "ConfigError" and "entry 1" in error["message"]
+    result = runner.invoke(app, ["collect", "--plan", str(tmp_path / "none.json"), "--json"])
+    assert _one_json_object(result.stdout)["error"]["type"] == "DataError"
+
+
 def test_python_dash_m_prints_only_json_on_stdout(tmp_path: Path) -> None:
     missing = tmp_path / "no-model"
     proc = subprocess.run(

@@ -190,3 +190,120 @@ def test_estimator_layers_the_engine_lacks_fail_with_a_named_layer(
     with pytest.raises(ArtifactError, match=r"\(no \[13\]\)"):
         build_parallel_thinking_graph(engine=fake_engine, policy=T2Policy(loaded), n_max=4)
     assert fake_engine.sample_calls == 0  # nothing is sampled with a budget it cannot compute
+
+
+# ------------------------------------------------------------------------- heads and the knob
+CURVE_GRID = tuple(range(1, 9))
+
+
+def _curve_data(q: int = 240, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-sample accuracy p = sigmoid(3 z) read by layer 1; curves = exact i.i.d. majority."""
+    from math import comb
+
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=q)
+    p = 1 / (1 + np.exp(-3 * z))
+    x = rng.normal(size=(q, 2, 8))
+    x[:, 1, 0] = z
+    curves = np.array([[_majority(pi, n, comb) for n in CURVE_GRID] for pi in p])
+    labels = np.array([CURVE_GRID[int(np.argmax(c >= c.max() - 1e-12))] for c in curves])
+    return x.astype(np.float32), labels.astype(np.int64), curves
+
+
+def _majority(p: float, n: int, comb: Any) -> float:
+    win = sum(comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n // 2 + 1, n + 1))
+    tie = 0.5 * comb(n, n // 2) * (p * (1 - p)) ** (n // 2) if n % 2 == 0 else 0.0
+    return float(win + tie)
+
+
+CURVE_ARGS: dict[str, Any] = {
+    "layers": (3, 7), "grid": CURVE_GRID, "n_min": 1, "n_max": 8, "model_identity": "toy",
+    "hidden_size": 8,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["mlp", "ridge"])
+def test_curve_head_learns_curves_and_has_a_knob(kind: str) -> None:
+    x, y, curves = _curve_data()
+    config = ProbeConfig(head="curve", kind=kind, hidden=8, epochs=80, lr=1e-2, dropout=0.0)
+    est, report = T2Estimator.fit(x, y, curves=curves, n_d=8, config=config, **CURVE_ARGS)
+    assert est.has_knob and est.head == "curve"
+    assert report.combined_mse < 0.5 * report.mean_baseline_mse
+    assert report.weights[1] > report.weights[0]  # the informative layer
+    predicted = est.predict_curve(x)
+    assert predicted.shape == (len(x), len(CURVE_GRID))
+    assert predicted.min() >= 0 and predicted.max() <= 1
+    # The knob: a larger tolerance never spends more, and 1.0 always spends n_min.
+    spent = [est.predict(x, tolerance=t).mean() for t in (0.0, 0.02, 0.1, 1.0)]
+    assert spent == sorted(spent, reverse=True) and spent[-1] == 1
+    assert report.knob is not None and 0 <= est.default_tolerance <= 0.2
+    assert est.default_tolerance == report.knob["default_tolerance"]
+    assert report.equal_cost is not None and report.equal_cost["mean_n"] >= 1
+
+
+def test_curve_head_budget_rule() -> None:
+    """Budget = the smallest candidate within the tolerance of the predicted maximum."""
+    from t2_agents.estimator import _curve_budgets
+    from t2_agents.probes import _Spec
+
+    spec = _Spec("toy", 4, (0,), (1, 2, 3, 4), 2, 4)
+    curves = np.array([[0.9, 0.5, 0.6, 0.62], [0.1, 0.2, 0.3, 0.4]])
+    assert _curve_budgets(spec, curves, 0.0).tolist() == [4, 4]
+    assert _curve_budgets(spec, curves, 0.02).tolist() == [3, 4]  # n_min=2 excludes N=1
+    assert _curve_budgets(spec, curves, 0.15).tolist() == [2, 3]
+
+
+def test_knob_errors_and_nstar_has_none(fitted: tuple[T2Estimator, FitReport]) -> None:
+    est, _ = fitted
+    assert not est.has_knob and est.default_tolerance == 0.0
+    with pytest.raises(ConfigError, match="needs the curve head"):
+        est.predict(np.zeros((1, len(LAYERS), D), np.float32), tolerance=0.1)
+    with pytest.raises(ConfigError, match="nstar head"):
+        est.predict_curve(np.zeros((1, len(LAYERS), D), np.float32))
+    x, y, curves = _curve_data(q=60)
+    config = ProbeConfig(head="curve", kind="ridge")
+    curve_est, _ = T2Estimator.fit(x, y, curves=curves, n_d=8, config=config, **CURVE_ARGS)
+    for bad in (-0.1, 1.5, float("nan"), "0.1", True):
+        with pytest.raises(ConfigError, match=r"tolerance=.* is not an accuracy in"):
+            curve_est.predict(x, tolerance=bad)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="curve head needs each question's accuracy curve"):
+        T2Estimator.fit(x, y, config=config, **CURVE_ARGS)
+    with pytest.raises(DataError, match=r"curves have shape \(60, 3\)"):
+        T2Estimator.fit(x, y, curves=curves[:, :3], config=config, **CURVE_ARGS)
+
+
+def test_ridge_nstar_head_round_trips(tmp_path: Path) -> None:
+    x, y = _data(q=120)
+    est, report = T2Estimator.fit(x, y, **(ARGS | {"config": ProbeConfig(kind="ridge")}))
+    assert report.combined_mse < report.mean_baseline_mse
+    loaded = T2Estimator.load(est.save(tmp_path / "ridge"))
+    np.testing.assert_array_equal(loaded.predict(x), est.predict(x))
+    assert loaded.config.kind == "ridge" and loaded.config.ridge_alphas == est.config.ridge_alphas
+
+
+def test_curve_head_round_trips(tmp_path: Path) -> None:
+    x, y, curves = _curve_data(q=80)
+    config = ProbeConfig(head="curve", hidden=4, epochs=5)
+    est, _ = T2Estimator.fit(x, y, curves=curves, n_d=8, config=config, **CURVE_ARGS)
+    loaded = T2Estimator.load(est.save(tmp_path / "curve"))
+    np.testing.assert_allclose(loaded.predict_curve(x), est.predict_curve(x))
+    assert loaded.default_tolerance == est.default_tolerance
+    np.testing.assert_array_equal(loaded.predict(x, tolerance=0.05), est.predict(x, tolerance=0.05))
+
+
+def test_grouped_split_keeps_copies_on_one_side() -> None:
+    from t2_agents.estimator import _split
+
+    groups = [f"q{i // 3}" for i in range(90)]  # every question three times
+    train, val = _split(90, ProbeConfig(), groups)
+    assert sorted(train.tolist() + val.tolist()) == list(range(90))
+    train_groups = {groups[i] for i in train.tolist()}
+    assert train_groups.isdisjoint(groups[i] for i in val.tolist())
+    with pytest.raises(DataError, match="groups has 3 entries for 90 questions"):
+        _split(90, ProbeConfig(), groups[:3])
+
+
+def test_training_keys_come_from_the_summary() -> None:
+    x, y = _data(q=60)
+    est, _ = T2Estimator.fit(x, y, data_summary={"question_keys": ["a", "b"]}, **ARGS)
+    assert est.training_keys == frozenset({"a", "b"})

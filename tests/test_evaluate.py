@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,10 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                            model="fake", max_tokens=8, batch_questions=8)  # fmt: skip
     folder = collect(FakeEngine(), config, root / "pools")
     data = load_training_set([folder])
+    other = root / "heldout.jsonl"
+    lines = [json.dumps({"question": f"Pick number {i}.", "answer": str(i % 3)}) for i in range(16)]
+    other.write_text("\n".join(lines) + "\n")
+    held = collect(FakeEngine(), replace(config, data=str(other)), root / "held")
 
     def fit(identity: str, out: str) -> Path:
         est, _ = T2Estimator.fit(
@@ -250,7 +255,7 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         return est.save(root / out)
 
     return {"folder": folder, "estimator": fit("fake", "t2"), "other": fit("other", "t2-other"),
-            "n_d": data.n_d}  # fmt: skip
+            "n_d": data.n_d, "held": held}  # fmt: skip
 
 
 def _invoke(args: list[str]) -> tuple[int, dict[str, Any]]:
@@ -262,19 +267,34 @@ def _invoke(args: list[str]) -> tuple[int, dict[str, Any]]:
 
 def test_cli_eval_json(collection: dict[str, Any], tmp_path: Path) -> None:
     folder, estimator = str(collection["folder"]), str(collection["estimator"])
+    held = str(collection["held"])
     code, payload = _invoke([
-        "eval", "--data", folder, folder, "--estimator", estimator, "--train-data", folder,
+        "eval", "--data", held, held, "--estimator", estimator, "--train-data", folder,
         "--replays", "20", "--plot", str(tmp_path / "eval.png"), "--json",
     ])  # fmt: skip
     assert code == 0, payload
-    assert payload["questions"] == 32 and payload["pool_sizes"] == [8, 8]
+    # The second copy of the held-out folder repeats its questions: dropped and counted.
+    assert payload["extra"]["dropped"] == {"seen_in_training": 0, "duplicates": 16}
+    assert payload["questions"] == 16 and payload["pool_sizes"] == [8, 8]
     assert payload["n_d"] == collection["n_d"] and payload["n_d_source"] == "training set"
     policies = [r["policy"] for r in payload["results"]]
     assert set(policies) == set(POLICIES) | {"fixed@alloc"}
     t2 = next(r for r in payload["results"] if r["policy"] == "t2")
-    assert payload["budget"] == round(t2["mean_samples"] * 32)
+    assert payload["budget"] == round(t2["mean_samples"] * 16)
     assert payload["plot"] and Path(payload["plot"]).stat().st_size > 0
     assert payload["extra"]["alloc_curves"]["counts"]
+
+
+def test_eval_drops_and_counts_training_questions(collection: dict[str, Any]) -> None:
+    folder, held = collection["folder"], collection["held"]
+    config = EvalConfig(policies=("fixed", "t2"), replays=5)
+    with pytest.raises(DataError, match=r"every question .* was seen in training \(16 questions\)"):
+        evaluate_folders([folder], estimator=collection["estimator"], train_data=[folder],
+                         config=config)  # fmt: skip
+    report = evaluate_folders([folder, held], estimator=collection["estimator"],
+                              train_data=[folder], config=config)  # fmt: skip
+    assert report.questions == 16
+    assert report.extra["dropped"] == {"seen_in_training": 16, "duplicates": 0}
 
 
 def test_cli_eval_table(collection: dict[str, Any]) -> None:
@@ -289,7 +309,7 @@ def test_cli_eval_table(collection: dict[str, Any]) -> None:
     ("extra", "kind", "words"),
     [
         (["--policies", "t2,greedy"], "ConfigError", "choose from fixed, nd, t2, oracle"),
-        (["--policies", "alloc"], "ConfigError", "--train-data"),
+        (["--policies", "alloc"], "ConfigError", "--estimator"),
         (["--policies", "t2", "--estimator", "OTHER"], "ArtifactError", "'other'"),
         (["--policies", "nd", "--n-d", "9"], "ConfigError", "exceeds the smallest pool M=8"),
     ],

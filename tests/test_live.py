@@ -10,7 +10,7 @@ from conftest import FakeEngine
 from typer.testing import CliRunner
 
 from t2_agents import cli
-from t2_agents.errors import ConfigError
+from t2_agents.errors import ConfigError, DataError
 from t2_agents.live import is_right, live_eval
 
 runner = CliRunner()
@@ -26,15 +26,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     root = tmp_path_factory.mktemp("live")
     folders = []
-    for name, suffix in (("a", ""), ("b", " Quick.")):
+    for name, suffix, count in (("a", "", 8), ("b", " Quick.", 12)):
         source = root / f"{name}.jsonl"
         lines = [json.dumps({"question": f"Pick digit {i}.{suffix}", "answer": str(i % 3)})
-                 for i in range(8)]  # fmt: skip
+                 for i in range(count)]  # fmt: skip
         source.write_text("\n".join(lines) + "\n")
-        config = CollectConfig(data=str(source), questions=8, samples=8, layers=(0, 3),
+        config = CollectConfig(data=str(source), questions=count, samples=8, layers=(0, 3),
                                model="fake", max_tokens=8, batch_questions=8)  # fmt: skip
         folders.append(collect(FakeEngine(), config, root / name))
-    data = load_training_set(folders)
+    data = load_training_set(folders[1:])  # trained on b only: a is new to it
     est, _ = T2Estimator.fit(
         data.features, data.labels, layers=data.layers, grid=list(range(1, 9)), n_min=1, n_max=8,
         model_identity="fake", hidden_size=8, config=ProbeConfig(epochs=2), n_d=data.n_d,
@@ -64,8 +64,11 @@ def test_live_questions_round_robin_over_folders(setup: dict[str, Any]) -> None:
     prompts = [r["id"] for r in out["rows"]]
     from t2_agents.collect import load_collection
 
-    a, b = (load_collection(f).records for f in setup["folders"])
-    assert prompts == [a[0]["id"], b[0]["id"], a[1]["id"]]
+    a = load_collection(setup["folders"][0]).records
+    assert prompts == [a[0]["id"], a[1]["id"], a[2]["id"]]  # b's questions were training data
+    assert out["skipped_seen_in_training"] == 2
+    with pytest.raises(DataError, match=r"no question .* is new to the estimator \(12 were seen"):
+        live_eval(FakeEngine(), setup["folders"][1:], setup["estimator"], n_d=1, questions=3)
 
 
 def test_is_right_and_bad_input(setup: dict[str, Any]) -> None:
