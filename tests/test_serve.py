@@ -377,3 +377,14 @@ def test_prompts_are_not_logged_unless_asked(serve: Any, caplog: Any) -> None:
         assert "n=1" in caplog.text and "918273" not in caplog.text
         _chat(serve(log_prompts=True), messages=secret, t2={"n": 1})
         assert "918273" in caplog.text
+
+
+def test_cli_serve_reports_a_bad_engine_as_json() -> None:
+    from typer.testing import CliRunner
+
+    from t2_agents.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--engine", "tpu", "--json"])
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "ConfigError" and "transformers, vllm, server" in error["message"]
