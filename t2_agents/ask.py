@@ -32,12 +32,14 @@ def default_estimator_path() -> Path | None:
     return DEFAULT_ESTIMATOR if (DEFAULT_ESTIMATOR / "metadata.json").is_file() else None
 
 
-def _choose_n(engine: Engine, prompt: str, n: int | None, estimator: str | None) -> tuple[int, str]:
+def _choose_n(
+    engine: Engine, prompt: str, n: int | None, estimator: str | None, tolerance: float | None
+) -> tuple[int, str]:
     if n is not None:
         return n, "fixed"
     from t2_agents.demo import choose_policy  # demo imports this module
 
-    policy = choose_policy(engine, estimator)
+    policy = choose_policy(engine, estimator, tolerance=tolerance)
     features = engine.encode([prompt], list(policy.layers))[0] if policy.needs_features else None
     # No cap here: the engine checks n against its own max_n with a clear error.
     chosen = policy.choose(features=features, question=prompt, n_min=1, n_max=1 << 16)
@@ -55,6 +57,7 @@ def ask_question(
     seed: int = 0,
     task: str | None = None,
     instruction: str = DEFAULT_INSTRUCTION,
+    tolerance: float | None = None,
 ) -> dict[str, Any]:
     """Answer one question by self-consistency with an adaptive (or given) number of paths.
 
@@ -68,6 +71,8 @@ def ask_question(
         seed: Sampling and tie-break seed.
         task: Extractor name (see :func:`t2_agents.answers.get_extractor`).
         instruction: Appended to the question.
+        tolerance: T2's cost knob (curve-head estimators): accuracy you accept to lose against
+            the best predicted budget; None uses the estimator's calibrated default.
 
     Returns:
         A JSON-ready dict: n, policy, verdict, paths, tokens and seconds.
@@ -75,7 +80,7 @@ def ask_question(
     check_prompts([question])
     prompt = f"{question.rstrip()} {instruction}".strip()
     started = time.perf_counter()
-    chosen, policy = _choose_n(engine, prompt, n, estimator)
+    chosen, policy = _choose_n(engine, prompt, n, estimator, tolerance)
     decided = time.perf_counter()
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
     paths = engine.sample([prompt], chosen, params)[0]

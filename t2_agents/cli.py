@@ -136,12 +136,19 @@ def ask(
     estimator: Annotated[
         str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
     ] = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(help="T2 cost knob: accuracy to give up vs the best predicted N (0..1)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sample N reasoning paths for QUESTION, vote, and show the answer and every path."""
     from t2_agents.ask import ask_question
+    from t2_agents.policies import check_tolerance
 
     with _handled(as_json):
+        if tolerance is not None:
+            check_tolerance(tolerance)  # before the slow model load
         engine = _engine(model, cache_dir, engine_kind)
         progress = _spinner("thinking")
         with progress:
@@ -155,6 +162,7 @@ def ask(
                 max_tokens=max_tokens,
                 seed=seed,
                 task=task,
+                tolerance=tolerance,
             )
     if as_json:
         _emit(True, result)

@@ -221,12 +221,16 @@ train one with `t2 train` or pass --estimator PATH
     return shipped
 
 
-def load_t2_policy(engine: Engine, estimator: str | Path | None = None) -> T2Policy:
+def load_t2_policy(
+    engine: Engine, estimator: str | Path | None = None, *, tolerance: float | None = None
+) -> T2Policy:
     """Load the T2 policy for ``engine`` from ``estimator`` (or the shipped estimator).
 
     Args:
         engine: The engine whose hidden states the estimator reads (checked against it).
         estimator: Estimator folder; None uses the one shipped for the default model.
+        tolerance: The cost knob of a curve-head estimator (see
+            :class:`~t2_agents.policies.T2Policy`); None uses the calibrated default.
 
     Returns:
         A :class:`~t2_agents.policies.T2Policy` checked against ``engine``.
@@ -246,7 +250,7 @@ def load_t2_policy(engine: Engine, estimator: str | Path | None = None) -> T2Pol
     model = T2Estimator.load(
         path, expect_identity=engine.identity, expect_hidden_size=engine.hidden_size
     )
-    return T2Policy(model, engine=engine)
+    return T2Policy(model, engine=engine, tolerance=tolerance)
 
 
 def choose_policy(
@@ -255,6 +259,7 @@ def choose_policy(
     *,
     fallback_n: int = FALLBACK_N,
     on_fallback: Callable[[str], None] | None = None,
+    tolerance: float | None = None,
 ) -> BudgetPolicy:
     """T2 from ``estimator`` or the shipped estimator; without either, a fixed budget.
 
@@ -263,6 +268,7 @@ def choose_policy(
         estimator: Estimator folder; None looks for the shipped one.
         fallback_n: The fixed budget used when there is no estimator at all.
         on_fallback: Called with the reason when falling back (e.g. to print a note).
+        tolerance: The T2 cost knob (curve-head estimators); None uses the default.
 
     Returns:
         A :class:`~t2_agents.policies.T2Policy` or ``FixedPolicy(fallback_n)``.
@@ -282,7 +288,7 @@ def choose_policy(
                 f"of {fallback_n} paths ({_NO_ESTIMATOR_FIX} for T2)"
             )
         return FixedPolicy(fallback_n)
-    return load_t2_policy(engine, estimator)
+    return load_t2_policy(engine, estimator, tolerance=tolerance)
 
 
 # --------------------------------------------------------------------------------- the demo

@@ -61,6 +61,22 @@ def test_ask_bad_input_is_a_json_error(args: list[str], kind: str, words: str) -
     assert words in error["message"]
 
 
+@pytest.mark.parametrize("value", ["1.5", "-0.01", "nan"])
+def test_ask_tolerance_out_of_range_fails_before_loading(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import t2_agents.cli as cli
+
+    def no_engine(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the model must not load for a bad --tolerance")
+
+    monkeypatch.setattr(cli, "_engine", no_engine)
+    result = runner.invoke(app, ["ask", "2+2?", "--tolerance", value, "--json"])
+    assert result.exit_code == 2
+    error = _one_json_object(result.stdout)["error"]
+    assert error["type"] == "ConfigError" and "is not an accuracy in [0, 1]" in error["message"]
+
+
 def test_missing_model_is_a_json_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-model"
     result = runner.invoke(app, ["ask", "2+2?", "--model", str(missing), "--json"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -165,3 +166,33 @@ def test_protocol_rejects_incomplete_objects() -> None:
         layers: Sequence[int] = ()
 
     assert not isinstance(NoChoose(), BudgetPolicy)
+
+
+class _KnobEstimator:
+    layers, n_min, n_max = [3], 1, 8
+    model_identity, hidden_size, has_knob = "toy", 4, True
+
+    def __init__(self) -> None:
+        self.seen: list[float | None] = []
+
+    def predict_one(self, features: Any, tolerance: float | None = None) -> int:
+        self.seen.append(tolerance)
+        return 2 if tolerance else 8
+
+
+def test_t2_policy_passes_the_tolerance_knob() -> None:
+    est = _KnobEstimator()
+    features = np.zeros((1, 4), np.float32)
+    assert T2Policy(est).choose(features=features, question="q", n_min=1, n_max=8) == 8
+    knob = T2Policy(est, tolerance=0.05)
+    assert knob.choose(features=features, question="q", n_min=1, n_max=8) == 2
+    assert est.seen == [None, 0.05] and "tolerance=0.05" in repr(knob)
+
+
+def test_t2_policy_tolerance_errors() -> None:
+    with pytest.raises(ConfigError, match=r"tolerance=1.5 is not an accuracy in \[0, 1\]"):
+        T2Policy(_KnobEstimator(), tolerance=1.5)
+    est = _KnobEstimator()
+    est.has_knob = False
+    with pytest.raises(ConfigError, match="needs an estimator with a curve head"):
+        T2Policy(est, tolerance=0.01)
