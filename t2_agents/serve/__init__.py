@@ -22,8 +22,8 @@ Example:
 from __future__ import annotations
 
 from t2_agents.serve.app import create_app
-from t2_agents.serve.config import ServeConfig
-from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest, T2Options
+from t2_agents.serve.config import ServeConfig, T2Options
+from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest
 from t2_agents.serve.runner import load_engine, load_service, serve, serve_in_thread
 from t2_agents.serve.service import Job, Outcome, ThinkingService
 from t2_agents.serve.tools import ToolCall, ToolSet, check_tools, parse_tool_calls

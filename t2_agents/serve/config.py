@@ -1,4 +1,8 @@
-"""Settings of the OpenAI-compatible endpoint: limits, defaults, network and privacy.
+"""Settings of the endpoint: the server's (:class:`ServeConfig`), a request's (:class:`T2Options`).
+
+:class:`ServeConfig` holds the limits, defaults, network and privacy settings of one server.
+:class:`T2Options` is the ``t2`` extension field of a request (``extra_body={"t2": {...}}``
+with the OpenAI client): how that request chooses and spends N, within the server's limits.
 
 Every limit is per request (N, ``max_tokens``, body size, wall time) or per server (requests in
 flight); a request beyond one gets an OpenAI-style error object with the matching HTTP status
@@ -15,10 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from t2_agents.errors import ConfigError
 from t2_agents.policies import check_budget_range
 
-__all__ = ["ServeConfig"]
+__all__ = ["ServeConfig", "T2Options"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -98,3 +104,36 @@ class ServeConfig:
     def requires_key(self) -> bool:
         """Whether requests must carry the API key."""
         return self.api_key is not None
+
+
+class T2Options(BaseModel):
+    """The ``t2`` extension field of a request: how this request chooses and spends N.
+
+    Example:
+        >>> T2Options(policy="fixed", n=8).n
+        8
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    n: int | None = Field(default=None, ge=1)
+    """Sample exactly this many paths (a fixed budget; the policy is not asked)."""
+    policy: str | None = None
+    """``t2`` (default: the probe estimator chooses N) or ``fixed`` (``n`` paths, default
+    ``n_max``); ``fixed-8`` is short for ``policy="fixed", n=8``."""
+    tolerance: float | None = Field(default=None, ge=0.0, le=1.0)
+    """The cost knob of a curve-head estimator: accuracy you accept to lose for fewer paths."""
+    n_min: int | None = Field(default=None, ge=1)
+    """Smallest N the policy may choose for this request."""
+    n_max: int | None = Field(default=None, ge=1)
+    """Largest N the policy may choose for this request (at most the server's cap)."""
+    task: str | None = None
+    """Answer extractor used for the vote (e.g. ``syllogism`` for yes/no, ``products`` for a
+    number); left out: the automatic extractor."""
+    ignore_arguments: list[str] = Field(default_factory=list)
+    """Tool-call arguments ignored when calls are voted on their arguments."""
+    paths: bool = False
+    """Also return every sampled path (text, answer, tokens) in the ``t2`` response field."""
+    chat_template: bool = False
+    """``/v1/completions`` only: treat ``prompt`` as a user message and apply the chat template
+    (the estimator was trained on chat-templated prompts); off: the prompt is used as is."""

@@ -2,8 +2,9 @@
 
 Requests are parsed with pydantic models that accept (and ignore) the OpenAI fields this server
 does not use (``user``, ``frequency_penalty``, ``logit_bias``...), so stock clients work
-unchanged. The ``t2`` extension field (``extra_body={"t2": {...}}`` with the OpenAI client)
-is strict: an unknown key there is a 400, since it is certainly a typo.
+unchanged. The ``t2`` extension field (``extra_body={"t2": {...}}`` with the OpenAI client,
+:class:`~t2_agents.serve.config.T2Options`) is strict: an unknown key there is a 400, since it
+is certainly a typo.
 
 Errors are :class:`ApiError` exceptions carrying the HTTP status and the OpenAI error object
 ``{"error": {"message", "type", "param", "code"}}``.
@@ -24,12 +25,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from t2_agents.serve.config import T2Options
+
 __all__ = [
     "ApiError",
     "ChatMessage",
     "ChatRequest",
     "CompletionRequest",
-    "T2Options",
     "ToolSpec",
     "chunk",
     "new_id",
@@ -91,39 +93,6 @@ class ApiError(Exception):
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class T2Options(BaseModel):
-    """The ``t2`` extension field of a request: how this request chooses and spends N.
-
-    Example:
-        >>> T2Options(policy="fixed", n=8).n
-        8
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
-
-    n: int | None = Field(default=None, ge=1)
-    """Sample exactly this many paths (a fixed budget; the policy is not asked)."""
-    policy: str | None = None
-    """``t2`` (default: the probe estimator chooses N) or ``fixed`` (``n`` paths, default
-    ``n_max``); ``fixed-8`` is short for ``policy="fixed", n=8``."""
-    tolerance: float | None = Field(default=None, ge=0.0, le=1.0)
-    """The cost knob of a curve-head estimator: accuracy you accept to lose for fewer paths."""
-    n_min: int | None = Field(default=None, ge=1)
-    """Smallest N the policy may choose for this request."""
-    n_max: int | None = Field(default=None, ge=1)
-    """Largest N the policy may choose for this request (at most the server's cap)."""
-    task: str | None = None
-    """Answer extractor used for the vote (e.g. ``syllogism`` for yes/no, ``products`` for a
-    number); left out: the automatic extractor."""
-    ignore_arguments: list[str] = Field(default_factory=list)
-    """Tool-call arguments ignored when calls are voted on their arguments."""
-    paths: bool = False
-    """Also return every sampled path (text, answer, tokens) in the ``t2`` response field."""
-    chat_template: bool = False
-    """``/v1/completions`` only: treat ``prompt`` as a user message and apply the chat template
-    (the estimator was trained on chat-templated prompts); off: the prompt is used as is."""
 
 
 class ChatMessage(_Lenient):

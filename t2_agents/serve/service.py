@@ -37,9 +37,9 @@ from t2_agents.backends.base import Engine, RenderedPrompt
 from t2_agents.errors import ConfigError, T2Error
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
 from t2_agents.policies import BudgetPolicy, FixedPolicy, T2Policy
-from t2_agents.serve.config import ServeConfig
+from t2_agents.serve.config import ServeConfig, T2Options
 from t2_agents.serve.prompts import render_messages
-from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest, T2Options, chunk
+from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest, chunk
 from t2_agents.serve.tools import (
     CALL_PREFIX,
     ToolCall,
