@@ -204,6 +204,17 @@ def test_a_conversation_with_tool_results_renders(serve: Any) -> None:
     assert "<tool_response>\n21 C, sunny\n</tool_response>" in prompt
 
 
+def test_bare_json_calls_and_prose_before_a_call(serve: Any) -> None:
+    bare = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    client, _ = serve([bare])
+    message = _post(client, 2)["choices"][0]["message"]
+    assert message["content"] is None and len(message["tool_calls"]) == 1
+    client, _ = serve(["Let me check. " + _call("get_time")])
+    message = _post(client, 1)["choices"][0]["message"]
+    assert message["content"] == "Let me check."
+    assert message["tool_calls"][0]["function"] == {"name": "get_time", "arguments": "{}"}
+
+
 def test_parse_tool_calls_formats() -> None:
     tools = check_tools([WEATHER, CLOCK])
     bare = '{"name": "get_weather", "arguments": {"city": "Oslo"}}'

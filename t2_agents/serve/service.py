@@ -310,7 +310,8 @@ class ThinkingService:
         cut = _cut(branches[best]["text"] or "", job.stop)[1]
         finish = "stop" if cut else str(branches[best]["finish_reason"])
         if chosen_calls:
-            text = texts[best].split("<tool_call>")[0].strip() or None
+            before, tag, _ = texts[best].partition("<tool_call>")
+            text = (before.strip() or None) if tag else None  # a bare JSON call has no prose
             finish = "tool_calls"
         prompt_tokens = int(branches[ok[0]]["prompt_tokens"])
         completion_tokens = sum(int(b["completion_tokens"]) for b in branches)
