@@ -252,3 +252,45 @@ def test_langchain_chat_openai_bound_to_tools(serve: Any) -> None:
          "type": "tool_call"}
     ]  # fmt: skip
     assert message.response_metadata["token_usage"]["completion_tokens"] == 15
+
+
+class _TwoStep(_Scripted):
+    """First request: every path calls the tool; later requests (with the result): text."""
+
+    def sample(
+        self, prompts: Sequence[str], n: int, params: SamplingParams
+    ) -> list[list[Completion]]:
+        self.texts = (
+            ["It is 21 C in Paris. The answer is 21."]
+            if "<tool_response>" in prompts[0]
+            else [_call("get_weather", city="Paris")]
+        )
+        return super().sample(prompts, n, params)
+
+
+def test_a_langchain_agent_runs_unchanged_against_the_endpoint() -> None:
+    langchain_openai = pytest.importorskip("langchain_openai")
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+
+    from t2_agents.serve import serve_in_thread
+
+    seen: list[str] = []
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Current weather in a city."""
+        seen.append(city)
+        return f"21 C, sunny in {city}"
+
+    engine = _TwoStep([])
+    service = ThinkingService(engine, config=ServeConfig(port=0))
+    with serve_in_thread(service) as base_url:
+        llm = langchain_openai.ChatOpenAI(
+            base_url=base_url + "/v1", api_key="unused", model=MODEL, extra_body={"t2": {"n": 3}}
+        )
+        agent = create_agent(llm, tools=[get_weather])
+        result = agent.invoke({"messages": [{"role": "user", "content": "Weather in Paris?"}]})
+    assert seen == ["Paris"]
+    assert result["messages"][-1].content == "It is 21 C in Paris. The answer is 21."
+    assert "21 C, sunny in Paris" in engine.sample_calls[-1][0]  # the tool result reached it
