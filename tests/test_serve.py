@@ -388,3 +388,47 @@ def test_cli_serve_reports_a_bad_engine_as_json() -> None:
     assert result.exit_code == 2
     error = json.loads(result.stdout)["error"]
     assert error["type"] == "ConfigError" and "transformers, vllm, server" in error["message"]
+
+
+def test_event_stream_shows_the_budget_before_the_answer(serve: Any) -> None:
+    engine = FakeEngine(answers={"7": 1.0})
+    client = serve(engine, T2Policy(_Estimator(), engine=engine))
+    response = _chat(client, stream=True, t2={"events": True, "paths": True})
+    events = _events(response)
+    kinds = [e["t2_event"]["event"] for e in events if "t2_event" in e]
+    assert kinds == ["budget"] + ["branch"] * 5 + ["verdict"]
+    assert all(e["choices"] == [] for e in events if "t2_event" in e)
+    budget = events[0]["t2_event"]
+    assert budget["n"] == 5 and "question" not in budget
+    text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
+    assert text == "Let me think. The answer is 7."
+    assert client.get("/health").json()["active"] == 0
+    openai = pytest.importorskip("openai")
+    api = openai.OpenAI(base_url=str(client.base_url) + "/v1", api_key="unused")
+    pieces = list(
+        api.chat.completions.create(
+            model=MODEL, messages=QUESTION, stream=True, extra_body={"t2": {"events": True}}
+        )
+    )
+    assert next(p.model_extra["t2_event"]["event"] for p in pieces if not p.choices) == "budget"
+    assert "".join(p.choices[0].delta.content or "" for p in pieces if p.choices).endswith("7.")
+
+
+def test_event_stream_errors_and_disconnects(serve: Any) -> None:
+    engine = _WaitsForCancel()
+    client = serve(engine)
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(
+            "/v1/chat/completions",
+            json={"model": MODEL, "messages": QUESTION, "stream": True,
+                  "t2": {"events": True, "n": 2}},
+            timeout=0.5,
+        )  # fmt: skip
+    assert engine.saw_cancel.wait(5)
+    deadline = time.monotonic() + 5
+    while client.get("/health").json()["active"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert client.get("/health").json()["active"] == 0
+    failing = serve(FakeEngine(answers={"7": 1.0}, errors={5: [EngineError("boom")]}))
+    events = _events(_chat(failing, stream=True, seed=5, t2={"events": True, "n": 1}))
+    assert events[-1]["error"]["code"] == "engine_error"

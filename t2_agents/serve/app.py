@@ -22,7 +22,7 @@ and time; the prompt text only with ``log_prompts``.
 
 Example:
     >>> from t2_agents.graph.testing import FakeEngine
-    >>> from t2_agents.serve.service import ThinkingService
+    >>> from t2_agents.serve.service import Job, Outcome, ThinkingService
     >>> app = create_app(ThinkingService(FakeEngine(), config=ServeConfig()))
     >>> sorted(route.path for route in app.routes)[:2]
     ['/health', '/v1/chat/completions']
@@ -37,7 +37,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -62,7 +62,7 @@ from t2_agents.serve.protocol import (
     new_id,
     parse_request,
 )
-from t2_agents.serve.service import ThinkingService
+from t2_agents.serve.service import Job, Outcome, ThinkingService
 
 __all__ = ["create_app"]
 
@@ -111,14 +111,26 @@ def create_app(service: ThinkingService) -> Starlette:
             _authorize(request, config)
             request_id = new_id(prefix)
             started = time.perf_counter()
-            with slots.take():
+            slots.acquire()
+            handed_off = False
+            try:
                 body = await _read_json(request, config.max_body_bytes)
                 job = service.prepare(parse_request(schema, body))
                 if config.log_prompts:
                     _log.info("%s prompt %r", request_id, job.prompt)
+                if job.events:  # the run happens while streaming; the stream frees the slot
+                    handed_off = True
+                    return StreamingResponse(
+                        _event_stream(service, job, request_id, slots.release, config),
+                        media_type="text/event-stream",
+                        headers={"Cache-Control": "no-cache"},
+                    )
                 outcome = await _cancellable(
                     request, service.run(job), timeout=config.request_timeout
                 )
+            finally:
+                if not handed_off:
+                    slots.release()
             _log.info(
                 "%s 200 n=%s policy=%s prompt_tokens=%d completion_tokens=%d seconds=%.2f",
                 request_id, outcome.t2["n"], outcome.t2["policy"],
@@ -191,8 +203,7 @@ class _Slots:
         self.limit = limit
         self.active = 0
 
-    @contextlib.contextmanager
-    def take(self) -> Iterator[None]:
+    def acquire(self) -> None:
         if self.active >= self.limit:
             raise ApiError(
                 429,
@@ -201,10 +212,9 @@ class _Slots:
                 code="concurrency_limit",
             )
         self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
+
+    def release(self) -> None:
+        self.active -= 1
 
 
 def _authorize(request: Request, config: ServeConfig) -> None:
@@ -267,6 +277,46 @@ async def _within(event: threading.Event, work: Awaitable[_T]) -> _T:
         return await work
     finally:
         CANCEL_EVENT.reset(token)
+
+
+async def _event_stream(
+    service: ThinkingService,
+    job: Job,
+    request_id: str,
+    release: Callable[[], None],
+    config: ServeConfig,
+) -> AsyncIterator[str]:
+    """Stream the run's events, then the voted answer; cancel the run if the client leaves."""
+    event = threading.Event()
+    CANCEL_EVENT.set(event)  # the context of the task that streams this response
+    finished = False
+    started = time.perf_counter()
+    try:
+        outcome: Outcome | None = None
+        async with asyncio.timeout(config.request_timeout):
+            async for item in service.run_events(job):
+                if isinstance(item, Outcome):
+                    outcome = item
+                else:
+                    chunk = service.event_chunk(job, item, response_id=request_id)
+                    yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+        assert outcome is not None
+        async for line in _sse(service.chunks(job, outcome, response_id=request_id)):
+            yield line
+        finished = True
+        _log.info("%s 200 n=%s events seconds=%.2f", request_id, outcome.t2["n"],
+                  time.perf_counter() - started)  # fmt: skip
+    except ApiError as exc:
+        finished = True
+        yield f"data: {json.dumps(exc.body())}\n\ndata: [DONE]\n\n"
+    except TimeoutError:
+        error = ApiError(504, f"the request took longer than {config.request_timeout:g} s",
+                         type="timeout_error", code="timeout")  # fmt: skip
+        yield f"data: {json.dumps(error.body())}\n\ndata: [DONE]\n\n"
+    finally:
+        if not finished:
+            event.set()
+        release()
 
 
 async def _sse(chunks: Iterator[dict[str, Any]]) -> AsyncIterator[str]:

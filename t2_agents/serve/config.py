@@ -134,6 +134,9 @@ class T2Options(BaseModel):
     """Tool-call arguments ignored when calls are voted on their arguments."""
     paths: bool = False
     """Also return every sampled path (text, answer, tokens) in the ``t2`` response field."""
+    events: bool = False
+    """With ``stream=true``: stream the graph's ``budget``, ``branch`` and ``verdict`` events as
+    they happen (chunks with empty ``choices`` and a ``t2_event`` field), before the answer."""
     chat_template: bool = False
     """``/v1/completions`` only: treat ``prompt`` as a user message and apply the chat template
     (the estimator was trained on chat-templated prompts); off: the prompt is used as is."""

@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,6 +75,8 @@ class Job:
     """Streaming: send a last chunk with ``usage`` (``stream_options.include_usage``)."""
     paths: bool = False
     """Return every path in the ``t2`` field."""
+    events: bool = False
+    """Stream the graph's events before the answer (with ``stream``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +168,7 @@ class ThinkingService:
             stream=request.stream,
             include_usage=include,
             paths=options.paths,
+            events=options.events and request.stream,
         )
 
     def _budget(self, options: T2Options, top_n: int | None) -> dict[str, Any]:
@@ -279,6 +282,35 @@ class ThinkingService:
             ) from None
         return self._outcome(job, dict(state))
 
+    async def run_events(self, job: Job) -> AsyncIterator[dict[str, Any] | Outcome]:
+        """Like :meth:`run`, yielding the graph's events (``budget``, ``branch`` x N,
+        ``verdict``) as they happen, then the :class:`Outcome`.
+
+        The events leave out texts that would repeat the prompt; a ``branch`` event holds its
+        path's text.
+
+        Raises:
+            ApiError: As :meth:`run`.
+        """
+        state: dict[str, Any] = {}
+        try:
+            async for mode, item in self.graph.astream(
+                {"question": job.prompt},
+                {"configurable": {"t2": job.overrides}},
+                stream_mode=["custom", "values"],
+            ):
+                if mode == "values" and isinstance(item, dict):
+                    state = dict(item)
+                elif isinstance(item, dict):
+                    yield {k: v for k, v in item.items() if k != "question"}
+        except ConfigError as exc:
+            raise ApiError(400, str(exc)) from None
+        except T2Error as exc:
+            raise ApiError(
+                502, f"{type(exc).__name__}: {exc}", type="server_error", code="engine_error"
+            ) from None
+        yield self._outcome(job, state)
+
     def _outcome(self, job: Job, state: dict[str, Any]) -> Outcome:
         branches = sorted(state.get("branches") or [], key=lambda b: b["index"])
         answers: list[str | None] = list(state.get("answers") or [None] * len(branches))
@@ -382,6 +414,13 @@ class ThinkingService:
             "usage": outcome.usage,
             "t2": outcome.t2,
         }
+
+    def event_chunk(self, job: Job, event: dict[str, Any], *, response_id: str) -> dict[str, Any]:
+        """A graph event as a chunk with empty ``choices`` and a ``t2_event`` field."""
+        out = chunk(kind=job.kind, response_id=response_id, model=self.model_name)
+        out["choices"] = []
+        out["t2_event"] = event
+        return out
 
     def chunks(self, job: Job, outcome: Outcome, *, response_id: str) -> Iterator[dict[str, Any]]:
         """The streamed response: the voted answer piece by piece, then finish, t2 and usage."""
