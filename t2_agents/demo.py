@@ -64,14 +64,27 @@ __all__ = [
 ]
 
 DEMO_TASKS: dict[str, dict[str, Any]] = {
-    "basic_arithmetic": {"max_digits": 1, "max_terms": 3, "allow_parentheses": False},
+    # No "/": at these settings reasoning-gym's division questions have wrong gold answers
+    # ("Calculate 4 / 1." -> "2"), measured while choosing the calibration tasks.
+    "basic_arithmetic": {
+        "max_digits": 1,
+        "max_terms": 3,
+        "allow_parentheses": False,
+        "operators": ["+", "-", "*"],
+    },
     "syllogism": {},
     "products": {"max_digits": 2},
-    "lcm": {"max_value": 12},
-    "gcd": {"max_value": 50},
+    "lcm": {"max_value": 30},
+    "gcd": {"max_value": 60},
+    "aiw": {},
+    "number_format": {},
+    "leg_counting": {"min_animals": 1, "max_animals": 2},
     "chain_sum": {"max_digits": 2, "max_terms": 3},
+    "number_sequence": {},
 }
-"""reasoning-gym task -> options easy enough for the default model (the calibration settings)."""
+"""reasoning-gym task -> options the default model is sometimes right on: the calibration
+settings of ``bench/calibration_plan.json`` (chain_sum and number_sequence are held out of
+training entirely)."""
 
 DEFAULT_TASKS: tuple[str, ...] = ("basic_arithmetic", "syllogism", "products")
 """Tasks :func:`run_demo` draws from by default."""

@@ -78,8 +78,11 @@ def test_demo_questions_skip_excluded_keys_in_order() -> None:
     assert demo_questions(6, tasks=("lcm", "products"), seed=2026, exclude=()) == plain
 
 
-def test_demo_questions_when_training_saw_almost_every_question() -> None:
+def test_demo_questions_when_training_saw_almost_every_question(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # lcm with max_value 12 has 12 x 12 questions; load_task finds 143 of them for this seed
+    monkeypatch.setitem(demo.DEMO_TASKS, "lcm", {"max_value": 12})
     every = _lcm_keys(2026, 143)
     drawn = demo_questions(3, tasks=("lcm",), seed=2026, exclude=every[3:])
     assert {q.key for q in drawn} == set(every[:3])
@@ -94,6 +97,7 @@ def test_run_demo_never_draws_a_training_question(
     tmp_path: Path, fake_engine: Any, monkeypatch: pytest.MonkeyPatch, recorded: bool
 ) -> None:
     # The old shipped set: 200 lcm items of seed 1, which repeat most of the demo's questions.
+    monkeypatch.setitem(demo.DEMO_TASKS, "lcm", {"max_value": 12})
     trained = sorted(set(_lcm_keys(1, 100)) | set(_lcm_keys(7, 30)))
     estimator = _TrainedOn(trained if recorded else None)
     monkeypatch.setattr(demo, "resolve_estimator", lambda path=None: tmp_path)

@@ -1,0 +1,77 @@
+"""Summarise a collection plan's folders: size, accuracy, tokens, content hash and overlaps.
+
+For every folder the plan names (its final size): distinct questions (by key), mean per-sample
+accuracy, mean completion tokens, the share of completions cut at ``max_tokens``, the SHA-256 of
+its merged ``records.jsonl`` (what the estimator was trained on; features are re-encodable from
+the prompts), and how many of its questions also appear in another folder (held-out questions
+seen in training are what `t2 train --drop-overlap` and `t2 eval` drop and count).
+
+    python bench/calibration_summary.py bench/calibration_plan.json \\
+        --out docs/results/calibration_data.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from t2_agents.calibrate import record_key
+from t2_agents.collect import load_plan
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def summarise(folder: Path) -> dict[str, Any]:
+    records = [
+        json.loads(line)
+        for path in sorted((folder / "batches").glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    samples = [s for r in records for s in r["samples"]]
+    merged = folder / "records.jsonl"
+    return {
+        "questions": len(records),
+        "distinct": len({record_key(r) for r in records}),
+        "accuracy": sum(r["accuracy"] for r in records) / max(1, len(records)),
+        "mean_tokens": sum(s["tokens"] for s in samples) / max(1, len(samples)),
+        "cut_at_max_tokens": sum(s["finish"] == "length" for s in samples) / max(1, len(samples)),
+        "records_sha256": _sha256(merged),
+        "keys": sorted({record_key(r) for r in records}),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("plan", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("docs/results/calibration_data.json"))
+    args = parser.parse_args()
+    final: dict[Path, Any] = {}
+    for config, folder in load_plan(args.plan, model="?"):
+        final[folder.resolve()] = config  # later entries grow a folder: keep the last
+    rows: dict[str, dict[str, Any]] = {}
+    for folder, config in final.items():
+        split = folder.parent.name
+        row = summarise(folder)
+        row.update(task=config.task, task_config=config.task_config, seed=config.seed,
+                   samples=config.samples, planned=config.questions)  # fmt: skip
+        rows[f"{split}/{folder.name}"] = row
+    train_keys = {k for name, r in rows.items() if name.startswith("train/") for k in r["keys"]}
+    for name, row in rows.items():
+        keys = row.pop("keys")
+        if not name.startswith("train/"):
+            row["seen_in_training"] = sum(k in train_keys for k in keys)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"plan": str(args.plan), "folders": rows}, indent=1) + "\n")
+    for name, row in rows.items():
+        seen = row.get("seen_in_training", "-")
+        print(f"{name:28s} {row['questions']:4d} q  acc {row['accuracy']:.3f}  seen {seen}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The README's calibration and evidence tables, rendered from the committed results files.
+
+``tests/test_readme.py`` renders every table here and checks that the README contains it
+verbatim, so a README number can only come from a results file in ``docs/results/``.
+
+    python bench/readme_tables.py          # print every table (paste into the README)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+
+
+def _load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((RESULTS / name).read_text(encoding="utf-8"))
+    return data
+
+
+def _ci(pair: list[float]) -> str:
+    return f"[{100 * pair[0]:+.1f}, {100 * pair[1]:+.1f}]"
+
+
+def _pt(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def calibration_table() -> str:
+    """Per collection folder: questions, accuracy, tokens, overlap with training, hash."""
+    rows = _load("calibration_data.json")["folders"]
+    out = [
+        "| folder | task settings | questions | acc@1 | mean tokens | cut at 48 | seen in "
+        "training | records.jsonl SHA-256 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        seen = str(r["seen_in_training"]) if "seen_in_training" in r else "–"
+        settings = json.dumps(r["task_config"]) if r["task_config"] else "defaults"
+        out.append(
+            f"| {name} | `{settings}` | {r['questions']} | {r['accuracy']:.3f} | "
+            f"{r['mean_tokens']:.1f} | {100 * r['cut_at_max_tokens']:.0f} % | {seen} | "
+            f"`{r['records_sha256'][:12]}` |"
+        )
+    return "\n".join(out)
+
+
+def curse_table() -> str:
+    """The overscaling curse on the training collections (``t2 curse --json``)."""
+    tasks = _load("curse_train.json")["tasks"]
+    out = [
+        "| task | questions | acc@1 | N_D | acc@N_D | mean N*_x | M_D | oracle acc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task, r in tasks.items():
+        out.append(
+            f"| {task} | {r['n_questions']} | {r['mean_single_accuracy']:.3f} | {r['n_d']} | "
+            f"{r['accuracy_at_n_d']:.3f} | {r['mean_optimal']:.2f} | "
+            f"{r['overscaling_index']:.2f} | {r['oracle_accuracy']:.3f} |"
+        )
+    return "\n".join(out)
+
+
+def heads_table() -> str:
+    """Every head at its default knob on all held-out questions, against equal cost and N_D."""
+    data = _load("heldout_heads.json")
+    out = [
+        "| head | validation gain | held-out accuracy | mean N | share of N_D's samples | "
+        "fixed N at equal cost | gain (95 % CI), points | vs N_D (95 % CI), points |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, head in data["heads"].items():
+        d = head["default"]["all"]
+        val = data["validation"][name]["equal_cost"]
+        mark = " (chosen)" if name == data["chosen_on_validation"] else ""
+        out.append(
+            f"| {name}{mark} | {_pt(val['gain'])} | {d['accuracy']:.3f} | {d['mean_n']:.2f} | "
+            f"{100 * d['sample_share']:.0f} % | {d['fixed_at_equal_cost']:.3f} | "
+            f"{_pt(d['gain'])} {_ci(d['gain_ci'])} | {_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} |"
+        )
+    return "\n".join(out)
+
+
+def groups_table() -> str:
+    """The chosen head on tasks seen in training and on tasks never seen."""
+    data = _load("heldout_heads.json")
+    chosen = data["chosen_on_validation"]
+    out = [
+        f"| {chosen}: questions | count | accuracy | mean N | N_D accuracy | saving vs N_D | "
+        "vs N_D (95 % CI), points | gain vs equal cost (95 % CI), points |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for group, d in data["heads"][chosen]["default"].items():
+        out.append(
+            f"| {group} | {d['questions']} | {d['accuracy']:.3f} | {d['mean_n']:.2f} | "
+            f"{d['n_d_accuracy']:.3f} | {100 * (1 - d['sample_share']):.0f} % | "
+            f"{_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} | {_pt(d['gain'])} {_ci(d['gain_ci'])} |"
+        )
+    return "\n".join(out)
+
+
+def knob_table() -> str:
+    """The chosen head's knob sweep on the held-out questions."""
+    data = _load("heldout_heads.json")
+    head = data["heads"][data["chosen_on_validation"]]
+    knob = head["knob"]
+    fixed = data["fixed"]
+    out = [f"| {knob} | mean N | accuracy | fixed N at equal cost |", "|---|---|---|---|"]
+    for p in head["sweep"]:
+        n = p["mean_n"]
+        low = int(n)
+        frac = n - low
+        at = fixed[low - 1] if frac == 0 or low >= len(fixed) else (
+            (1 - frac) * fixed[low - 1] + frac * fixed[low]
+        )  # fmt: skip
+        out.append(f"| {p[knob]:g} | {n:.2f} | {p['accuracy']:.3f} | {at:.3f} |")
+    return "\n".join(out)
+
+
+TABLES: dict[str, Callable[[], str]] = {
+    "calibration": calibration_table,
+    "curse": curse_table,
+    "heads": heads_table,
+    "groups": groups_table,
+    "knob": knob_table,
+}
+
+
+if __name__ == "__main__":
+    for name, render in TABLES.items():
+        print(f"<!-- {name} -->\n{render()}\n")
