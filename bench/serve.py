@@ -17,6 +17,10 @@
    the reference's (the transformers engine serialises calls, so a seeded request decodes the
    same tokens under load), ``usage.prompt_tokens`` equals the reference's, and no other
    question's operands or sum appear in it unless they appear in its own reference.
+3. **Held-out** (``--heldout K``, optional): K held-out reasoning-gym questions (the demo's
+   tasks, the estimator's training questions excluded), each through the endpoint with the T2
+   policy and with a fixed N = n_max, ``max_tokens`` 48, the task's extractor and grader:
+   accuracy, samples, completion tokens and seconds side by side.
 """
 
 from __future__ import annotations
@@ -204,6 +208,45 @@ def load(service: ThinkingService, *, clients: int, rounds: int, max_tokens: int
             "policy_n": sorted({body["t2"]["n"] for body in answers[0]})}  # fmt: skip
 
 
+# ---------------------------------------------------------------------------- held-out
+def heldout(service: ThinkingService, *, questions: int, max_tokens: int) -> dict[str, Any]:
+    """T2 vs a fixed N = n_max on held-out questions, one request at a time, interleaved."""
+    from t2_agents.demo import demo_questions
+
+    metadata = getattr(getattr(service.policy, "estimator", None), "metadata", None) or {}
+    keys = (metadata.get("training_data") or {}).get("question_keys") or []
+    asked = demo_questions(questions, exclude=frozenset(str(k) for k in keys))
+    n_max = service.config.n_max
+    rows: dict[str, list[dict[str, Any]]] = {"t2": [], f"fixed-{n_max}": []}
+    with serve_in_thread(service) as base_url, httpx.Client(base_url=base_url, timeout=600) as web:
+        for question in asked:
+            for name, options in (("t2", {}), (f"fixed-{n_max}", {"n": n_max})):
+                clock = time.perf_counter()
+                reply = web.post(
+                    "/v1/chat/completions",
+                    json={"model": service.model_name, "max_tokens": max_tokens, "seed": 0,
+                          "messages": [{"role": "user", "content": question.prompt}],
+                          "t2": {"task": question.task, **options}},
+                )  # fmt: skip
+                reply.raise_for_status()
+                body = reply.json()
+                rows[name].append(
+                    {"id": question.id, "n": body["t2"]["n"], "answer": body["t2"]["answer"],
+                     "correct": question.is_correct(body["t2"]["answer"]),
+                     "completion_tokens": body["usage"]["completion_tokens"],
+                     "seconds": time.perf_counter() - clock}
+                )  # fmt: skip
+    summary = {
+        name: {"accuracy": sum(r["correct"] for r in runs) / len(runs),
+               "samples": sum(r["n"] for r in runs),
+               "completion_tokens": sum(r["completion_tokens"] for r in runs),
+               "seconds": sum(r["seconds"] for r in runs)}
+        for name, runs in rows.items()
+    }  # fmt: skip
+    return {"questions": len(asked), "excluded_training_keys": len(keys), "summary": summary,
+            "rows": rows}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -212,6 +255,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-load", action="store_true")
+    parser.add_argument("--heldout", type=int, default=0, help="held-out questions (0: skip)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     ns = [int(x) for x in args.ns.split(",")]
@@ -241,6 +285,10 @@ def main() -> None:
             service, clients=args.clients, rounds=args.rounds, max_tokens=args.max_tokens
         )
         print(json.dumps(result["load_transformers"], indent=1), file=sys.stderr)
+    if args.heldout:
+        service = load_service(engine, config=ServeConfig(port=0))
+        result["heldout_transformers"] = heldout(service, questions=args.heldout, max_tokens=48)
+        print(json.dumps(result["heldout_transformers"]["summary"], indent=1), file=sys.stderr)
     result["machine"]["load_average_end"] = os.getloadavg()[0]
     result["seconds"] = time.time() - started
     text = json.dumps(result, indent=2)
