@@ -402,6 +402,9 @@ def test_event_stream_shows_the_budget_before_the_answer(serve: Any) -> None:
     assert budget["n"] == 5 and "question" not in budget
     text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e["choices"])
     assert text == "Let me think. The answer is 7."
+    deadline = time.monotonic() + 5  # the slot is freed once the response has been sent
+    while client.get("/health").json()["active"] and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert client.get("/health").json()["active"] == 0
     openai = pytest.importorskip("openai")
     api = openai.OpenAI(base_url=str(client.base_url) + "/v1", api_key="unused")

@@ -78,7 +78,7 @@ def create_app(service: ThinkingService) -> Starlette:
         service: The service (engine, graph, default policy) and its :class:`ServeConfig`.
 
     Returns:
-        A Starlette application; its ``state.active`` counts requests in flight.
+        A Starlette application; ``app.state.slots.active`` counts the requests in flight.
     """
     config = service.config
     slots = _Slots(config.max_concurrency)
@@ -120,8 +120,9 @@ def create_app(service: ThinkingService) -> Starlette:
                     _log.info("%s prompt %r", request_id, job.prompt)
                 if job.events:  # the run happens while streaming; the stream frees the slot
                     handed_off = True
-                    return StreamingResponse(
-                        _event_stream(service, job, request_id, slots.release, config),
+                    return _ReleasingStream(
+                        _event_stream(service, job, request_id, config),
+                        release=slots.release,
                         media_type="text/event-stream",
                         headers={"Cache-Control": "no-cache"},
                     )
@@ -279,12 +280,24 @@ async def _within(event: threading.Event, work: Awaitable[_T]) -> _T:
         CANCEL_EVENT.reset(token)
 
 
+class _ReleasingStream(StreamingResponse):
+    """A streaming response that frees its concurrency slot when it ends, however it ends
+    (also when the client left before the stream started, so its generator never ran)."""
+
+    def __init__(self, content: AsyncIterator[str], *, release: Callable[[], None],
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 async def _event_stream(
-    service: ThinkingService,
-    job: Job,
-    request_id: str,
-    release: Callable[[], None],
-    config: ServeConfig,
+    service: ThinkingService, job: Job, request_id: str, config: ServeConfig
 ) -> AsyncIterator[str]:
     """Stream the run's events, then the voted answer; cancel the run if the client leaves."""
     event = threading.Event()
@@ -316,7 +329,6 @@ async def _event_stream(
     finally:
         if not finished:
             event.set()
-        release()
 
 
 async def _sse(chunks: Iterator[dict[str, Any]]) -> AsyncIterator[str]:
