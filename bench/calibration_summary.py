@@ -2,9 +2,9 @@
 
 For every folder the plan names (its final size): distinct questions (by key), mean per-sample
 accuracy, mean completion tokens, the share of completions cut at ``max_tokens``, the SHA-256 of
-its merged ``records.jsonl`` (what the estimator was trained on; features are re-encodable from
-the prompts), and how many of its questions also appear in another folder (held-out questions
-seen in training are what `t2 train --drop-overlap` and `t2 eval` drop and count).
+its batch records in order (``batches/*.jsonl``; features are re-encodable from the prompts),
+the minutes between its first and last batch, and how many of its questions also appear in the
+training folders (what `t2 train --drop-overlap` and `t2 eval` drop and count).
 
     python bench/calibration_summary.py bench/calibration_plan.json \\
         --out docs/results/calibration_data.json
@@ -22,26 +22,31 @@ from t2_agents.calibrate import record_key
 from t2_agents.collect import load_plan
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+def _sha256(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def summarise(folder: Path) -> dict[str, Any]:
+    batches = sorted((folder / "batches").glob("*.jsonl"))
     records = [
         json.loads(line)
-        for path in sorted((folder / "batches").glob("*.jsonl"))
+        for path in batches
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
     samples = [s for r in records for s in r["samples"]]
-    merged = folder / "records.jsonl"
+    times = [p.stat().st_mtime for p in batches]
     return {
+        "batch_minutes": (max(times) - min(times)) / 60 if len(times) > 1 else 0.0,
         "questions": len(records),
         "distinct": len({record_key(r) for r in records}),
         "accuracy": sum(r["accuracy"] for r in records) / max(1, len(records)),
         "mean_tokens": sum(s["tokens"] for s in samples) / max(1, len(samples)),
         "cut_at_max_tokens": sum(s["finish"] == "length" for s in samples) / max(1, len(samples)),
-        "records_sha256": _sha256(merged),
+        "records_sha256": _sha256(batches),
         "keys": sorted({record_key(r) for r in records}),
     }
 

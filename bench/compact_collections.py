@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 
@@ -36,7 +37,10 @@ def compact(source: Path, target: Path) -> int:
                 {k: v for k, v in s.items() if k != "text"} for s in record["samples"]
             ]
             lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-        (target / "batches" / path.name).write_text("".join(lines), encoding="utf-8")
+        out = target / "batches" / path.name
+        out.write_text("".join(lines), encoding="utf-8")
+        stat = path.stat()
+        os.utime(out, (stat.st_atime, stat.st_mtime))  # keeps the collection's timeline
         copied += len(lines)
     return copied
 

@@ -3,7 +3,8 @@
 ``tests/test_readme.py`` renders every table here and checks that the README contains it
 verbatim, so a README number can only come from a results file in ``docs/results/``.
 
-    python bench/readme_tables.py          # print every table (paste into the README)
+    python bench/readme_tables.py          # print every table
+    python bench/readme_tables.py --write  # replace the table after each <!-- table:NAME -->
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def calibration_table() -> str:
     rows = _load("calibration_data.json")["folders"]
     out = [
         "| folder | task settings | questions | acc@1 | mean tokens | cut at 48 | seen in "
-        "training | records.jsonl SHA-256 |",
+        "training | records SHA-256 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
@@ -121,15 +122,53 @@ def knob_table() -> str:
     return "\n".join(out)
 
 
+def eval_table() -> str:
+    """``t2 eval`` on the held-out pools: every replay policy of the shipped estimator."""
+    data = _load("eval_heldout.json")
+    out = ["| policy | accuracy | mean N | mean tokens | rounds |", "|---|---|---|---|---|"]
+    for r in data["results"]:
+        if r["policy"] == "fixed" and r["name"] not in (f"fixed N={data['n_d']}",):
+            continue
+        out.append(
+            f"| {r['name']} | {r['accuracy']:.3f} | {r['mean_samples']:.2f} | "
+            f"{r['mean_tokens']:.0f} | {r['rounds']:.1f} |"
+        )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
     "heads": heads_table,
     "groups": groups_table,
     "knob": knob_table,
+    "eval": eval_table,
 }
 
 
-if __name__ == "__main__":
+def write_readme(path: Path = ROOT / "README.md") -> list[str]:
+    """Replace the table under every ``<!-- table:NAME -->`` marker; returns the names done."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    done = []
     for name, render in TABLES.items():
-        print(f"<!-- {name} -->\n{render()}\n")
+        marker = f"<!-- table:{name} -->"
+        if marker not in lines:
+            continue
+        start = lines.index(marker) + 1
+        end = start
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        lines[start:end] = render().split("\n")
+        done.append(name)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return done
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--write" in sys.argv:
+        print("updated:", ", ".join(write_readme()))
+    else:
+        for name, render in TABLES.items():
+            print(f"<!-- table:{name} -->\n{render()}\n")
