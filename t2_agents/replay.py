@@ -8,7 +8,8 @@ the tied top answers) taken in expectation, ``k/t`` when ``k`` of the ``t`` tied
 correct, instead of drawing; completions without an answer do not vote. Over random orders a
 fixed ``N`` averages to the exact ``A_x(N)`` of :func:`~t2_agents.curse.accuracy_curve`.
 
-Stopping rules (every rule stops at the pool size ``M`` at the latest):
+Stopping rules (every rule stops at the pool size ``M`` at the latest; the criteria are those of
+:mod:`t2_agents.stop_rules`, which the live graph applies wave by wave):
 
 * ``"fixed"``: stop after ``n`` completions (one round).
 * ``"adaptive"``: Adaptive-Consistency (Aggarwal et al., 2023). One completion at a time; stop
@@ -34,7 +35,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +45,14 @@ import numpy.typing as npt
 
 from t2_agents.curse import AnswerPool
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.stop_rules import (
+    StopRules,
+    beta_confident,
+    check_int,
+    decisive,
+    leader_probability,
+    window_unanimous,
+)
 
 __all__ = [
     "RULES",
@@ -64,39 +72,6 @@ Rule = Literal["fixed", "adaptive", "esc", "hybrid"]
 RULES: tuple[Rule, ...] = ("fixed", "adaptive", "esc", "hybrid")
 """Every stopping rule :func:`replay` knows."""
 _TRACE_ELEMENTS = 1 << 22  # replays x M x answers per chunk of the vote trace (bounds memory)
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ConfigError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
-
-
-@dataclass(frozen=True, kw_only=True)
-class StopRules:
-    """Settings of the sequential stopping rules (see the module docs).
-
-    Example:
-        >>> StopRules(window=2).threshold
-        0.95
-    """
-
-    threshold: float = 0.95
-    """Beta probability that the leader is the majority, to stop (adaptive, hybrid)."""
-    window: int = 4
-    """ESC window size and the hybrid's follow-up wave size."""
-    decisive_share: float = 0.75
-    """Leader share of the valid votes that makes the hybrid's vote decisive."""
-    min_votes: int = 2
-    """Valid votes the hybrid needs before its vote can be decisive."""
-
-    def __post_init__(self) -> None:
-        _check_int("window", self.window, 1)
-        _check_int("min_votes", self.min_votes, 1)
-        if not 0.5 <= self.threshold < 1.0:
-            raise ConfigError(f"threshold={self.threshold!r} must be in [0.5, 1), e.g. 0.95")
-        if not 0.0 < self.decisive_share <= 1.0:
-            raise ConfigError(f"decisive_share={self.decisive_share!r} must be in (0, 1]")
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,35 +133,6 @@ class ReplayPool:
         return built
 
 
-@functools.lru_cache(maxsize=8)
-def _leader_table(m: int) -> FloatArray:
-    """``table[v1, v2] = P(Binomial(v1 + v2 + 1, 1/2) <= v1)`` for ``v1, v2 <= m``."""
-    table = np.zeros((m + 1, m + 1))
-    for n in range(1, 2 * m + 2):
-        cdf, acc, term = [], 0, 1  # term = C(n, k), updated exactly
-        for k in range(n + 1):
-            acc += term
-            cdf.append(acc / 2**n)
-            term = term * (n - k) // (k + 1)
-        for v1 in range(max(0, n - 1 - m), min(m, n - 1) + 1):
-            table[v1, n - 1 - v1] = cdf[v1]
-    return table
-
-
-def leader_probability(v1: int, v2: int) -> float:
-    """Beta approximation of P(the answer with ``v1`` votes beats the one with ``v2``).
-
-    ``P(Beta(v1 + 1, v2 + 1) > 1/2)`` (Aggarwal et al., 2023, uniform prior).
-
-    Example:
-        >>> leader_probability(4, 0), leader_probability(3, 0)
-        (0.96875, 0.9375)
-    """
-    _check_int("v1", v1, 0)
-    _check_int("v2", v2, 0)
-    return float(_leader_table(max(v1, v2))[v1, v2])
-
-
 @dataclass(frozen=True)
 class _Trace:
     """The vote after each draw, for every replay order: arrays ``[R, M]``."""
@@ -243,8 +189,7 @@ def _stops(trace: _Trace, rule: Rule, config: StopRules, first: int) -> tuple[In
     """Samples drawn when ``rule`` stops ``[R]`` and the rounds it took ``[R]``."""
     r, m = trace.seq.shape
     n = np.arange(1, m + 1)
-    table = _leader_table(m)
-    sure = table[trace.top1, trace.top2] >= config.threshold
+    sure = beta_confident(trace.top1, trace.top2, config.threshold)
     w = config.window
     if rule == "fixed":
         ok = np.broadcast_to(n == first, (r, m)).copy()
@@ -254,12 +199,11 @@ def _stops(trace: _Trace, rule: Rule, config: StopRules, first: int) -> tuple[In
         ok = np.zeros((r, m), dtype=bool)
         if m >= w:
             win = np.lib.stride_tricks.sliding_window_view(trace.seq, w, axis=1)  # [R, m-w+1, w]
-            unanimous = (win == win[..., :1]).all(axis=2) & (win[..., 0] >= 0)
+            unanimous = window_unanimous(win)
             ok[:, w - 1 :: w] = unanimous[:, ::w]
     else:
-        share = trace.top1 >= config.decisive_share * trace.valid
-        decisive = (trace.valid >= config.min_votes) & (share | sure)
-        ok = decisive & ((n >= first) & ((n - first) % w == 0))
+        ok = decisive(trace.top1, trace.top2, trace.valid, config)
+        ok &= (n >= first) & ((n - first) % w == 0)
     ok[:, -1] = True
     samples = np.argmax(ok, axis=1).astype(np.int64) + 1
     if rule == "adaptive":
@@ -350,6 +294,6 @@ def replay(
         >>> replay(pool, "esc", replays=3).samples.tolist()
         [4, 4, 4]
     """
-    _check_int("replays", replays, 1)
+    check_int("replays", replays, 1)
     orders = random_orders(pool.size, replays, np.random.default_rng(seed))
     return replay_many(pool, [rule], orders=orders, stop=stop, n=n)[rule]
