@@ -46,6 +46,8 @@ from t2_agents.errors import ConfigError, DependencyError
 from t2_agents.graph import (
     CostLedger,
     Fanout,
+    RunAccount,
+    RunBudget,
     ThinkingContext,
     ThinkingGraph,
     as_tool,
@@ -274,6 +276,7 @@ def make_agent(
     parallel: bool = False,
     instruction: str = DEFAULT_INSTRUCTION,
     name: str = "t2_agent",
+    run_budget: RunBudget | RunAccount | None = None,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """A ``create_agent`` agent whose one tool runs the parallel-thinking graph.
 
@@ -288,6 +291,10 @@ def make_agent(
         parallel: Let the model issue all tool calls in one turn.
         instruction: Appended to each question by the model.
         name: The agent graph's name.
+        run_budget: One budget shared by every tool call of an agent run
+            (:class:`~t2_agents.graph.RunBudget`: one account per ``thread_id``, so invoke
+            the agent with ``config={"configurable": {"thread_id": ...}}``; or a
+            ``RunAccount`` for a single run).
 
     Returns:
         The compiled agent; invoke it with ``{"messages": [{"role": "user", "content": ...}]}``.
@@ -308,7 +315,7 @@ def make_agent(
         raise DependencyError(
             "make_agent needs langchain>=1.0; install it with pip install 't2-agents[agents]'"
         ) from exc
-    tool = as_tool(graph, name=tool_name, ledger=ledger)
+    tool = as_tool(graph, name=tool_name, ledger=ledger, run_budget=run_budget)
     model = ScriptedToolCaller(tool_name=tool_name, parallel=parallel, instruction=instruction)
     return create_agent(model, [tool], name=name)
 

@@ -421,6 +421,29 @@ class T2Policy:
         Raises:
             ConfigError: ``features`` is None or its shape does not match the estimator.
         """
+        array = self._features(features)
+        if self.tolerance is None:
+            return int(self.estimator.predict_one(array))
+        return int(self.estimator.predict_one(array, tolerance=self.tolerance))  # type: ignore[call-arg]
+
+    def predict_curve(self, features: Features | None) -> npt.NDArray[np.float64] | None:
+        """Predicted accuracy ``A(N)`` for ``N = 1..max(grid)`` (curve head), else None.
+
+        Between grid points the curve holds the value of the largest grid budget ``<= N``.
+        A run budget (:mod:`t2_agents.graph.budgets`) spends by this curve's marginal gains.
+
+        Raises:
+            ConfigError: ``features`` is None or its shape does not match the estimator.
+        """
+        if not getattr(self.estimator, "has_knob", False):
+            return None
+        array = self._features(features)
+        values = np.asarray(self.estimator.predict_curve(array[None]), dtype=np.float64)[0]  # type: ignore[attr-defined]
+        grid = [int(g) for g in getattr(self.estimator, "grid", range(1, len(values) + 1))]
+        index = np.searchsorted(np.asarray(grid), np.arange(1, max(grid) + 1), side="right")
+        return np.asarray(values[np.maximum(index - 1, 0)], dtype=np.float64)
+
+    def _features(self, features: Features | None) -> Features:
         if features is None:
             raise ConfigError("T2Policy needs features; the budget node encodes them for it")
         array = np.asarray(features)
@@ -432,9 +455,7 @@ class T2Policy:
                 f"T2Policy got features of shape {array.shape}, expected {expected} "
                 "(one row per estimator layer); encode with the estimator's layers"
             )
-        if self.tolerance is None:
-            return int(self.estimator.predict_one(array))
-        return int(self.estimator.predict_one(array, tolerance=self.tolerance))  # type: ignore[call-arg]
+        return array
 
     def __repr__(self) -> str:
         knob = "" if self.tolerance is None else f", tolerance={self.tolerance}"

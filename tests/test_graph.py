@@ -39,7 +39,7 @@ FAST_RETRY = RetryPolicy(
 STATE_KEYS = {
     "question", "prompt", "n", "n_min", "n_max", "policy", "budget_warning", "features",
     "fanout", "params", "seeds", "branches", "answers", "verdict", "answer", "error", "cost",
-    "started_at", "budget_seconds",
+    "started_at", "budget_seconds", "wave_start", "stop_rule", "waves", "stopped", "run_budget",
 }  # fmt: skip
 BRANCH_KEYS = {
     "index", "seed", "text", "prompt_tokens", "completion_tokens", "finish_reason", "error",
@@ -317,7 +317,7 @@ def test_graph_schemas_are_json() -> None:
     assert context is not None
     assert set(context["properties"]) == {
         "n_min", "n_max", "temperature", "top_p", "max_tokens", "seed", "fanout", "task",
-        "exact_seeds", "branch_errors",
+        "exact_seeds", "branch_errors", "stop",
     }  # fmt: skip
     assert context["properties"]["fanout"]["anyOf"][0]["enum"] == ["batched", "send"]
     assert "description" in context["properties"]["n_max"]

@@ -34,7 +34,7 @@ LANGGRAPH = shutil.which("langgraph")
 HAS_API = importlib.util.find_spec("langgraph_api") is not None
 SETTINGS = {
     "n_min", "n_max", "temperature", "top_p", "max_tokens", "seed", "fanout", "task",
-    "exact_seeds", "branch_errors",
+    "exact_seeds", "branch_errors", "stop",
 }  # fmt: skip
 """The fields of the thinking graph's JSON context schema (ThinkingSettings)."""
 
@@ -73,6 +73,7 @@ def test_graph_modules_import_without_loading_the_model() -> None:
         "branch",
         "budget",
         "sample",
+        "wave",
     ]
     # every schema the server serves (/assistants/{id}/schemas) is plain JSON
     assert thinking.graph.name == "parallel_thinking"

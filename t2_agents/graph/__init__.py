@@ -6,6 +6,7 @@ states; N reasoning paths are sampled (one batched engine call, or one ``Send`` 
 their final answers are extracted and majority-voted; a cost record tracks what the step spent.
 
 Modules: :mod:`~t2_agents.graph.state` (state, reducers, run settings and context),
+:mod:`~t2_agents.graph.budgets` (a budget for a whole agent run),
 :mod:`~t2_agents.graph.ledger` (cost records and roll-ups), :mod:`~t2_agents.graph.nodes` (the
 nodes and the fan-out modes), :mod:`~t2_agents.graph.builder` (the compiled graph and the tool),
 :mod:`~t2_agents.graph.chat` (branches served by any LangChain chat model).
@@ -19,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+from t2_agents.graph.budgets import ExhaustedAction, Grant, RunAccount, RunBudget, resolve_account
 from t2_agents.graph.builder import (
     DEFAULT_RETRY,
     ThinkingGraph,
@@ -32,9 +34,12 @@ from t2_agents.graph.nodes import (
     aggregate_node,
     branch_node,
     budget_node,
+    route_after_fanout,
+    route_after_wave,
     route_fanout,
     sample_node,
     summarize_features,
+    wave_node,
 )
 from t2_agents.graph.state import (
     CONFIG_KEY,
@@ -47,7 +52,9 @@ from t2_agents.graph.state import (
     ThinkingInput,
     ThinkingSettings,
     ThinkingState,
+    WaveRecord,
     add_branches,
+    add_waves,
     resolve_context,
 )
 
@@ -59,8 +66,12 @@ __all__ = [
     "BranchTask",
     "ChatModelEngine",
     "CostLedger",
+    "ExhaustedAction",
     "Fanout",
     "FeatureSummary",
+    "Grant",
+    "RunAccount",
+    "RunBudget",
     "StepRecord",
     "ThinkingContext",
     "ThinkingGraph",
@@ -68,7 +79,9 @@ __all__ = [
     "ThinkingSettings",
     "ThinkingState",
     "ThinkingToolInput",
+    "WaveRecord",
     "add_branches",
+    "add_waves",
     "aggregate_node",
     "as_tool",
     "branch_node",
@@ -77,8 +90,12 @@ __all__ = [
     "compare_ledgers",
     "default_call_kwargs",
     "format_comparison",
+    "resolve_account",
     "resolve_context",
+    "route_after_fanout",
+    "route_after_wave",
     "route_fanout",
     "sample_node",
     "summarize_features",
+    "wave_node",
 ]

@@ -6,7 +6,14 @@ The graph is ``START -> budget -> (sample | branch x N) -> aggregate -> END``:
 - a conditional edge sends the step to the batched ``sample`` node, or fans out one
   ``Send("branch", ...)`` per path (the mode can change per call, see
   :class:`~t2_agents.graph.state.ThinkingSettings`);
+- with a stop rule (``stop=``, :mod:`t2_agents.stop_rules`), each wave goes to the ``wave``
+  node, which votes, records the wave, streams a ``wave`` event and either stops or routes the
+  next wave (one ``sample(n=wave)`` call, or one ``Send`` per path); finished waves are in the
+  checkpointed state, so a resumed run never samples them again;
 - ``aggregate`` extracts the answers, votes and writes ``verdict``, ``answer`` and ``cost``.
+
+A run budget (``run_budget=``, :mod:`t2_agents.graph.budgets`) caps the paths of every step of
+one agent run together.
 
 The compiled graph is an ordinary LangGraph runnable: ``invoke``/``ainvoke``/``abatch``/
 ``stream(stream_mode="custom")`` (events ``budget``, ``branch`` x N, ``verdict``), a node of a
@@ -47,13 +54,17 @@ from pydantic import BaseModel, Field
 
 from t2_agents.backends.base import Engine
 from t2_agents.errors import T2Error, TransientEngineError
+from t2_agents.graph.budgets import RunAccount, RunBudget
 from t2_agents.graph.ledger import CostLedger
 from t2_agents.graph.nodes import (
     aggregate_node,
     branch_node,
     budget_node,
+    route_after_fanout,
+    route_after_wave,
     route_fanout,
     sample_node,
+    wave_node,
 )
 from t2_agents.graph.state import (
     CONFIG_KEY,
@@ -64,6 +75,7 @@ from t2_agents.graph.state import (
     ThinkingState,
 )
 from t2_agents.policies import BudgetPolicy
+from t2_agents.stop_rules import StopKind, StopRule
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -103,6 +115,8 @@ def build_parallel_thinking_graph(
     retry: RetryPolicy | None = DEFAULT_RETRY,
     checkpointer: Checkpointer = None,
     name: str = "parallel_thinking",
+    stop: StopRule | StopKind | None = None,
+    run_budget: RunBudget | RunAccount | None = None,
 ) -> ThinkingGraph:
     """Compile the parallel-thinking graph with default settings for every run.
 
@@ -120,6 +134,11 @@ def build_parallel_thinking_graph(
             (a transient error then fails the branch at once).
         checkpointer: Any LangGraph checkpointer (``SqliteSaver``, ``InMemorySaver``...).
         name: The graph's name (shown in traces and as a subgraph).
+        stop: Sample in waves and stop by this rule (e.g. ``StopRule(kind="hybrid")``: a
+            first wave of the policy's N, then waves of 4 until the vote is decisive); None
+            keeps ``context``'s (default: one wave of N).
+        run_budget: A budget for every step of an agent run (one account per ``thread_id``);
+            None keeps ``context``'s (default: none).
 
     Returns:
         The compiled graph; input ``{"question": str}``, output the :class:`ThinkingState`,
@@ -132,7 +151,7 @@ def build_parallel_thinking_graph(
     Example:
         >>> graph = build_parallel_thinking_graph(n_max=4, fanout="send")
         >>> sorted(graph.get_graph().nodes)
-        ['__end__', '__start__', 'aggregate', 'branch', 'budget', 'sample']
+        ['__end__', '__start__', 'aggregate', 'branch', 'budget', 'sample', 'wave']
     """
     explicit: dict[str, Any] = {
         "engine": engine,
@@ -140,6 +159,8 @@ def build_parallel_thinking_graph(
         "fanout": fanout,
         "n_min": n_min,
         "n_max": n_max,
+        "stop": stop,
+        "run_budget": run_budget,
     }
     defaults = replace(
         context or ThinkingContext(),
@@ -163,11 +184,13 @@ def build_parallel_thinking_graph(
         functools.partial(branch_node, defaults=defaults, max_attempts=attempts),
         retry_policy=retry,
     )
+    graph.add_node("wave", functools.partial(wave_node, defaults=defaults))
     graph.add_node("aggregate", functools.partial(aggregate_node, defaults=defaults))
     graph.add_edge(START, "budget")
-    graph.add_conditional_edges("budget", route_fanout, ["sample", "branch"])
-    graph.add_edge("sample", "aggregate")
-    graph.add_edge("branch", "aggregate")
+    graph.add_conditional_edges("budget", route_fanout, ["sample", "branch", "aggregate"])
+    graph.add_conditional_edges("sample", route_after_fanout, ["wave", "aggregate"])
+    graph.add_conditional_edges("branch", route_after_fanout, ["wave", "aggregate"])
+    graph.add_conditional_edges("wave", route_after_wave, ["sample", "branch", "aggregate"])
     graph.add_edge("aggregate", END)
     compiled = graph.compile(checkpointer=checkpointer, name=name)
     if checkpointer is None:
@@ -199,6 +222,7 @@ def as_tool(
     description: str = _DESCRIPTION,
     context: ThinkingContext | None = None,
     ledger: CostLedger | None = None,
+    run_budget: RunBudget | RunAccount | None = None,
 ) -> BaseTool:
     """Wrap a compiled graph as a LangChain tool taking a ``question`` (and an optional ``task``).
 
@@ -217,6 +241,9 @@ def as_tool(
         description: Tool description shown to the model.
         context: Per-call context for every call of this tool (else the graph's defaults).
         ledger: Collects the cost record of every call (an agent run's roll-up).
+        run_budget: One budget for all the calls of an agent run: a :class:`RunBudget` keeps
+            one account per ``thread_id`` of the calling agent's config (concurrent calls of
+            one run share it and never overspend); a ``RunAccount`` is one run's account.
 
     Returns:
         A ``StructuredTool`` with sync and async implementations.
@@ -231,6 +258,8 @@ def as_tool(
         overrides: dict[str, Any] = {}
         if ledger is not None:
             overrides["ledger"] = ledger
+        if run_budget is not None:
+            overrides["run_budget"] = run_budget
         if task is not None:
             overrides["task"] = task
         if not overrides:

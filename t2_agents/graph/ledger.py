@@ -45,6 +45,7 @@ _COMPARED = (
     "total_tokens",
     "failed_branches",
     "errors",
+    "engine_calls",
     "engine_seconds",
     "wall_seconds",
 )
@@ -92,7 +93,16 @@ class StepRecord:
     error: str | None = None
     """Why the step has no answer (all branches failed), else None."""
     warning: str | None = None
-    """The budget node's clamping warning, if any."""
+    """The budget node's clamping warning (or the run budget's exhaustion warning), if any."""
+    engine_calls: int = 0
+    """Engine ``sample`` calls: one per wave in batched mode, one per branch in send mode."""
+    waves: list[dict[str, Any]] = field(default_factory=list)
+    """Per wave of a stop rule: size, samples so far, tokens, seconds, running vote, decision."""
+    stopped: str | None = None
+    """Why a stop rule stopped (``adaptive``, ``esc``, ``decisive``, ``n_max``, ``run budget``)."""
+    budget: dict[str, Any] | None = None
+    """With a run budget: the step's grant (``wanted``, ``granted``, ``used``, ``over_budget``)
+    and the run's ``total_samples``, ``spent_samples`` and ``remaining_samples`` after it."""
 
     @property
     def total_tokens(self) -> int:
@@ -177,7 +187,8 @@ class CostLedger:
             ``steps``, ``samples``, ``n_max_total``, ``mean_n``, ``utilisation`` (samples over
             the sum of ``n_max``; None without steps), ``saved`` (1 - utilisation),
             ``prompt_tokens``, ``completion_tokens``, ``total_tokens``, ``failed_branches``,
-            ``errors`` (steps without an answer because every branch failed), ``answered``,
+            ``errors`` (steps without an answer), ``engine_calls``, ``waves`` (of stop rules),
+            ``over_budget`` (paths sampled beyond a run budget), ``answered``,
             ``engine_seconds``, ``wall_seconds``, ``node_seconds`` (summed per node) and
             ``policies`` (steps per policy name).
         """
@@ -205,6 +216,9 @@ class CostLedger:
             "total_tokens": prompt + completion,
             "failed_branches": sum(s.failed for s in steps),
             "errors": sum(1 for s in steps if s.error is not None),
+            "engine_calls": sum(s.engine_calls for s in steps),
+            "waves": sum(len(s.waves) for s in steps),
+            "over_budget": sum(int((s.budget or {}).get("over_budget") or 0) for s in steps),
             "answered": sum(1 for s in steps if s.answer is not None),
             "engine_seconds": math.fsum(s.engine_seconds for s in steps),
             "wall_seconds": math.fsum(s.wall_seconds for s in steps),

@@ -58,6 +58,7 @@ from langgraph.types import Send
 
 from t2_agents.backends.base import Completion, Engine, SamplingParams
 from t2_agents.errors import ConfigError, EngineError, PromptError, TransientEngineError
+from t2_agents.graph.budgets import RunAccount, resolve_account
 from t2_agents.graph.ledger import StepRecord
 from t2_agents.graph.state import (
     BranchResult,
@@ -65,18 +66,22 @@ from t2_agents.graph.state import (
     FeatureSummary,
     ThinkingContext,
     ThinkingState,
+    WaveRecord,
     resolve_context,
 )
-from t2_agents.policies import FixedPolicy, clamp_budget
+from t2_agents.policies import BudgetPolicy, FixedPolicy, clamp_budget
+from t2_agents.stop_rules import StopRule
 from t2_agents.vote import vote
 
 __all__ = [
     "aggregate_node",
     "branch_node",
     "budget_node",
+    "route_after_fanout",
     "route_fanout",
     "sample_node",
     "summarize_features",
+    "wave_node",
 ]
 
 
@@ -117,6 +122,9 @@ def budget_node(
     question = _question(state)
     engine = ctx.require_engine()
     policy = ctx.policy if ctx.policy is not None else FixedPolicy(ctx.n_max)
+    rule = ctx.stop if isinstance(ctx.stop, StopRule) else None
+    if rule is not None and rule.kind != "hybrid":
+        policy = FixedPolicy(rule.follow_up())  # adaptive/ESC ignore the policy's N
     check_engine = getattr(policy, "check_engine", None)
     if callable(check_engine):
         check_engine(engine)
@@ -129,6 +137,15 @@ def budget_node(
         summary = summarize_features(features, layers)
     raw = policy.choose(features=features, question=question, n_min=ctx.n_min, n_max=ctx.n_max)
     n, warning = clamp_budget(raw, n_min=ctx.n_min, n_max=ctx.n_max)
+    if rule is not None:
+        n = rule.wave_sizes(first=n, n_max=ctx.n_max)[0]
+    name = policy.name if rule is None else _rule_name(rule, policy)
+    budget: dict[str, Any] | None = None
+    error: str | None = None
+    if ctx.run_budget is not None:
+        n, budget = _grant(ctx, config, policy, features, n)
+        warning = budget["warning"] or warning
+        error = budget["warning"] if n == 0 else None
     seconds = time.perf_counter() - clock
     get_stream_writer()(
         {
@@ -137,10 +154,12 @@ def budget_node(
             "n": n,
             "n_min": ctx.n_min,
             "n_max": ctx.n_max,
-            "policy": policy.name,
+            "policy": name,
             "warning": warning,
             "features": summary,
             "fanout": ctx.fanout,
+            "stop_rule": None if rule is None else rule.name,
+            "run_budget": budget,
             "seconds": seconds,
         }
     )
@@ -149,7 +168,7 @@ def budget_node(
         "n": n,
         "n_min": ctx.n_min,
         "n_max": ctx.n_max,
-        "policy": policy.name,
+        "policy": name,
         "budget_warning": warning,
         "features": summary,
         "fanout": ctx.fanout,
@@ -159,15 +178,74 @@ def budget_node(
             "max_tokens": ctx.max_tokens,
         },
         "seeds": ctx.branch_seeds(n),
+        "wave_start": 0,
+        "stop_rule": None if rule is None else {"name": rule.name, **_rule_dict(rule)},
+        "waves": None,  # reset (see add_waves)
+        "stopped": None,
+        "run_budget": budget,
         "branches": None,  # reset (see add_branches)
         "answers": [],
         "verdict": None,
         "answer": None,
-        "error": None,
+        "error": error,
         "cost": None,
         "started_at": started,
         "budget_seconds": seconds,
     }
+
+
+def _rule_name(rule: StopRule, policy: BudgetPolicy) -> str:
+    return f"{rule.name}+{policy.name}" if rule.kind == "hybrid" else rule.name
+
+
+def _rule_dict(rule: StopRule) -> dict[str, Any]:
+    return {
+        "kind": rule.kind,
+        "threshold": rule.threshold,
+        "window": rule.window,
+        "decisive_share": rule.decisive_share,
+        "min_votes": rule.min_votes,
+        "wave": rule.follow_up(),
+    }
+
+
+def _thread_id(config: RunnableConfig) -> str | None:
+    thread = (config.get("configurable") or {}).get("thread_id")
+    return None if thread is None else str(thread)
+
+
+def _account(ctx: ThinkingContext, config: RunnableConfig) -> RunAccount | None:
+    if ctx.run_budget is None:
+        return None
+    return resolve_account(ctx.run_budget, _thread_id(config))
+
+
+def _grant(
+    ctx: ThinkingContext,
+    config: RunnableConfig,
+    policy: BudgetPolicy,
+    features: npt.NDArray[np.float32] | None,
+    wanted: int,
+) -> tuple[int, dict[str, Any]]:
+    """Ask the run's account for the step's paths; return ``(n, budget record)``."""
+    account = _account(ctx, config)
+    assert account is not None
+    predict = getattr(policy, "predict_curve", None)
+    curve = predict(features) if callable(predict) and features is not None else None
+    grant = account.request(
+        wanted=wanted, n_min=ctx.n_min, n_max=ctx.n_max, curve=curve, max_tokens=ctx.max_tokens
+    )
+    record = {
+        "step": grant.step,
+        "wanted": wanted,
+        "granted": grant.n,
+        "ceiling": grant.ceiling,
+        "curve": curve is not None,
+        "over_budget": grant.over_budget,
+        "warning": grant.warning,
+        **account.snapshot(),
+    }
+    return grant.n, record
 
 
 def _question(state: ThinkingState) -> str:
@@ -183,16 +261,36 @@ def _question(state: ThinkingState) -> str:
 
 
 def route_fanout(state: ThinkingState) -> list[Send] | str:
-    """After the budget node: one ``Send`` per branch in send mode, else the batched node."""
+    """Before a wave: one ``Send`` per branch in send mode, else the batched node.
+
+    A step that was granted no path (run budget exhausted) goes straight to ``aggregate``.
+    """
+    if not state.get("seeds"):
+        return "aggregate"
     if state.get("fanout") != "send":
         return "sample"
+    start = int(state.get("wave_start", 0))
     return [
         Send(
             "branch",
-            BranchTask(question=state["question"], index=i, seed=seed, params=state["params"]),
+            BranchTask(
+                question=state["question"], index=start + i, seed=seed, params=state["params"]
+            ),
         )
         for i, seed in enumerate(state["seeds"])
     ]
+
+
+def route_after_fanout(state: ThinkingState) -> str:
+    """After a wave: the ``wave`` node when a stop rule is set, else ``aggregate``."""
+    return "wave" if state.get("stop_rule") else "aggregate"
+
+
+def route_after_wave(state: ThinkingState) -> list[Send] | str:
+    """After the ``wave`` node: ``aggregate`` once the rule stopped, else the next wave."""
+    if state.get("stopped"):
+        return "aggregate"
+    return route_fanout(state)
 
 
 def branch_node(
@@ -237,11 +335,12 @@ def sample_node(
     sampler = ctx.require_sampler()
     attempt = _attempt(runtime)
     question, seeds = state["question"], list(state["seeds"])
+    start = int(state.get("wave_start", 0))
     exact = ctx.exact_seeds and seeds[0] is not None
     per_seed = len(seeds) > 1 and exact and not getattr(sampler, "per_path_seeds", False)
     results: list[BranchResult] = []
     if per_seed:
-        for index, seed in enumerate(seeds):
+        for index, seed in enumerate(seeds, start=start):
             started, clock = time.time(), time.perf_counter()
             params = SamplingParams(**state["params"], seed=seed)
             try:
@@ -257,7 +356,8 @@ def sample_node(
         try:
             completions = _many(sampler, question, len(seeds), params)
             share = (time.perf_counter() - clock) / len(seeds)
-            for index, (seed, completion) in enumerate(zip(seeds, completions, strict=True)):
+            pairs = zip(seeds, completions, strict=True)
+            for index, (seed, completion) in enumerate(pairs, start=start):
                 result = _result(index, seed, completion, started, clock, attempt)
                 results.append({**result, "seconds": share})
         except Exception as exc:
@@ -265,11 +365,83 @@ def sample_node(
                 raise
             results = [
                 _failure(index, seed, exc, started, clock, attempt)
-                for index, seed in enumerate(seeds)
+                for index, seed in enumerate(seeds, start=start)
             ]
     for result in results:
         _emit_branch(result)
     return {"branches": results}
+
+
+def wave_node(
+    state: ThinkingState,
+    runtime: Runtime[Any],
+    config: RunnableConfig,
+    *,
+    defaults: ThinkingContext,
+) -> dict[str, Any]:
+    """Vote after a wave, record it, emit a ``wave`` event; stop or plan the next wave.
+
+    The next wave has the rule's follow-up size, cut to ``n_max`` and to what the run budget
+    grants; the rule stops at ``n_max``, or with reason ``"run budget"`` when nothing is granted.
+
+    Raises:
+        ConfigError: The step has no stop rule (the graph only routes here when it has one).
+    """
+    ctx = resolve_context(defaults, runtime.context, config)
+    rule = ctx.stop
+    if not isinstance(rule, StopRule):
+        raise ConfigError("the wave node needs a stop rule; set ThinkingContext(stop=...)")
+    branches = sorted(state.get("branches") or [], key=lambda branch: branch["index"])
+    answers = _answers(branches, ctx)
+    start = int(state.get("wave_start", 0))
+    wave = [b for b in branches if b["index"] >= start]
+    n_max = int(state.get("n_max", ctx.n_max))
+    decision = rule.decide(answers, wave=answers[len(branches) - len(wave) :], n_max=n_max)
+    valid = [a for a in answers if a is not None]
+    verdict = vote(valid, seed=_vote_seed(branches)) if valid else None
+    reason = decision.reason
+    size = 0
+    if not decision.stop:
+        size = min(rule.follow_up(), n_max - len(branches))
+        account = _account(ctx, config)
+        budget = state.get("run_budget") or {}
+        if account is not None:
+            size = account.extend(int(budget.get("step", -1)), size)
+            reason = "continue" if size else "run budget"
+    record: WaveRecord = {
+        "wave": len(state.get("waves") or []) + 1,
+        "size": len(wave),
+        "samples": len(branches),
+        "prompt_tokens": sum(b["prompt_tokens"] for b in wave if b["error"] is None),
+        "completion_tokens": sum(b["completion_tokens"] for b in wave if b["error"] is None),
+        "seconds": _span(wave),
+        "answer": None if verdict is None else verdict.answer,
+        "share": 0.0 if verdict is None else float(verdict.share),
+        "distribution": {} if verdict is None else dict(verdict.distribution),
+        "leader_probability": decision.leader_probability,
+        "stop": size == 0,
+        "reason": reason,
+    }
+    get_stream_writer()({"event": "wave", **record})
+    update: dict[str, Any] = {"waves": [record]}
+    if size == 0:
+        return {**update, "stopped": reason}
+    base = ctx.seed
+    seeds = [None if base is None else base + i for i in range(len(branches), len(branches) + size)]
+    return {**update, "seeds": seeds, "wave_start": len(branches)}
+
+
+def _answers(branches: list[BranchResult], ctx: ThinkingContext) -> list[str | None]:
+    extractor = ctx.get_extractor()
+    return [
+        None if b["error"] is not None or b["text"] is None else extractor(b["text"])
+        for b in branches
+    ]
+
+
+def _vote_seed(branches: list[BranchResult]) -> int:
+    seed = branches[0]["seed"] if branches else None
+    return seed or 0
 
 
 def aggregate_node(
@@ -279,26 +451,28 @@ def aggregate_node(
     *,
     defaults: ThinkingContext,
 ) -> dict[str, Any]:
-    """Extract the answers, vote, write the verdict and the step's cost; emit ``verdict``."""
+    """Extract the answers, vote, write the verdict and the step's cost; emit ``verdict``.
+
+    With a run budget, the step's use is booked (:meth:`RunAccount.settle`) and the cost
+    record's ``budget`` shows the run's budget, spent and remaining after the step.
+    """
     clock = time.perf_counter()
     ctx = resolve_context(defaults, runtime.context, config)
     branches = sorted(state.get("branches") or [], key=lambda branch: branch["index"])
-    extractor = ctx.get_extractor()
-    answers: list[str | None] = [
-        None if b["error"] is not None or b["text"] is None else extractor(b["text"])
-        for b in branches
-    ]
+    answers = _answers(branches, ctx)
     ok = [i for i, b in enumerate(branches) if b["error"] is None]
-    seeds = state.get("seeds") or [None]
     error: str | None = None
     verdict: dict[str, Any] | None = None
     if ok:
-        verdict = vote([answers[i] for i in ok], seed=seeds[0] or 0).to_dict()
+        verdict = vote([answers[i] for i in ok], seed=_vote_seed(branches)).to_dict()
     elif branches:
         error = f"all {len(branches)} branches failed; first error: {branches[0]['error']}"
     else:
-        error = "no branch ran; nothing to vote on"
+        error = state.get("error") or "no branch ran; nothing to vote on"
     answer = None if verdict is None else verdict["answer"]
+    completion = sum(branches[i]["completion_tokens"] for i in ok)
+    budget = _settle(ctx, config, state, len(branches), completion)
+    waves = list(state.get("waves") or [])
     record = StepRecord(
         question=state["question"],
         policy=state.get("policy", "?"),
@@ -308,7 +482,7 @@ def aggregate_node(
         samples=len(branches),
         failed=len(branches) - len(ok),
         prompt_tokens=sum(branches[i]["prompt_tokens"] for i in ok),
-        completion_tokens=sum(branches[i]["completion_tokens"] for i in ok),
+        completion_tokens=completion,
         node_seconds={
             "budget": state.get("budget_seconds", 0.0),
             "fanout": _span(branches),
@@ -321,6 +495,10 @@ def aggregate_node(
         share=0.0 if verdict is None else float(verdict["share"]),
         error=error,
         warning=state.get("budget_warning"),
+        engine_calls=_engine_calls(ctx, state, branches, waves),
+        waves=[dict(w) for w in waves],
+        stopped=state.get("stopped"),
+        budget=budget,
     )
     if ctx.ledger is not None:
         ctx.ledger.add(record)
@@ -329,6 +507,42 @@ def aggregate_node(
         {"event": "verdict", "answer": answer, "verdict": verdict, "error": error, "cost": cost}
     )
     return {"answers": answers, "verdict": verdict, "answer": answer, "error": error, "cost": cost}
+
+
+def _settle(
+    ctx: ThinkingContext,
+    config: RunnableConfig,
+    state: ThinkingState,
+    samples: int,
+    completion_tokens: int,
+) -> dict[str, Any] | None:
+    account = _account(ctx, config)
+    granted = state.get("run_budget")
+    if account is None or granted is None:
+        return None
+    step = int(granted.get("step", -1))
+    snapshot = account.settle(step, samples=samples, completion_tokens=completion_tokens)
+    keep = ("step", "wanted", "granted", "ceiling", "curve", "over_budget", "warning")
+    return {**{key: granted.get(key) for key in keep}, "used": samples, **snapshot}
+
+
+def _engine_calls(
+    ctx: ThinkingContext,
+    state: ThinkingState,
+    branches: list[BranchResult],
+    waves: list[WaveRecord],
+) -> int:
+    if not branches:
+        return 0
+    sampler = ctx.sampler if ctx.sampler is not None else ctx.engine
+    per_seed = (
+        ctx.exact_seeds
+        and branches[0]["seed"] is not None
+        and not getattr(sampler, "per_path_seeds", False)
+    )
+    if state.get("fanout") == "send" or per_seed:
+        return len(branches)
+    return max(1, len(waves))
 
 
 def _attempt(runtime: Runtime[Any]) -> int:

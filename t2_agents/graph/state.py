@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypedDict
@@ -46,6 +46,10 @@ from t2_agents.backends.base import Engine, SamplingParams
 from t2_agents.errors import ConfigError
 from t2_agents.graph.ledger import CostLedger
 from t2_agents.policies import BudgetPolicy, check_budget_range
+from t2_agents.stop_rules import StopKind, StopRule
+
+if TYPE_CHECKING:
+    from t2_agents.graph.budgets import RunAccount, RunBudget
 
 __all__ = [
     "CONFIG_KEY",
@@ -58,7 +62,9 @@ __all__ = [
     "ThinkingInput",
     "ThinkingSettings",
     "ThinkingState",
+    "WaveRecord",
     "add_branches",
+    "add_waves",
     "resolve_context",
 ]
 
@@ -74,7 +80,7 @@ CONFIG_KEY = "t2"
 _NULLABLE = ("seed", "task")
 """Settings whose None is a value (fresh randomness; the default extractor), not "unset"."""
 
-_INHERITED = ("engine", "sampler", "policy", "extractor", "ledger")
+_INHERITED = ("engine", "sampler", "policy", "extractor", "ledger", "stop", "run_budget")
 
 
 class ThinkingInput(TypedDict):
@@ -136,6 +142,35 @@ def add_branches(
     return [*(left or []), *right]
 
 
+class WaveRecord(TypedDict):
+    """One wave of a sequential step (a stop rule is set): what it cost and what it decided."""
+
+    wave: int
+    size: int
+    samples: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    answer: str | None
+    share: float
+    distribution: dict[str, float]
+    leader_probability: float
+    stop: bool
+    reason: str
+
+
+def add_waves(left: list[WaveRecord] | None, right: list[WaveRecord] | None) -> list[WaveRecord]:
+    """Reducer of the wave records: append; an update of None clears (a new step).
+
+    Example:
+        >>> add_waves([{"wave": 1}], None)  # doctest: +SKIP
+        []
+    """
+    if right is None:
+        return []
+    return [*(left or []), *right]
+
+
 class ThinkingState(TypedDict, total=False):
     """The graph state after (and during) one step; every value is JSON-ready."""
 
@@ -151,6 +186,11 @@ class ThinkingState(TypedDict, total=False):
     params: dict[str, Any]
     seeds: list[int | None]
     branches: Annotated[list[BranchResult], add_branches]
+    wave_start: int
+    stop_rule: dict[str, Any] | None
+    waves: Annotated[list[WaveRecord], add_waves]
+    stopped: str | None
+    run_budget: dict[str, Any] | None
     answers: list[str | None]
     verdict: dict[str, Any] | None
     answer: str | None
@@ -206,9 +246,29 @@ class ThinkingContext:
     ``raise``: the error fails the run, which a checkpointer can resume."""
     ledger: CostLedger | None = None
     """When set, every finished step's cost record is added to it."""
+    stop: StopRule | StopKind | None = None
+    """Sample in waves and stop by this rule (:class:`~t2_agents.stop_rules.StopRule`, or its
+    kind ``"adaptive"``/``"esc"``/``"hybrid"`` with default settings); None: one wave of N."""
+    run_budget: RunBudget | RunAccount | None = None
+    """A budget shared by every step of one agent run
+    (:class:`~t2_agents.graph.budgets.RunBudget`: one account per ``thread_id``; or one
+    :class:`~t2_agents.graph.budgets.RunAccount`); None: no run-level limit."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            if self.stop not in get_args(StopKind):
+                raise ConfigError(
+                    f"stop={self.stop!r} is not one of {get_args(StopKind)}; pass a kind or a "
+                    "StopRule(...)"
+                )
+            object.__setattr__(self, "stop", StopRule(kind=self.stop))  # type: ignore[arg-type]
+        elif self.stop is not None and not isinstance(self.stop, StopRule):
+            raise ConfigError(
+                f"stop={self.stop!r} must be a StopRule, one of {get_args(StopKind)} or None"
+            )
         check_budget_range(self.n_min, self.n_max)
+        if isinstance(self.stop, StopRule):
+            self.stop.check_cap(self.n_max)
         if self.fanout not in get_args(Fanout):
             raise ConfigError(f"fanout={self.fanout!r} is not one of {get_args(Fanout)}")
         if self.branch_errors not in get_args(BranchErrors):
@@ -289,6 +349,10 @@ class ThinkingSettings(BaseModel):
     """Batched mode: sample each branch seed separately so answers equal send mode exactly."""
     branch_errors: BranchErrors | None = None
     """record: a failed branch is kept with its error and the others vote; raise: fail the run."""
+    stop: StopKind | None = None
+    """Sample in waves and stop early: adaptive (Adaptive-Consistency, one path per wave), esc
+    (windows of 4, stop on a unanimous window) or hybrid (a first wave of the policy's N, then
+    waves of 4 until the vote is decisive); left out: the graph's default (one wave of N)."""
 
     def overrides(self) -> dict[str, Any]:
         """The fields this run sets: ``{name: value}`` for :func:`dataclasses.replace`."""
