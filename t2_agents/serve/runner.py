@@ -1,6 +1,7 @@
 """Start the endpoint: load an engine and the T2 policy, run uvicorn (blocking or in a thread).
 
-``t2 serve`` calls :func:`load_engine`, :func:`load_service` and :func:`serve`; tests and the
+``t2 serve`` calls :func:`~t2_agents.backends.factory.load_engine` (re-exported here, the one
+engine factory of the library), :func:`load_service` and :func:`serve`; tests and the
 benchmark use :func:`serve_in_thread`, which runs the same server on a free loopback port and
 stops it on exit.
 
@@ -16,69 +17,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from t2_agents.backends.base import Engine
-from t2_agents.errors import ConfigError, DependencyError, T2Error
+from t2_agents.backends.factory import load_engine
+from t2_agents.errors import DependencyError, T2Error
 from t2_agents.policies import T2Policy
 from t2_agents.serve.app import create_app
 from t2_agents.serve.config import ServeConfig
 from t2_agents.serve.service import ThinkingService
 
-__all__ = ["EngineKind", "load_engine", "load_service", "serve", "serve_in_thread"]
-
-EngineKind = Literal["transformers", "vllm", "server"]
-"""``transformers`` or ``vllm`` in process; ``server``: decode on ``vllm serve`` replicas."""
-
-_KINDS: tuple[str, ...] = ("transformers", "vllm", "server")
-
-
-def load_engine(
-    *,
-    kind: str = "transformers",
-    model: str | None = None,
-    cache_dir: str | None = None,
-    base_urls: Sequence[str] = (),
-    upstream_api_key: str | None = None,
-) -> Engine:
-    """Load the engine the endpoint runs on.
-
-    Args:
-        kind: ``transformers``, ``vllm`` or ``server`` (a local transformers feature engine plus
-            ``vllm serve`` replicas at ``base_urls`` for decoding).
-        model: Model folder or hub id; None for the default model.
-        cache_dir: Cache root of the default model.
-        base_urls: ``server`` only: the replicas' roots, e.g. ``http://127.0.0.1:8000``.
-        upstream_api_key: ``server`` only: the replicas' ``--api-key``.
-
-    Raises:
-        ConfigError: Unknown kind, or ``server`` without base URLs.
-
-    Example:
-        >>> load_engine(kind="tpu")
-        Traceback (most recent call last):
-        ...
-        t2_agents.errors.ConfigError: --engine 'tpu' is not one of transformers, vllm, server
-    """
-    if kind not in _KINDS:
-        raise ConfigError(f"--engine {kind!r} is not one of {', '.join(_KINDS)}")
-    if kind == "server" and not base_urls:
-        raise ConfigError("--engine server needs --base-url http://host:port (one per replica)")
-    if kind == "vllm":
-        from t2_agents.backends.vllm import VLLMEngine
-
-        return VLLMEngine(model=model, cache_dir=cache_dir)
-    from t2_agents.backends.transformers import TransformersEngine
-
-    local = TransformersEngine(model=model, cache_dir=cache_dir)
-    if kind == "transformers":
-        return local
-    from t2_agents.backends.server import ServerEngine
-
-    return ServerEngine(local, base_urls=tuple(base_urls), api_key=upstream_api_key)
+__all__ = ["load_engine", "load_service", "serve", "serve_in_thread"]
 
 
 def load_service(
