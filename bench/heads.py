@@ -36,8 +36,11 @@ from t2_agents.estimator import T2Estimator
 from t2_agents.probes import ProbeConfig
 
 HEADS = (("nstar", "mlp"), ("nstar", "ridge"), ("curve", "mlp"), ("curve", "ridge"))
-TOLERANCES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2)
-SHIFTS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+KNOBS: dict[str, tuple[float, ...]] = {
+    "tolerance": (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2),
+    "price": (0.0, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.006, 0.008, 0.012, 0.016, 0.03),
+    "log2 shift": (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0),
+}
 
 
 def fit_head(data: TrainingSet, head: str, kind: str) -> tuple[T2Estimator, dict[str, Any]]:
@@ -71,11 +74,16 @@ def _shifted(estimator: T2Estimator, features: np.ndarray, shift: float) -> np.n
     return np.asarray(grid[nearest], dtype=np.int64)
 
 
-def sweep(estimator: T2Estimator, features: np.ndarray) -> list[tuple[float, np.ndarray]]:
-    """(knob value, budgets) along the head's knob."""
-    if estimator.has_knob:
-        return [(t, estimator.predict(features, tolerance=t)) for t in TOLERANCES]
-    return [(s, _shifted(estimator, features, s)) for s in SHIFTS]
+def sweep(estimator: T2Estimator, features: np.ndarray) -> list[tuple[str, float, np.ndarray]]:
+    """(knob, value, budgets) along each of the head's knobs."""
+    if not estimator.has_knob:
+        return [("log2 shift", v, _shifted(estimator, features, v)) for v in KNOBS["log2 shift"]]
+    defaults = {"tolerance": estimator.default_tolerance, "price": estimator.default_price}
+    return [
+        (rule, v, estimator.predict(features, **{rule: v}))
+        for rule in ("tolerance", "price")
+        for v in sorted({*KNOBS[rule], defaults[rule]})
+    ]
 
 
 def report_head(
@@ -95,14 +103,16 @@ def report_head(
         if mask.any()
     }
     points = sweep(estimator, held.features)
-    xy = pareto(held.curves, [b for _, b in points])
-    knob = "tolerance" if estimator.has_knob else "log2 shift"
+    xy = pareto(held.curves, [b for _, _, b in points])
+    rule = estimator.default_rule if estimator.has_knob else "log2 shift"
+    value = {"tolerance": estimator.default_tolerance, "price": estimator.default_price}
     return {
-        "default_knob": estimator.default_tolerance if estimator.has_knob else 0.0,
-        "knob": knob,
+        "knob": rule,
+        "default_knob": value.get(rule, 0.0),
         "default": default,
         "sweep": [
-            {knob: k, "mean_n": n, "accuracy": a} for (k, _), (n, a) in zip(points, xy, strict=True)
+            {"knob": k, "value": v, "mean_n": n, "accuracy": a}
+            for (k, v, _), (n, a) in zip(points, xy, strict=True)
         ],
         "budget_histogram": np.bincount(budgets, minlength=held.n_max + 1)[1:].tolist(),
     }
@@ -117,11 +127,14 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 5))
     fixed = results["fixed"]
     ax.plot(range(1, len(fixed) + 1), fixed, "k.-", lw=1, label="fixed N")
-    for name, head in results["heads"].items():
-        pts = sorted((p["mean_n"], p["accuracy"]) for p in head["sweep"])
-        ax.plot(*zip(*pts, strict=True), "o-", ms=3, label=f"{name} (knob sweep)")
+    for k, (name, head) in enumerate(results["heads"].items()):
+        for rule, style in (("tolerance", "o-"), ("price", "s--"), ("log2 shift", "o-")):
+            pts = sorted((p["mean_n"], p["accuracy"]) for p in head["sweep"] if p["knob"] == rule)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), style, ms=3, color=f"C{k}", lw=1,
+                        label=f"{name}: {rule} sweep")  # fmt: skip
         d = head["default"]["all"]
-        ax.plot(d["mean_n"], d["accuracy"], "*", ms=12, color=ax.lines[-1].get_color())
+        ax.plot(d["mean_n"], d["accuracy"], "*", ms=13, color=f"C{k}", mec="k")
     o = results["oracle"]
     ax.plot(o["mean_n"], o["accuracy"], "rX", ms=10, label="oracle N*_x")
     ax.axhline(fixed[results["n_d"] - 1], color="grey", ls=":", lw=1, label=f"N_D={results['n_d']}")
@@ -177,7 +190,9 @@ def main() -> None:
         results["validation"][name] = {
             "equal_cost": info["equal_cost"], "combined_mse": info["combined_mse"],
             "mean_baseline_mse": info["mean_baseline_mse"], "seconds": info["seconds"],
-            "default_knob": estimator.default_tolerance,
+            "default_rule": estimator.default_rule if estimator.has_knob else None,
+            "default_tolerance": estimator.default_tolerance,
+            "default_price": estimator.default_price,
         }  # fmt: skip
         results["heads"][name] = report_head(estimator, held, unseen, train.n_d)
         d = results["heads"][name]["default"]["all"]

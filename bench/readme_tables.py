@@ -108,9 +108,8 @@ def knob_table() -> str:
     """The chosen head's knob sweep on the held-out questions."""
     data = _load("heldout_heads.json")
     head = data["heads"][data["chosen_on_validation"]]
-    knob = head["knob"]
     fixed = data["fixed"]
-    out = [f"| {knob} | mean N | accuracy | fixed N at equal cost |", "|---|---|---|---|"]
+    out = ["| knob | value | mean N | accuracy | fixed N at equal cost |", "|---|---|---|---|---|"]
     for p in head["sweep"]:
         n = p["mean_n"]
         low = int(n)
@@ -118,7 +117,12 @@ def knob_table() -> str:
         at = fixed[low - 1] if frac == 0 or low >= len(fixed) else (
             (1 - frac) * fixed[low - 1] + frac * fixed[low]
         )  # fmt: skip
-        out.append(f"| {p[knob]:g} | {n:.2f} | {p['accuracy']:.3f} | {at:.3f} |")
+        mark = (
+            " (default)" if p["knob"] == head["knob"] and p["value"] == head["default_knob"] else ""
+        )
+        out.append(
+            f"| {p['knob']}{mark} | {p['value']:g} | {n:.2f} | {p['accuracy']:.3f} | {at:.3f} |"
+        )
     return "\n".join(out)
 
 

@@ -16,13 +16,14 @@ nearest in log2 space among grid values inside ``[n_min, n_max]`` (which also cl
 
 **Heads.** ``ProbeConfig.head="nstar"`` is the paper's head above. ``head="curve"`` makes each
 probe predict the question's whole exact accuracy curve ``A_x(N)`` at every grid budget (values
-in [0, 1], MSE on the curve); layers are weighted the same way by their validation curve MSE, and
-the budget is the smallest candidate whose combined predicted accuracy is within ``tolerance`` of
-the predicted maximum. ``tolerance`` is the user's cost knob: 0 spends up to the predicted best,
-larger values trade accuracy for samples. Its default is calibrated on the validation split: the
-largest tolerance whose validation accuracy stays within ``tolerance_target`` (1 point) of fixed
-``N_D``. ``ProbeConfig.kind="ridge"`` replaces the MLPs by closed-form ridge regressions (the
-linear baseline, same features, split and rounding).
+in [0, 1], MSE on the curve); layers are weighted the same way by their validation curve MSE.
+The budget then follows one of two cost knobs: ``tolerance`` (the smallest N whose predicted
+accuracy is within the tolerance of the predicted maximum) or ``price`` (the N maximising
+predicted accuracy minus the price per sample: spending where a sample buys the most). Both
+are calibrated on the validation split — the largest value whose validation accuracy stays
+within ``tolerance_target`` (1 point) of fixed ``N_D`` — and the rule that then spends fewer
+samples is the default. ``ProbeConfig.kind="ridge"`` replaces the MLPs by closed-form ridge
+regressions (the linear baseline, same features, split and rounding).
 
 The validation split is grouped by question identity (``groups``): copies of one question never
 sit on both sides. The weights are chosen on the same validation split that the reported
@@ -221,14 +222,28 @@ class T2Estimator:
 
     @property
     def has_knob(self) -> bool:
-        """True when :meth:`predict` takes a ``tolerance`` (the curve head)."""
+        """True when :meth:`predict` takes a ``tolerance`` or a ``price`` (the curve head)."""
         return self._config.head == "curve"
 
     @property
+    def default_rule(self) -> str:
+        """``tolerance`` or ``price``: the rule used when no knob is given (chosen on
+        validation: the one reaching the accuracy target with fewer samples)."""
+        return str(self._knob().get("default_rule", "tolerance"))
+
+    @property
     def default_tolerance(self) -> float:
-        """The tolerance used when none is given (calibrated on validation; 0 without a knob)."""
-        knob = self._extra.get("validation", {}).get("knob") or {}
-        return float(knob.get("default_tolerance", 0.0))
+        """The tolerance calibrated on validation (0 without a knob)."""
+        return float(self._knob().get("default_tolerance", 0.0))
+
+    @property
+    def default_price(self) -> float:
+        """The price per sample calibrated on validation (0 without a knob)."""
+        return float(self._knob().get("default_price", 0.0))
+
+    def _knob(self) -> dict[str, Any]:
+        knob: dict[str, Any] = self._extra.get("validation", {}).get("knob") or {}
+        return knob
 
     @property
     def training_keys(self) -> frozenset[str]:
@@ -295,8 +310,8 @@ class T2Estimator:
         knob = None
         if config.head == "curve":
             combined = _combine_curves(val_preds, weights)  # [V, G]
-            knob = _calibrate_tolerance(spec, combined, target[val].double().numpy(), n_d,
-                                        tolerance_target)  # fmt: skip
+            knob = _calibrate_knob(spec, combined, target[val].double().numpy(), n_d,
+                                   tolerance_target)  # fmt: skip
         report = _report(spec, config, val_preds, y, target, train, val, weights, epochs, n_d,
                          knob, exact)  # fmt: skip
         created = datetime.now(UTC).isoformat(timespec="seconds")
@@ -340,37 +355,67 @@ class T2Estimator:
         """
         x = self._spec.check_features(features)
         if self.has_knob:
-            budgets = _curve_budgets(self._spec, self._combine(x), self.default_tolerance)
-            return np.log2(budgets.astype(np.float64))
+            return np.log2(self.predict(x).astype(np.float64))
         return self._combine(x)
 
-    def predict(self, features: np.ndarray, *, tolerance: float | None = None) -> IntArray:
+    def predict(
+        self,
+        features: np.ndarray,
+        *,
+        tolerance: float | None = None,
+        price: float | None = None,
+    ) -> IntArray:
         """Budgets on the grid, clamped to ``[n_min, n_max]``, for ``features`` [Q, L, d].
+
+        The curve head has two cost knobs (give at most one; none uses the calibrated default
+        rule and value): ``tolerance``, the smallest N whose predicted accuracy is within
+        ``tolerance`` of the predicted best; ``price``, the N maximising predicted accuracy minus
+        ``price`` per sample (the marginal-gain rule: with calibrated curves it spends a total
+        budget where it buys the most accuracy).
 
         Args:
             features: ``[Q, L, d]``.
-            tolerance: Curve head only: accepted accuracy loss against the predicted best
-                budget (0..1); None uses :attr:`default_tolerance`.
+            tolerance: Accepted accuracy loss against the predicted best budget, in [0, 1].
+            price: Accuracy one more sample must buy, in [0, 1].
 
         Example:
-            >>> est.predict(x)[:3].tolist()  # doctest: +SKIP
+            >>> est.predict(x, tolerance=0.02)[:3].tolist()  # doctest: +SKIP
             [2, 8, 2]
 
         Raises:
-            ConfigError: A tolerance for the nstar head, or one outside [0, 1].
+            ConfigError: A knob for the nstar head, both knobs, or a knob outside [0, 1].
         """
         x = self._spec.check_features(features)
         if not self.has_knob:
-            if tolerance is not None:
+            if tolerance is not None or price is not None:
+                knob = "tolerance" if tolerance is not None else "price"
                 raise ConfigError(
-                    f"tolerance={tolerance!r} needs the curve head; this estimator predicts "
-                    "log2 N* (nstar head): drop tolerance or train with --head curve"
+                    f"{knob}={tolerance if price is None else price!r} needs the curve head; this "
+                    "estimator predicts log2 N* (nstar head): drop it or train with --head curve"
                 )
             return self._spec.to_grid(self._combine(x))
-        tol = self.default_tolerance if tolerance is None else _check_tolerance(tolerance)
-        return _curve_budgets(self._spec, self._combine(x), tol)
+        rule, value = self._rule(tolerance, price)
+        return _knob_budgets(self._spec, self._combine(x), rule, value)
 
-    def predict_one(self, features: np.ndarray, *, tolerance: float | None = None) -> int:
+    def _rule(self, tolerance: float | None, price: float | None) -> tuple[str, float]:
+        if tolerance is not None and price is not None:
+            raise ConfigError(
+                f"tolerance={tolerance!r} and price={price!r} are two rules; give one of them"
+            )
+        if tolerance is not None:
+            return "tolerance", _check_knob("tolerance", tolerance)
+        if price is not None:
+            return "price", _check_knob("price", price)
+        rule = self.default_rule
+        return rule, self.default_price if rule == "price" else self.default_tolerance
+
+    def predict_one(
+        self,
+        features: np.ndarray,
+        *,
+        tolerance: float | None = None,
+        price: float | None = None,
+    ) -> int:
         """Budget for one question's ``features`` [L, d] (see :meth:`predict`).
 
         Example:
@@ -378,7 +423,7 @@ class T2Estimator:
             8
         """
         x = self._spec.check_features(features, batched=False)  # [1, L, d]
-        return int(self.predict(x, tolerance=tolerance)[0])
+        return int(self.predict(x, tolerance=tolerance, price=price)[0])
 
     def _combine(self, x: npt.NDArray[np.float32]) -> FloatArray:
         preds = [
@@ -461,15 +506,21 @@ def _check_curves(curves: object, n: int, g: int) -> torch.Tensor:
     return torch.from_numpy(c.astype(np.float32))  # [Q, G]
 
 
-def _check_tolerance(value: object) -> float:
+_KNOB_HINT = {
+    "tolerance": "e.g. 0.01 (lose at most 1 point against the best predicted budget)",
+    "price": "e.g. 0.002 (a sample must buy 0.2 points of predicted accuracy)",
+}
+
+
+def _check_knob(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
         ok = False
     else:
         ok = math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0
     if not ok:
         raise ConfigError(
-            f"tolerance={value!r} is not an accuracy in [0, 1]; pass e.g. 0.01 (lose at most "
-            "1 point against the best predicted budget) or None for the calibrated default"
+            f"{name}={value!r} is not an accuracy in [0, 1]; pass {_KNOB_HINT[name]} or None for "
+            "the calibrated default"
         )
     return float(value)  # type: ignore[arg-type]
 
@@ -619,39 +670,59 @@ def _combine_curves(preds: FloatArray, weights: FloatArray) -> FloatArray:
     return np.asarray(np.einsum("qlg,l->qg", np.clip(preds, 0.0, 1.0), weights), np.float64)
 
 
-def _curve_budgets(spec: _Spec, curves: FloatArray, tolerance: float) -> IntArray:
-    """Smallest candidate budget whose predicted accuracy is within ``tolerance`` of the best."""
+def _knob_budgets(spec: _Spec, curves: FloatArray, rule: str, value: float) -> IntArray:
+    """Budgets from predicted curves [Q, G] under a knob rule (see ``T2Estimator.predict``)."""
     cand = spec.candidates
     cols = np.array([spec.grid.index(int(c)) for c in cand])
     sub = curves[:, cols]  # [Q, C]
-    ok = sub >= sub.max(axis=1, keepdims=True) - tolerance - 1e-12
+    if rule == "price":  # argmax of accuracy - price * N (np.argmax: smallest N among ties)
+        return np.asarray(cand[np.argmax(sub - value * cand[None, :], axis=1)], dtype=np.int64)
+    ok = sub >= sub.max(axis=1, keepdims=True) - value - 1e-12
     return np.asarray(cand[np.argmax(ok, axis=1)], dtype=np.int64)
 
 
-_TOLERANCES = tuple(round(0.0025 * i, 4) for i in range(81))  # 0 .. 0.2
+def _curve_budgets(spec: _Spec, curves: FloatArray, tolerance: float) -> IntArray:
+    """Smallest candidate budget whose predicted accuracy is within ``tolerance`` of the best."""
+    return _knob_budgets(spec, curves, "tolerance", tolerance)
 
 
-def _calibrate_tolerance(
+_KNOB_SWEEPS: dict[str, tuple[float, ...]] = {
+    "tolerance": tuple(round(0.0025 * i, 4) for i in range(81)),  # 0 .. 0.2
+    "price": (0.0, *(round(1e-4 * 1.25**i, 6) for i in range(32))),  # 0, 1e-4 .. ~0.1
+}
+
+
+def _calibrate_knob(
     spec: _Spec, predicted: FloatArray, true: FloatArray, n_d: int | None, target: float
 ) -> dict[str, Any]:
-    """The largest tolerance whose validation accuracy is >= fixed N_D's minus ``target``."""
+    """Per rule, the largest knob whose validation accuracy is >= fixed N_D's minus ``target``;
+    the default rule is the one that then spends fewer samples."""
     rows = np.arange(len(true))
-    sweep = []
-    for tol in _TOLERANCES:
-        budgets = _curve_budgets(spec, predicted, tol)
-        cols = np.array([spec.grid.index(int(b)) for b in budgets])
-        sweep.append({"tolerance": tol, "accuracy": float(true[rows, cols].mean()),
-                      "mean_n": float(budgets.mean())})  # fmt: skip
     reference = None
     if n_d is not None and n_d in spec.grid:
         reference = float(true[:, spec.grid.index(n_d)].mean())
-    floor = (reference if reference is not None else sweep[0]["accuracy"]) - target
-    allowed = [p["tolerance"] for p in sweep if p["accuracy"] >= floor - 1e-12]
+    sweeps: dict[str, list[dict[str, float]]] = {}
+    chosen: dict[str, dict[str, float]] = {}
+    for rule, values in _KNOB_SWEEPS.items():
+        sweep = []
+        for value in values:
+            budgets = _knob_budgets(spec, predicted, rule, value)
+            cols = np.array([spec.grid.index(int(b)) for b in budgets])
+            sweep.append({rule: value, "accuracy": float(true[rows, cols].mean()),
+                          "mean_n": float(budgets.mean())})  # fmt: skip
+        floor = (reference if reference is not None else sweep[0]["accuracy"]) - target
+        allowed = [p for p in sweep if p["accuracy"] >= floor - 1e-12] or [sweep[0]]
+        chosen[rule] = max(allowed, key=lambda p: p[rule])
+        sweeps[rule] = sweep
+    rule = min(chosen, key=lambda r: (chosen[r]["mean_n"], r != "price"))
     return {
-        "default_tolerance": max(allowed) if allowed else 0.0,
+        "default_rule": rule,
+        "default_tolerance": chosen["tolerance"]["tolerance"],
+        "default_price": chosen["price"]["price"],
         "target": f"validation accuracy >= fixed N_D={n_d} accuracy - {target}",
         "n_d_accuracy": reference,
-        "sweep": sweep,
+        "chosen": chosen,
+        "sweep": sweeps,
     }
 
 
@@ -682,7 +753,8 @@ def _report(
     if curve:
         combined = _combine_curves(val_preds, weights)  # [V, G]
         assert knob is not None
-        budgets = _curve_budgets(spec, combined, float(knob["default_tolerance"]))
+        rule = str(knob["default_rule"])
+        budgets = _knob_budgets(spec, combined, rule, float(knob[f"default_{rule}"]))
     else:
         combined = val_preds @ weights  # [V]
         budgets = spec.to_grid(combined)

@@ -236,8 +236,18 @@ def test_curve_head_learns_curves_and_has_a_knob(kind: str) -> None:
     # The knob: a larger tolerance never spends more, and 1.0 always spends n_min.
     spent = [est.predict(x, tolerance=t).mean() for t in (0.0, 0.02, 0.1, 1.0)]
     assert spent == sorted(spent, reverse=True) and spent[-1] == 1
+    priced = [est.predict(x, price=c).mean() for c in (0.0, 0.002, 0.02, 1.0)]
+    assert priced == sorted(priced, reverse=True) and priced[-1] == 1
     assert report.knob is not None and 0 <= est.default_tolerance <= 0.2
     assert est.default_tolerance == report.knob["default_tolerance"]
+    assert est.default_price == report.knob["default_price"]
+    rule = report.knob["default_rule"]
+    assert est.default_rule == rule in ("tolerance", "price")
+    # the default rule is the one that reached the target with fewer samples on validation
+    chosen = report.knob["chosen"]
+    assert chosen[rule]["mean_n"] <= min(c["mean_n"] for c in chosen.values())
+    value = est.default_price if rule == "price" else est.default_tolerance
+    np.testing.assert_array_equal(est.predict(x), est.predict(x, **{rule: value}))
     assert report.equal_cost is not None and report.equal_cost["mean_n"] >= 1
 
 
@@ -251,6 +261,12 @@ def test_curve_head_budget_rule() -> None:
     assert _curve_budgets(spec, curves, 0.0).tolist() == [4, 4]
     assert _curve_budgets(spec, curves, 0.02).tolist() == [3, 4]  # n_min=2 excludes N=1
     assert _curve_budgets(spec, curves, 0.15).tolist() == [2, 3]
+    from t2_agents.estimator import _knob_budgets
+
+    # price: argmax of A(N) - price * N over N in [2, 4]
+    assert _knob_budgets(spec, curves, "price", 0.0).tolist() == [4, 4]
+    assert _knob_budgets(spec, curves, "price", 0.05).tolist() == [3, 4]  # .40 .45 .42; .10 .15 .20
+    assert _knob_budgets(spec, curves, "price", 0.2).tolist() == [2, 2]
 
 
 def test_knob_errors_and_nstar_has_none(fitted: tuple[T2Estimator, FitReport]) -> None:
@@ -266,6 +282,10 @@ def test_knob_errors_and_nstar_has_none(fitted: tuple[T2Estimator, FitReport]) -
     for bad in (-0.1, 1.5, float("nan"), "0.1", True):
         with pytest.raises(ConfigError, match=r"tolerance=.* is not an accuracy in"):
             curve_est.predict(x, tolerance=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match=r"price=.* is not an accuracy in"):
+            curve_est.predict(x, price=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="are two rules; give one of them"):
+        curve_est.predict(x, tolerance=0.01, price=0.01)
     with pytest.raises(DataError, match="curve head needs each question's accuracy curve"):
         T2Estimator.fit(x, y, config=config, **CURVE_ARGS)
     with pytest.raises(DataError, match=r"curves have shape \(60, 3\)"):
