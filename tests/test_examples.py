@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from t2_agents.errors import ArtifactError
+from t2_agents.errors import ArtifactError, ConfigError
 from t2_agents.graph.testing import FakeEngine
+from t2_agents.policies import CallablePolicy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = ("budget_aware_self_consistency", "per_tool_call_reasoning", "compare_agent_costs")
@@ -49,6 +51,31 @@ def test_compare_needs_an_estimator(tmp_path: Path) -> None:
             ["--estimator", str(tmp_path / "none"), "--plot", str(tmp_path / "p.png")],
             engine=FakeEngine(),
         )
+
+
+def test_compare_agent_costs_runs_four_policies_on_the_same_questions(tmp_path: Path) -> None:
+    module = _load("compare_agent_costs")
+    stub = CallablePolicy(lambda *, question, **_: 1 + len(question) % 4, name="t2")
+    results = tmp_path / "results.json"
+    argv = ["--questions", "4", "--n-max", "6", "--window", "2", "--plot", str(tmp_path / "p.png")]
+    engine = FakeEngine(answers={"1": 0.4, "2": 0.3, "3": 0.3})
+    out = module.main([*argv, "--json", str(results)], engine=engine, policy=stub)
+    runs = out["runs"]
+    assert list(runs) == list(module.RUNS)
+    ids = [[c["id"] for c in run["calls"]] for run in runs.values()]
+    assert all(row == ids[0] for row in ids)
+    assert runs["fixed"]["samples"] == 24 and runs["fixed"]["engine_calls"] == 4
+    assert out["run_budget"] == runs["t2"]["samples"]
+    assert runs["t2+run budget"]["samples"] <= out["run_budget"]
+    assert runs["t2+run budget"]["over_budget"] == 0
+    hybrid = runs["hybrid"]
+    assert hybrid["policy"] == "hybrid+t2" and hybrid["samples"] >= runs["t2"]["samples"]
+    assert hybrid["engine_calls"] >= 4
+    for run in runs.values():
+        assert run["completion_tokens"] == sum(c["completion_tokens"] for c in run["calls"])
+    assert json.loads(results.read_text("utf-8"))["run_budget"] == out["run_budget"]
+    with pytest.raises(ConfigError, match="exceed n_max=6"):
+        module.main([*argv[:4], "--window", "8"], engine=engine, policy=stub)
 
 
 def test_without_an_estimator_the_examples_fall_back_to_a_fixed_budget(
@@ -104,6 +131,9 @@ def test_compare_agent_costs(engine: Any, fixture_estimator: Path, tmp_path: Pat
     )
     fixed, t2 = out["fixed"], out["t2"]
     assert fixed["policy"] == "fixed-4" and t2["policy"] == "t2"
+    budgeted, hybrid = out["runs"]["t2+run budget"], out["runs"]["hybrid"]
+    assert budgeted["samples"] <= out["run_budget"] == t2["samples"]
+    assert hybrid["policy"] == "hybrid+t2" and t2["samples"] <= hybrid["samples"] <= 12
     assert fixed["samples"] == 12
     assert t2["samples"] == sum(call["n"] for call in t2["calls"]) <= 12
     assert [c["id"] for c in fixed["calls"]] == [c["id"] for c in t2["calls"]]

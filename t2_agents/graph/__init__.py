@@ -7,6 +7,7 @@ their final answers are extracted and majority-voted; a cost record tracks what 
 
 Modules: :mod:`~t2_agents.graph.state` (state, reducers, run settings and context),
 :mod:`~t2_agents.graph.budgets` (a budget for a whole agent run),
+:mod:`~t2_agents.graph.waves` (sequential waves and stop rules),
 :mod:`~t2_agents.graph.ledger` (cost records and roll-ups), :mod:`~t2_agents.graph.nodes` (the
 nodes and the fan-out modes), :mod:`~t2_agents.graph.builder` (the compiled graph and the tool),
 :mod:`~t2_agents.graph.chat` (branches served by any LangChain chat model).
@@ -20,7 +21,17 @@ Example:
 
 from __future__ import annotations
 
-from t2_agents.graph.budgets import ExhaustedAction, Grant, RunAccount, RunBudget, resolve_account
+from t2_agents.graph.budgets import (
+    ExhaustedAction,
+    Grant,
+    RunAccount,
+    RunBudget,
+    extend_step,
+    grant_step,
+    resolve_account,
+    run_account,
+    settle_step,
+)
 from t2_agents.graph.builder import (
     DEFAULT_RETRY,
     ThinkingGraph,
@@ -32,14 +43,14 @@ from t2_agents.graph.chat import ChatModelEngine, default_call_kwargs
 from t2_agents.graph.ledger import CostLedger, StepRecord, compare_ledgers, format_comparison
 from t2_agents.graph.nodes import (
     aggregate_node,
+    branch_answers,
     branch_node,
+    branch_span,
     budget_node,
-    route_after_fanout,
-    route_after_wave,
     route_fanout,
     sample_node,
     summarize_features,
-    wave_node,
+    vote_seed,
 )
 from t2_agents.graph.state import (
     CONFIG_KEY,
@@ -57,6 +68,7 @@ from t2_agents.graph.state import (
     add_waves,
     resolve_context,
 )
+from t2_agents.graph.waves import route_after_fanout, route_after_wave, wave_node
 
 __all__ = [
     "CONFIG_KEY",
@@ -84,18 +96,25 @@ __all__ = [
     "add_waves",
     "aggregate_node",
     "as_tool",
+    "branch_answers",
     "branch_node",
+    "branch_span",
     "budget_node",
     "build_parallel_thinking_graph",
     "compare_ledgers",
     "default_call_kwargs",
+    "extend_step",
     "format_comparison",
+    "grant_step",
     "resolve_account",
     "resolve_context",
     "route_after_fanout",
     "route_after_wave",
     "route_fanout",
+    "run_account",
     "sample_node",
+    "settle_step",
     "summarize_features",
+    "vote_seed",
     "wave_node",
 ]

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -56,7 +56,17 @@ import numpy.typing as npt
 from t2_agents.allocate import allocate_budget
 from t2_agents.errors import ConfigError
 
-__all__ = ["ExhaustedAction", "Grant", "RunAccount", "RunBudget", "resolve_account"]
+__all__ = [
+    "ExhaustedAction",
+    "Grant",
+    "RunAccount",
+    "RunBudget",
+    "extend_step",
+    "grant_step",
+    "resolve_account",
+    "run_account",
+    "settle_step",
+]
 
 ExhaustedAction = Literal["n_min", "error"]
 """What a step does when the run budget cannot pay ``n_min`` paths (see the module docs)."""
@@ -390,3 +400,88 @@ def resolve_account(run_budget: RunBudget | RunAccount, thread_id: str | None) -
     raise ConfigError(
         f"run_budget={run_budget!r} must be a RunBudget or a RunAccount (RunBudget(...).open())"
     )
+
+
+def run_account(
+    run_budget: RunBudget | RunAccount | None, config: Mapping[str, Any] | None
+) -> RunAccount | None:
+    """The account a graph step charges, from the run's config (its ``thread_id``), or None.
+
+    Example:
+        >>> budget = RunBudget(total_samples=8)
+        >>> run_account(budget, {"configurable": {"thread_id": "t"}}) is budget.account_for("t")
+        True
+    """
+    if run_budget is None:
+        return None
+    thread = ((config or {}).get("configurable") or {}).get("thread_id")
+    return resolve_account(run_budget, None if thread is None else str(thread))
+
+
+def grant_step(
+    run_budget: RunBudget | RunAccount,
+    config: Mapping[str, Any] | None,
+    *,
+    wanted: int,
+    n_min: int,
+    n_max: int,
+    max_tokens: int,
+    curve: npt.NDArray[np.float64] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Ask the run's account for a step's paths: ``(n, record for the state and the ledger)``.
+
+    Example:
+        >>> n, record = grant_step(RunBudget(total_samples=8).open(), None, wanted=3, n_min=1,
+        ...                        n_max=8, max_tokens=16)
+        >>> n, record["remaining_samples"]
+        (3, 5)
+    """
+    account = run_account(run_budget, config)
+    assert account is not None
+    grant = account.request(
+        wanted=wanted, n_min=n_min, n_max=n_max, curve=curve, max_tokens=max_tokens
+    )
+    record = {
+        "step": grant.step,
+        "wanted": wanted,
+        "granted": grant.n,
+        "ceiling": grant.ceiling,
+        "curve": curve is not None,
+        "over_budget": grant.over_budget,
+        "warning": grant.warning,
+        **account.snapshot(),
+    }
+    return grant.n, record
+
+
+def settle_step(
+    run_budget: RunBudget | RunAccount | None,
+    config: Mapping[str, Any] | None,
+    granted: Mapping[str, Any] | None,
+    samples: int,
+    completion_tokens: int,
+) -> dict[str, Any] | None:
+    """Book what a finished step used; the ledger's ``budget`` record (None without a budget).
+
+    ``granted`` is the step's record from :func:`grant_step` (in the state as ``run_budget``).
+    """
+    account = run_account(run_budget, config)
+    if account is None or granted is None:
+        return None
+    step = int(granted.get("step", -1))
+    snapshot = account.settle(step, samples=samples, completion_tokens=completion_tokens)
+    keep = ("step", "wanted", "granted", "ceiling", "curve", "over_budget", "warning")
+    return {**{key: granted.get(key) for key in keep}, "used": samples, **snapshot}
+
+
+def extend_step(
+    run_budget: RunBudget | RunAccount | None,
+    config: Mapping[str, Any] | None,
+    granted: Mapping[str, Any] | None,
+    wanted: int,
+) -> int:
+    """Paths granted to a running step's next wave (``wanted`` without a run budget)."""
+    account = run_account(run_budget, config)
+    if account is None:
+        return wanted
+    return account.extend(int((granted or {}).get("step", -1)), wanted)

@@ -60,11 +60,8 @@ from t2_agents.graph.nodes import (
     aggregate_node,
     branch_node,
     budget_node,
-    route_after_fanout,
-    route_after_wave,
     route_fanout,
     sample_node,
-    wave_node,
 )
 from t2_agents.graph.state import (
     CONFIG_KEY,
@@ -74,6 +71,7 @@ from t2_agents.graph.state import (
     ThinkingSettings,
     ThinkingState,
 )
+from t2_agents.graph.waves import route_after_fanout, route_after_wave, wave_node
 from t2_agents.policies import BudgetPolicy
 from t2_agents.stop_rules import StopKind, StopRule
 

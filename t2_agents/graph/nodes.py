@@ -58,7 +58,7 @@ from langgraph.types import Send
 
 from t2_agents.backends.base import Completion, Engine, SamplingParams
 from t2_agents.errors import ConfigError, EngineError, PromptError, TransientEngineError
-from t2_agents.graph.budgets import RunAccount, resolve_account
+from t2_agents.graph.budgets import grant_step, settle_step
 from t2_agents.graph.ledger import StepRecord
 from t2_agents.graph.state import (
     BranchResult,
@@ -75,13 +75,14 @@ from t2_agents.vote import vote
 
 __all__ = [
     "aggregate_node",
+    "branch_answers",
     "branch_node",
+    "branch_span",
     "budget_node",
-    "route_after_fanout",
     "route_fanout",
     "sample_node",
     "summarize_features",
-    "wave_node",
+    "vote_seed",
 ]
 
 
@@ -143,7 +144,15 @@ def budget_node(
     budget: dict[str, Any] | None = None
     error: str | None = None
     if ctx.run_budget is not None:
-        n, budget = _grant(ctx, config, policy, features, n)
+        n, budget = grant_step(
+            ctx.run_budget,
+            config,
+            wanted=n,
+            curve=_curve(policy, features),
+            n_min=ctx.n_min,
+            n_max=ctx.n_max,
+            max_tokens=ctx.max_tokens,
+        )
         warning = budget["warning"] or warning
         error = budget["warning"] if n == 0 else None
     seconds = time.perf_counter() - clock
@@ -209,43 +218,14 @@ def _rule_dict(rule: StopRule) -> dict[str, Any]:
     }
 
 
-def _thread_id(config: RunnableConfig) -> str | None:
-    thread = (config.get("configurable") or {}).get("thread_id")
-    return None if thread is None else str(thread)
-
-
-def _account(ctx: ThinkingContext, config: RunnableConfig) -> RunAccount | None:
-    if ctx.run_budget is None:
-        return None
-    return resolve_account(ctx.run_budget, _thread_id(config))
-
-
-def _grant(
-    ctx: ThinkingContext,
-    config: RunnableConfig,
-    policy: BudgetPolicy,
-    features: npt.NDArray[np.float32] | None,
-    wanted: int,
-) -> tuple[int, dict[str, Any]]:
-    """Ask the run's account for the step's paths; return ``(n, budget record)``."""
-    account = _account(ctx, config)
-    assert account is not None
+def _curve(
+    policy: BudgetPolicy, features: npt.NDArray[np.float32] | None
+) -> npt.NDArray[np.float64] | None:
     predict = getattr(policy, "predict_curve", None)
-    curve = predict(features) if callable(predict) and features is not None else None
-    grant = account.request(
-        wanted=wanted, n_min=ctx.n_min, n_max=ctx.n_max, curve=curve, max_tokens=ctx.max_tokens
-    )
-    record = {
-        "step": grant.step,
-        "wanted": wanted,
-        "granted": grant.n,
-        "ceiling": grant.ceiling,
-        "curve": curve is not None,
-        "over_budget": grant.over_budget,
-        "warning": grant.warning,
-        **account.snapshot(),
-    }
-    return grant.n, record
+    if not callable(predict) or features is None:
+        return None
+    curve = predict(features)
+    return None if curve is None else np.asarray(curve, dtype=np.float64)
 
 
 def _question(state: ThinkingState) -> str:
@@ -279,18 +259,6 @@ def route_fanout(state: ThinkingState) -> list[Send] | str:
         )
         for i, seed in enumerate(state["seeds"])
     ]
-
-
-def route_after_fanout(state: ThinkingState) -> str:
-    """After a wave: the ``wave`` node when a stop rule is set, else ``aggregate``."""
-    return "wave" if state.get("stop_rule") else "aggregate"
-
-
-def route_after_wave(state: ThinkingState) -> list[Send] | str:
-    """After the ``wave`` node: ``aggregate`` once the rule stopped, else the next wave."""
-    if state.get("stopped"):
-        return "aggregate"
-    return route_fanout(state)
 
 
 def branch_node(
@@ -372,66 +340,8 @@ def sample_node(
     return {"branches": results}
 
 
-def wave_node(
-    state: ThinkingState,
-    runtime: Runtime[Any],
-    config: RunnableConfig,
-    *,
-    defaults: ThinkingContext,
-) -> dict[str, Any]:
-    """Vote after a wave, record it, emit a ``wave`` event; stop or plan the next wave.
-
-    The next wave has the rule's follow-up size, cut to ``n_max`` and to what the run budget
-    grants; the rule stops at ``n_max``, or with reason ``"run budget"`` when nothing is granted.
-
-    Raises:
-        ConfigError: The step has no stop rule (the graph only routes here when it has one).
-    """
-    ctx = resolve_context(defaults, runtime.context, config)
-    rule = ctx.stop
-    if not isinstance(rule, StopRule):
-        raise ConfigError("the wave node needs a stop rule; set ThinkingContext(stop=...)")
-    branches = sorted(state.get("branches") or [], key=lambda branch: branch["index"])
-    answers = _answers(branches, ctx)
-    start = int(state.get("wave_start", 0))
-    wave = [b for b in branches if b["index"] >= start]
-    n_max = int(state.get("n_max", ctx.n_max))
-    decision = rule.decide(answers, wave=answers[len(branches) - len(wave) :], n_max=n_max)
-    valid = [a for a in answers if a is not None]
-    verdict = vote(valid, seed=_vote_seed(branches)) if valid else None
-    reason = decision.reason
-    size = 0
-    if not decision.stop:
-        size = min(rule.follow_up(), n_max - len(branches))
-        account = _account(ctx, config)
-        budget = state.get("run_budget") or {}
-        if account is not None:
-            size = account.extend(int(budget.get("step", -1)), size)
-            reason = "continue" if size else "run budget"
-    record: WaveRecord = {
-        "wave": len(state.get("waves") or []) + 1,
-        "size": len(wave),
-        "samples": len(branches),
-        "prompt_tokens": sum(b["prompt_tokens"] for b in wave if b["error"] is None),
-        "completion_tokens": sum(b["completion_tokens"] for b in wave if b["error"] is None),
-        "seconds": _span(wave),
-        "answer": None if verdict is None else verdict.answer,
-        "share": 0.0 if verdict is None else float(verdict.share),
-        "distribution": {} if verdict is None else dict(verdict.distribution),
-        "leader_probability": decision.leader_probability,
-        "stop": size == 0,
-        "reason": reason,
-    }
-    get_stream_writer()({"event": "wave", **record})
-    update: dict[str, Any] = {"waves": [record]}
-    if size == 0:
-        return {**update, "stopped": reason}
-    base = ctx.seed
-    seeds = [None if base is None else base + i for i in range(len(branches), len(branches) + size)]
-    return {**update, "seeds": seeds, "wave_start": len(branches)}
-
-
-def _answers(branches: list[BranchResult], ctx: ThinkingContext) -> list[str | None]:
+def branch_answers(branches: list[BranchResult], ctx: ThinkingContext) -> list[str | None]:
+    """Each branch's extracted answer (None for a failed branch or no answer)."""
     extractor = ctx.get_extractor()
     return [
         None if b["error"] is not None or b["text"] is None else extractor(b["text"])
@@ -439,7 +349,8 @@ def _answers(branches: list[BranchResult], ctx: ThinkingContext) -> list[str | N
     ]
 
 
-def _vote_seed(branches: list[BranchResult]) -> int:
+def vote_seed(branches: list[BranchResult]) -> int:
+    """The vote's tie-breaking seed: branch 0's seed (0 without one)."""
     seed = branches[0]["seed"] if branches else None
     return seed or 0
 
@@ -459,19 +370,19 @@ def aggregate_node(
     clock = time.perf_counter()
     ctx = resolve_context(defaults, runtime.context, config)
     branches = sorted(state.get("branches") or [], key=lambda branch: branch["index"])
-    answers = _answers(branches, ctx)
+    answers = branch_answers(branches, ctx)
     ok = [i for i, b in enumerate(branches) if b["error"] is None]
     error: str | None = None
     verdict: dict[str, Any] | None = None
     if ok:
-        verdict = vote([answers[i] for i in ok], seed=_vote_seed(branches)).to_dict()
+        verdict = vote([answers[i] for i in ok], seed=vote_seed(branches)).to_dict()
     elif branches:
         error = f"all {len(branches)} branches failed; first error: {branches[0]['error']}"
     else:
         error = state.get("error") or "no branch ran; nothing to vote on"
     answer = None if verdict is None else verdict["answer"]
     completion = sum(branches[i]["completion_tokens"] for i in ok)
-    budget = _settle(ctx, config, state, len(branches), completion)
+    budget = settle_step(ctx.run_budget, config, state.get("run_budget"), len(branches), completion)
     waves = list(state.get("waves") or [])
     record = StepRecord(
         question=state["question"],
@@ -485,7 +396,7 @@ def aggregate_node(
         completion_tokens=completion,
         node_seconds={
             "budget": state.get("budget_seconds", 0.0),
-            "fanout": _span(branches),
+            "fanout": branch_span(branches),
             "aggregate": time.perf_counter() - clock,
         },
         engine_seconds=sum(b["seconds"] for b in branches),
@@ -507,23 +418,6 @@ def aggregate_node(
         {"event": "verdict", "answer": answer, "verdict": verdict, "error": error, "cost": cost}
     )
     return {"answers": answers, "verdict": verdict, "answer": answer, "error": error, "cost": cost}
-
-
-def _settle(
-    ctx: ThinkingContext,
-    config: RunnableConfig,
-    state: ThinkingState,
-    samples: int,
-    completion_tokens: int,
-) -> dict[str, Any] | None:
-    account = _account(ctx, config)
-    granted = state.get("run_budget")
-    if account is None or granted is None:
-        return None
-    step = int(granted.get("step", -1))
-    snapshot = account.settle(step, samples=samples, completion_tokens=completion_tokens)
-    keep = ("step", "wanted", "granted", "ceiling", "curve", "over_budget", "warning")
-    return {**{key: granted.get(key) for key in keep}, "used": samples, **snapshot}
 
 
 def _engine_calls(
@@ -626,7 +520,8 @@ def _emit_branch(result: BranchResult) -> None:
     )
 
 
-def _span(branches: list[BranchResult]) -> float:
+def branch_span(branches: list[BranchResult]) -> float:
+    """Seconds from the first branch's start to the last branch's end (0 without branches)."""
     if not branches:
         return 0.0
     return max(b["finished"] for b in branches) - min(b["started"] for b in branches)
