@@ -66,3 +66,28 @@ def test_batched_sampling_with_t2_features(engine: Any) -> None:
     assert cost["samples"] == 3 and 0 < cost["completion_tokens"] <= 3 * 12
     assert cost["prompt_tokens"] > 0
     assert state["error"] is None and state["verdict"] is not None
+
+
+def test_hybrid_waves_and_a_run_budget_on_the_real_model(engine: Any) -> None:
+    """T2-shaped hybrid on the real engine: one sample call per wave, within the run budget."""
+    from t2_agents.graph import CostLedger, RunBudget
+    from t2_agents.stop_rules import StopRule
+
+    ledger = CostLedger()
+    budget = RunBudget(total_samples=8, steps=2)
+    graph = build_parallel_thinking_graph(
+        engine=engine,
+        policy=T2Policy(ProbeStub(engine.identity, engine.hidden_size), engine=engine),
+        stop=StopRule(kind="hybrid", window=2),
+        run_budget=budget,
+        context=ThinkingContext(n_max=6, max_tokens=8, seed=0, task="products", ledger=ledger),
+    )
+    config = {"configurable": {"thread_id": "real"}}
+    states = [graph.invoke({"question": QUESTION}, config) for _ in range(2)]
+    for state in states:
+        sizes = [wave["size"] for wave in state["waves"]]
+        assert sizes[0] <= 3 and sum(sizes) == len(state["branches"]) <= 6
+        assert state["cost"]["engine_calls"] == len(sizes)
+        assert state["stopped"] in {"decisive", "n_max", "run budget"}
+    assert ledger.summary()["samples"] <= 8
+    assert budget.account_for("real").snapshot()["spent_samples"] == ledger.summary()["samples"]
