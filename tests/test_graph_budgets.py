@@ -6,6 +6,7 @@ import asyncio
 import doctest
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -260,3 +261,15 @@ def test_a_run_account_type_check() -> None:
     with pytest.raises(ConfigError, match="must be a RunBudget or a RunAccount"):
         budgets.resolve_account("64", None)  # type: ignore[arg-type]
     assert isinstance(RunBudget(total_samples=1).open(), RunAccount)
+
+
+def test_the_readme_snippet_runs() -> None:
+    """The python block of the README section on run budgets, on a fake engine."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    section = readme.split("## Budgets for whole agent runs and early stopping", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"engine": FakeEngine(), "policy": FixedPolicy(3)}
+    exec(compile(code, "README.md", "exec"), namespace)
+    snapshot = namespace["budget"].account_for("run-1").snapshot()
+    assert 2 <= snapshot["spent_samples"] <= 64 and snapshot["steps"] == 2
+    assert namespace["out"]["messages"][-1].content.startswith("1. ")
