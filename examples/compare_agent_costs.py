@@ -235,7 +235,8 @@ def main(
         engine, t2, questions, run_budget=budget, **settings
     )
     runs["hybrid"], ledgers["hybrid"] = run_policy(engine, t2, questions, stop=hybrid, **settings)
-    comparison = compare_ledgers(ledgers["fixed"], ledgers["t2"], labels=("fixed", "t2"))
+    labels = (runs["fixed"]["policy"], runs["t2"]["policy"])
+    comparison = compare_ledgers(ledgers["fixed"], ledgers["t2"], labels=labels)
     _print_table(console, runs, len(questions), total)
     plot = plot_costs(runs, args.plot)
     console.print(f"plot written to {plot}")
