@@ -1,11 +1,18 @@
-"""Live evaluation: fixed ``N_D`` against T2 on real graph runs (``t2 eval --live``).
+"""Live evaluation: every live policy on real graph runs (``t2 eval --live``).
 
 Where :mod:`t2_agents.evaluate` replays collected pools, :func:`live_eval` answers the first
-questions of the collections again with the parallel-thinking graph on an engine, once with
-``FixedPolicy(N_D)`` and once with the T2 policy, with each collection's sampling settings
-(temperature, top-p, max tokens) and each record's task extractor. A question is right when the
-voted answer is among the record's ``correct`` answers or equals its normalised gold. Costs come
-from one :class:`~t2_agents.graph.CostLedger` per policy.
+questions of the collections again with the parallel-thinking graph on an engine, once per
+policy of :data:`LIVE_POLICIES`, with each collection's sampling settings (temperature, top-p,
+max tokens) and each record's task extractor:
+
+- ``fixed``: ``FixedPolicy(N_D)``; ``t2``: the T2 policy, one wave;
+- ``adaptive``, ``esc``, ``hybrid``: the live stop rules of :mod:`t2_agents.stop_rules` (the
+  hybrid's first wave is T2's N), with the replay's settings (``stop``);
+- ``budget``: T2 under one :class:`~t2_agents.graph.RunBudget` for all the questions, of as
+  many samples as the ``t2`` run spent (``run_budget`` overrides), so both cost the same.
+
+A question is right when the voted answer is among the record's ``correct`` answers or equals
+its normalised gold. Costs come from one :class:`~t2_agents.graph.CostLedger` per policy.
 
 Example:
     >>> live_eval(engine, ["runs/heldout/lcm"], "artifacts/t2", n_d=8)  # doctest: +SKIP
@@ -22,13 +29,21 @@ from langchain_core.runnables import RunnableConfig
 from t2_agents.answers import normalize_answer
 from t2_agents.backends.base import Engine
 from t2_agents.errors import ConfigError, DataError
-from t2_agents.graph import CONFIG_KEY, CostLedger, ThinkingContext, build_parallel_thinking_graph
+from t2_agents.graph import (
+    CONFIG_KEY,
+    CostLedger,
+    RunBudget,
+    ThinkingContext,
+    ThinkingGraph,
+    build_parallel_thinking_graph,
+)
 from t2_agents.policies import BudgetEstimator, BudgetPolicy, FixedPolicy, T2Policy
+from t2_agents.stop_rules import StopRule, StopRules
 
-__all__ = ["LIVE_POLICIES", "LiveProgress", "live_eval", "live_table"]
+__all__ = ["LIVE_POLICIES", "LiveProgress", "is_right", "live_eval", "live_table"]
 
-LIVE_POLICIES: tuple[str, str] = ("fixed", "t2")
-"""Keys of the two runs in :func:`live_eval`'s result."""
+LIVE_POLICIES: tuple[str, ...] = ("fixed", "t2", "adaptive", "esc", "hybrid", "budget")
+"""Keys of the runs in :func:`live_eval`'s result, in the order they run."""
 
 LiveProgress = Callable[[int, int], None]
 """``progress(done, total)`` after every (question, policy) run."""
@@ -78,8 +93,11 @@ def live_eval(
     questions: int = 8,
     seed: int = 0,
     progress: LiveProgress | None = None,
+    policies: Sequence[str] = LIVE_POLICIES,
+    stop: StopRules | None = None,
+    run_budget: int | None = None,
 ) -> dict[str, Any]:
-    """Run fixed ``N_D`` and T2 through the graph on ``questions`` collected questions.
+    """Run the live policies through the graph on ``questions`` collected questions.
 
     Args:
         engine: The engine (the collections' model, e.g. ``TransformersEngine(model=...)``).
@@ -90,23 +108,27 @@ def live_eval(
         questions: How many questions (>= 1).
         seed: Base sampling seed of every run.
         progress: Called with ``(done, total)`` after every (question, policy) run.
+        policies: Keys of :data:`LIVE_POLICIES` to run (``budget`` needs ``t2`` or
+            ``run_budget``).
+        stop: Settings of the stop rules (threshold, window...); None: the defaults.
+        run_budget: Total samples of the ``budget`` run; None: what the ``t2`` run spent.
 
     Returns:
-        JSON-ready dict: ``questions``, ``n_d``, ``model``, ``folders``, ``policies`` (per
-        ``fixed``/``t2``: ``name``, ``correct``, ``accuracy``, ``mean_samples``,
-        ``mean_completion_tokens``, ``seconds_per_question``, ``seconds``) and ``rows`` (one
-        per question: ``id``, ``task``, ``gold`` and per policy ``n``, ``answer``, ``correct``).
+        JSON-ready dict: ``questions``, ``n_d``, ``model``, ``folders``, ``run_budget``,
+        ``policies`` (per key: ``name``, ``correct``, ``accuracy``, ``mean_samples``,
+        ``mean_completion_tokens``, ``mean_engine_calls``, ``mean_rounds``,
+        ``seconds_per_question``, ``seconds``) and ``rows`` (one per question: ``id``, ``task``,
+        ``gold`` and per policy ``n``, ``answer``, ``correct``).
 
     Raises:
-        ConfigError: ``questions`` or ``n_d`` below 1.
+        ConfigError: ``questions`` or ``n_d`` below 1, an unknown policy, ``budget`` without
+            ``t2`` or ``run_budget``.
         DataError: No folder, or empty collections.
         ArtifactError: An estimator fitted on another model.
     """
     from t2_agents.evaluate import _load
 
-    for name, value in (("questions", questions), ("n_d", n_d)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name}={value!r} must be an int >= 1")
+    keys = _check(policies, questions, n_d, run_budget)
     collections = _load(folders, "evaluation")
     if isinstance(estimator, str | Path):
         from t2_agents.estimator import T2Estimator
@@ -114,21 +136,7 @@ def live_eval(
         estimator = T2Estimator.load(
             estimator, expect_identity=engine.identity, expect_hidden_size=engine.hidden_size
         )
-    policies: dict[str, BudgetPolicy] = {
-        "fixed": FixedPolicy(n_d),
-        "t2": T2Policy(estimator, engine=engine),
-    }
-    graphs = []
-    for c in collections:
-        cfg = c.config
-        context = ThinkingContext(
-            n_min=1, n_max=max(n_d, int(cfg.samples)), temperature=cfg.temperature,
-            top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=seed,
-        )  # fmt: skip
-        graphs.append({
-            key: build_parallel_thinking_graph(engine=engine, policy=p, context=context)
-            for key, p in policies.items()
-        })  # fmt: skip
+    t2 = T2Policy(estimator, engine=engine)
     trained = frozenset(getattr(estimator, "training_keys", frozenset()))
     picked, skipped = _pick(collections, questions, trained)
     if not picked:
@@ -136,14 +144,28 @@ def live_eval(
             f"no question in {[str(f) for f in folders]} is new to the estimator ({skipped} were "
             "seen in training); evaluate on questions it never saw"
         )
-    ledgers = {key: CostLedger() for key in LIVE_POLICIES}
-    rows: list[dict[str, Any]] = []
-    done, total = 0, len(picked) * len(LIVE_POLICIES)
-    for k, record in picked:
-        row: dict[str, Any] = {"id": record["id"], "task": record["task"], "gold": record["gold"]}
-        config: RunnableConfig = {"configurable": {CONFIG_KEY: {"task": record["task"]}}}
-        for key in LIVE_POLICIES:
-            state = graphs[k][key].invoke({"question": record["prompt"]}, config)
+    cfg = stop or StopRules()
+    ledgers = {key: CostLedger() for key in keys}
+    rows: list[dict[str, Any]] = [
+        {"id": record["id"], "task": record["task"], "gold": record["gold"]} for _, record in picked
+    ]
+    done, total = 0, len(picked) * len(keys)
+    budget_total = run_budget
+    for key in keys:
+        if key == "budget" and budget_total is None:
+            budget_total = ledgers["t2"].summary()["samples"]
+        budget = None
+        if key == "budget":
+            budget = RunBudget(total_samples=int(budget_total or 0), steps=len(picked))
+        graphs = [
+            _graph(engine, c.config, key, n_d=n_d, seed=seed, t2=t2, stop=cfg, budget=budget)
+            for c in collections
+        ]
+        for row, (k, record) in zip(rows, picked, strict=True):
+            config: RunnableConfig = {
+                "configurable": {CONFIG_KEY: {"task": record["task"]}, "thread_id": f"live-{key}"}
+            }
+            state = graphs[k].invoke({"question": record["prompt"]}, config)
             ledgers[key].add_state(state)
             answer = state.get("answer")
             row[key] = {"n": int(state["cost"]["samples"]), "answer": answer,
@@ -151,29 +173,87 @@ def live_eval(
             done += 1
             if progress is not None:
                 progress(done, total)
-        rows.append(row)
-    count = len(rows)
-    out: dict[str, Any] = {}
-    for key in LIVE_POLICIES:
-        summary = ledgers[key].summary()
-        right = sum(1 for row in rows if row[key]["correct"])
-        out[key] = {
-            "name": f"fixed N_D={n_d}" if key == "fixed" else "t2",
-            "correct": right,
-            "accuracy": right / count,
-            "mean_samples": summary["samples"] / count,
-            "mean_completion_tokens": summary["completion_tokens"] / count,
-            "seconds_per_question": summary["wall_seconds"] / count,
-            "seconds": summary["wall_seconds"],
-        }
+    names = _names(n_d, cfg, budget_total)
     return {
-        "questions": count,
+        "questions": len(rows),
         "skipped_seen_in_training": skipped,
         "n_d": n_d,
+        "run_budget": budget_total,
         "model": engine.identity,
         "folders": [str(f) for f in folders],
-        "policies": out,
+        "policies": {key: _summary(names[key], ledgers[key], rows, key) for key in keys},
         "rows": rows,
+    }
+
+
+def _check(policies: Sequence[str], questions: int, n_d: int, run_budget: int | None) -> list[str]:
+    for name, value in (("questions", questions), ("n_d", n_d)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name}={value!r} must be an int >= 1")
+    unknown = [p for p in policies if p not in LIVE_POLICIES]
+    if unknown or not policies:
+        raise ConfigError(
+            f"live policies {list(policies)} are not a non-empty subset of {list(LIVE_POLICIES)}"
+        )
+    keys = [p for p in LIVE_POLICIES if p in policies]
+    if "budget" in keys and "t2" not in keys and run_budget is None:
+        raise ConfigError(
+            "the budget run spends what the t2 run spent: add 't2' to the policies or pass "
+            "run_budget=SAMPLES"
+        )
+    return keys
+
+
+def _graph(
+    engine: Engine,
+    cfg: Any,
+    key: str,
+    *,
+    n_d: int,
+    seed: int,
+    t2: T2Policy,
+    stop: StopRules,
+    budget: RunBudget | None,
+) -> ThinkingGraph:
+    policy: BudgetPolicy = FixedPolicy(n_d) if key == "fixed" else t2
+    rule = None
+    if key in ("adaptive", "esc", "hybrid"):
+        rule = StopRule(
+            kind=key, threshold=stop.threshold, window=stop.window,  # type: ignore[arg-type]
+            decisive_share=stop.decisive_share, min_votes=stop.min_votes,
+        )  # fmt: skip
+    context = ThinkingContext(
+        n_min=1, n_max=max(n_d, int(cfg.samples)), temperature=cfg.temperature,
+        top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=seed, stop=rule, run_budget=budget,
+    )  # fmt: skip
+    return build_parallel_thinking_graph(engine=engine, policy=policy, context=context)
+
+
+def _names(n_d: int, stop: StopRules, budget: int | None) -> dict[str, str]:
+    return {
+        "fixed": f"fixed N_D={n_d}",
+        "t2": "t2",
+        "adaptive": f"adaptive ({stop.threshold:g})",
+        "esc": f"esc (window {stop.window})",
+        "hybrid": f"hybrid (t2, then {stop.window})",
+        "budget": f"t2, run budget {budget}",
+    }
+
+
+def _summary(name: str, ledger: CostLedger, rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    count = len(rows)
+    summary = ledger.summary()
+    right = sum(1 for row in rows if row[key]["correct"])
+    return {
+        "name": name,
+        "correct": right,
+        "accuracy": right / count,
+        "mean_samples": summary["samples"] / count,
+        "mean_completion_tokens": summary["completion_tokens"] / count,
+        "mean_engine_calls": summary["engine_calls"] / count,
+        "mean_rounds": sum(max(1, len(s.waves)) for s in ledger.steps) / count,
+        "seconds_per_question": summary["wall_seconds"] / count,
+        "seconds": summary["wall_seconds"],
     }
 
 
@@ -184,6 +264,8 @@ def live_table(result: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[s
         "accuracy",
         "mean N",
         "mean tokens",
+        "engine calls",
+        "rounds",
         "s / question",
         "total s",
     )
@@ -193,9 +275,11 @@ def live_table(result: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[s
             f"{p['accuracy']:.3f}",
             f"{p['mean_samples']:.2f}",
             f"{p['mean_completion_tokens']:.1f}",
+            f"{p['mean_engine_calls']:.2f}",
+            f"{p['mean_rounds']:.2f}",
             f"{p['seconds_per_question']:.2f}",
             f"{p['seconds']:.1f}",
         )
-        for p in (result["policies"][key] for key in LIVE_POLICIES)
+        for p in result["policies"].values()
     ]
     return header, rows

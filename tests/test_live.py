@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from t2_agents import cli
 from t2_agents.errors import ConfigError, DataError
-from t2_agents.live import is_right, live_eval
+from t2_agents.live import is_right, live_eval, live_table
 
 runner = CliRunner()
 
@@ -46,8 +46,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_live_eval_runs_both_policies(setup: dict[str, Any]) -> None:
     ticks: list[tuple[int, int]] = []
     out = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, questions=5,
-                    progress=lambda d, t: ticks.append((d, t)))  # fmt: skip
+                    progress=lambda d, t: ticks.append((d, t)),
+                    policies=("t2", "fixed"))  # fmt: skip
     assert out["questions"] == 5 and ticks[-1] == (10, 10)
+    assert list(out["policies"]) == ["fixed", "t2"]
     tasks_order = [r["id"] for r in out["rows"]]
     assert len(set(tasks_order)) == 5
     fixed, t2 = out["policies"]["fixed"], out["policies"]["t2"]
@@ -57,6 +59,27 @@ def test_live_eval_runs_both_policies(setup: dict[str, Any]) -> None:
         assert p["accuracy"] == sum(r[p["name"].split()[0]]["correct"] for r in out["rows"]) / 5
         assert p["mean_completion_tokens"] == pytest.approx(3 * p["mean_samples"])
         assert p["seconds"] >= 0 and p["seconds_per_question"] == pytest.approx(p["seconds"] / 5)
+
+
+def test_live_eval_runs_every_live_policy(setup: dict[str, Any]) -> None:
+    out = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, questions=4)
+    policies = out["policies"]
+    assert list(policies) == ["fixed", "t2", "adaptive", "esc", "hybrid", "budget"]
+    t2_total = round(policies["t2"]["mean_samples"] * 4)
+    assert out["run_budget"] == t2_total
+    assert policies["budget"]["mean_samples"] * 4 <= t2_total
+    assert policies["budget"]["name"] == f"t2, run budget {t2_total}"
+    for row in out["rows"]:
+        assert row["hybrid"]["n"] >= row["t2"]["n"]  # same first wave, then follow-ups
+    assert policies["adaptive"]["mean_engine_calls"] == policies["adaptive"]["mean_samples"]
+    assert policies["esc"]["mean_samples"] % 4 == 0 or policies["esc"]["mean_samples"] >= 4
+    assert policies["fixed"]["mean_rounds"] == 1.0 and policies["adaptive"]["mean_rounds"] >= 4
+    header, rows = live_table(out)
+    assert "engine calls" in header and len(rows) == 6
+    with pytest.raises(ConfigError, match="add 't2' to the policies or pass run_budget"):
+        live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, policies=["budget"])
+    with pytest.raises(ConfigError, match="not a non-empty subset"):
+        live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, policies=["beta"])
 
 
 def test_live_questions_round_robin_over_folders(setup: dict[str, Any]) -> None:
