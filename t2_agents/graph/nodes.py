@@ -7,6 +7,12 @@ included) with ``functools.partial``, and each node combines it with the run's c
 graph's own context, which is ignored) and ``configurable["t2"]``
 (:func:`~t2_agents.graph.state.resolve_context`).
 
+With a stop rule the fan-out nodes sample one *wave* at a time (branch indices and seeds
+continue from ``wave_start``) and the ``wave`` node of :mod:`~t2_agents.graph.waves` decides
+whether another follows; with a run budget the budget node asks the run's account for the
+step's paths and the aggregate node books what the step used
+(:mod:`~t2_agents.graph.budgets`).
+
 Under ``ainvoke``/``abatch`` LangGraph runs these synchronous nodes in worker threads
 (``run_in_executor`` with the context copied, which is what ``asyncio.to_thread`` does), so the
 engine calls of independent questions run concurrently; an engine that is not thread-safe must
