@@ -40,6 +40,7 @@ STATE_KEYS = {
     "question", "prompt", "n", "n_min", "n_max", "policy", "budget_warning", "features",
     "fanout", "params", "seeds", "branches", "answers", "verdict", "answer", "error", "cost",
     "started_at", "budget_seconds", "wave_start", "stop_rule", "waves", "stopped", "run_budget",
+    "step_id",
 }  # fmt: skip
 BRANCH_KEYS = {
     "index", "seed", "text", "prompt_tokens", "completion_tokens", "finish_reason", "error",

@@ -91,3 +91,24 @@ def test_hybrid_waves_and_a_run_budget_on_the_real_model(engine: Any) -> None:
         assert state["stopped"] in {"decisive", "n_max", "run budget"}
     assert ledger.summary()["samples"] <= 8
     assert budget.account_for("real").snapshot()["spent_samples"] == ledger.summary()["samples"]
+
+
+def test_send_waves_cancel_queued_and_running_paths_on_the_real_model(engine: Any) -> None:
+    """Greedy paths agree, so the hybrid fires after two; the other two never finish."""
+    from t2_agents.policies import FixedPolicy
+
+    graph = build_parallel_thinking_graph(
+        engine=engine,
+        policy=FixedPolicy(4),
+        stop="hybrid",
+        context=ThinkingContext(
+            n_max=4, temperature=0.0, max_tokens=24, seed=0, task="products", fanout="send"
+        ),
+    )
+    state = graph.invoke({"question": QUESTION})
+    cost = state["cost"]
+    assert state["stopped"] == "decisive" and state["verdict"]["valid"] == 2
+    assert (cost["samples"], cost["cancelled"], cost["failed"]) == (4, 2, 0)
+    cut = [b for b in state["branches"] if b["finish_reason"] == "cancelled"]
+    assert sum(b["completion_tokens"] for b in cut) < 24  # stopped at the next token, or never ran
+    assert cost["completion_tokens"] == sum(b["completion_tokens"] for b in state["branches"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
+from t2_agents.backends.base import cancel_requested
 from t2_agents.errors import ConfigError, EngineError
 from t2_agents.graph import ThinkingContext, ThinkingSettings, build_parallel_thinking_graph
 from t2_agents.graph.testing import FakeEngine
@@ -134,3 +136,47 @@ def test_waves_larger_than_n_max_are_refused() -> None:
         build_parallel_thinking_graph(engine=FakeEngine(), n_max=4, stop=StopRule(window=6))
     with pytest.raises(ConfigError, match="stop='beta' is not one of"):
         ThinkingContext(stop="beta")  # type: ignore[arg-type]
+
+
+class CancellableEngine(FakeEngine):
+    """A fake engine that polls the cancel signal while it 'generates' (like the real ones)."""
+
+    def sample(self, prompts: Any, n: int, params: Any) -> Any:
+        delay = self.delay.get(params.seed, 0.0) if isinstance(self.delay, dict) else 0.0
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            if cancel_requested():
+                raise EngineError("the caller cancelled this call")
+            time.sleep(0.005)
+        return FakeEngine(answers={"7": 1.0}).sample(prompts, n, params)
+
+
+SLOW = {0: 0.0, 1: 0.0, 2: 2.0, 3: 2.0, 4: 2.0, 5: 2.0}
+
+
+def test_send_waves_cancel_the_paths_still_in_flight_when_the_rule_fires() -> None:
+    engine = CancellableEngine(answers={"7": 1.0}, delay=SLOW)
+    started = time.monotonic()
+    state, events = _run(engine, policy=FixedPolicy(6), n_max=6, fanout="send", stop="hybrid")
+    assert time.monotonic() - started < 1.5  # the 2 s paths were cancelled, not waited for
+    cost = state["cost"]
+    assert state["answer"] == "7" and state["stopped"] == "decisive"
+    assert (cost["samples"], cost["cancelled"], cost["failed"]) == (6, 4, 0)
+    finished = [b for b in state["branches"] if b["finish_reason"] != "cancelled"]
+    assert cost["completion_tokens"] == sum(b["completion_tokens"] for b in finished)
+    assert state["waves"][0]["cancelled"] == 4
+    assert sum(1 for e in events if e["event"] == "branch") == 6
+
+
+def test_paths_returning_after_the_rule_fired_do_not_vote_but_count_their_tokens() -> None:
+    engine = FakeEngine(answers={"7": 1.0}, delay={0: 0.0, 1: 0.0, 2: 0.3, 3: 0.3})
+    state, _ = _run(engine, policy=FixedPolicy(4), n_max=4, fanout="send", stop="hybrid")
+    cost = state["cost"]
+    assert cost["cancelled"] == 2 and state["verdict"]["valid"] == 2
+    assert cost["completion_tokens"] == sum(b["completion_tokens"] for b in state["branches"])
+
+
+def test_esc_windows_are_never_cut_short() -> None:
+    engine = FakeEngine(answers={"7": 1.0}, delay={0: 0.0, 1: 0.0, 2: 0.1, 3: 0.1})
+    state, _ = _run(engine, n_max=8, fanout="send", stop="esc")
+    assert state["cost"]["cancelled"] == 0 and state["stopped"] == "esc"

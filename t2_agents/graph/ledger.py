@@ -73,11 +73,14 @@ class StepRecord:
     n_min: int = 1
     """The smallest budget allowed."""
     failed: int = 0
-    """Branches that ended with an error."""
+    """Branches that ended with an error (cancelled ones not included)."""
+    cancelled: int = 0
+    """Branches cancelled in flight because the stop rule had fired (send fan-out)."""
     prompt_tokens: int = 0
-    """Prompt tokens summed over the returned completions."""
+    """Prompt tokens summed over the returned completions (cancelled ones included)."""
     completion_tokens: int = 0
-    """Generated tokens summed over the returned completions."""
+    """Generated tokens summed over the returned completions (what cancelled ones generated
+    included)."""
     node_seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per node: ``budget``, ``fanout`` (span of the branches), ``aggregate``."""
     engine_seconds: float = 0.0
@@ -187,7 +190,8 @@ class CostLedger:
             ``steps``, ``samples``, ``n_max_total``, ``mean_n``, ``utilisation`` (samples over
             the sum of ``n_max``; None without steps), ``saved`` (1 - utilisation),
             ``prompt_tokens``, ``completion_tokens``, ``total_tokens``, ``failed_branches``,
-            ``errors`` (steps without an answer), ``engine_calls``, ``waves`` (of stop rules),
+            ``cancelled_branches``, ``errors`` (steps without an answer), ``engine_calls``,
+            ``waves`` (of stop rules),
             ``over_budget`` (paths sampled beyond a run budget), ``answered``,
             ``engine_seconds``, ``wall_seconds``, ``node_seconds`` (summed per node) and
             ``policies`` (steps per policy name).
@@ -215,6 +219,7 @@ class CostLedger:
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
             "failed_branches": sum(s.failed for s in steps),
+            "cancelled_branches": sum(s.cancelled for s in steps),
             "errors": sum(1 for s in steps if s.error is not None),
             "engine_calls": sum(s.engine_calls for s in steps),
             "waves": sum(len(s.waves) for s in steps),

@@ -52,6 +52,7 @@ When every branch failed, the aggregate node sets ``error`` and leaves ``verdict
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import numpy as np
@@ -62,9 +63,10 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from t2_agents.backends.base import Completion, Engine, SamplingParams
+from t2_agents.backends.base import CANCEL_EVENT, Completion, Engine, SamplingParams
 from t2_agents.errors import ConfigError, EngineError, PromptError, TransientEngineError
 from t2_agents.graph.budgets import grant_step, settle_step
+from t2_agents.graph.inflight import WaveBoard, board_for, can_fire_within_a_wave
 from t2_agents.graph.ledger import StepRecord
 from t2_agents.graph.state import (
     BranchResult,
@@ -73,6 +75,7 @@ from t2_agents.graph.state import (
     ThinkingContext,
     ThinkingState,
     WaveRecord,
+    WaveTask,
     resolve_context,
 )
 from t2_agents.policies import BudgetPolicy, FixedPolicy, clamp_budget
@@ -193,6 +196,7 @@ def budget_node(
             "max_tokens": ctx.max_tokens,
         },
         "seeds": ctx.branch_seeds(n),
+        "step_id": uuid.uuid4().hex,
         "wave_start": 0,
         "stop_rule": None if rule is None else {"name": rule.name, **_rule_dict(rule)},
         "waves": None,  # reset (see add_waves)
@@ -256,11 +260,19 @@ def route_fanout(state: ThinkingState) -> list[Send] | str:
     if state.get("fanout") != "send":
         return "sample"
     start = int(state.get("wave_start", 0))
+    wave: WaveTask | None = None
+    if state.get("stop_rule"):
+        key = f"{state.get('step_id', '')}:{start}"
+        wave = {"key": key, "prior": list(state.get("answers") or [])}
     return [
         Send(
             "branch",
             BranchTask(
-                question=state["question"], index=start + i, seed=seed, params=state["params"]
+                question=state["question"],
+                index=start + i,
+                seed=seed,
+                params=state["params"],
+                wave=wave,
             ),
         )
         for i, seed in enumerate(state["seeds"])
@@ -275,21 +287,51 @@ def branch_node(
     defaults: ThinkingContext,
     max_attempts: int = 1,
 ) -> dict[str, Any]:
-    """Sample one reasoning path (send mode) and emit its ``branch`` event."""
+    """Sample one reasoning path (send mode) and emit its ``branch`` event.
+
+    In a wave whose rule can fire on part of the wave, the branch shares the wave's
+    :class:`~t2_agents.graph.inflight.WaveBoard`: its engine call is cancelled once the rule
+    fires, and a branch that returns after that is kept as cancelled (it does not vote).
+    """
     ctx = resolve_context(defaults, runtime.context, config)
     sampler = ctx.require_sampler()
     attempt = _attempt(runtime)
     started, clock = time.time(), time.perf_counter()
-    params = SamplingParams(**state["params"], seed=state["seed"])
+    index, seed = state["index"], state["seed"]
+    params = SamplingParams(**state["params"], seed=seed)
+    board = _board(state, ctx)
+    if board is not None and board.fired:
+        result = _failure(index, seed, _CANCELLED, started, clock, attempt, cancelled=True)
+        _emit_branch(result)
+        return {"branches": [result]}
+    token = CANCEL_EVENT.set(board.cancel_event(CANCEL_EVENT.get())) if board else None
     try:
         completion = _one(sampler, state["question"], params)
-        result = _result(state["index"], state["seed"], completion, started, clock, attempt)
+        result = _result(index, seed, completion, started, clock, attempt)
+        if board is not None and not board.add(ctx.get_extractor()(completion.text)):
+            result = {**result, "error": _CANCELLED_TEXT, "finish_reason": "cancelled"}
     except Exception as exc:
-        if _must_raise(exc, ctx, attempt, max_attempts):
+        cancelled = board is not None and board.fired and not isinstance(exc, GraphBubbleUp)
+        if not cancelled and _must_raise(exc, ctx, attempt, max_attempts):
             raise
-        result = _failure(state["index"], state["seed"], exc, started, clock, attempt)
+        result = _failure(index, seed, exc, started, clock, attempt, cancelled=cancelled)
+    finally:
+        if token is not None:
+            CANCEL_EVENT.reset(token)
     _emit_branch(result)
     return {"branches": [result]}
+
+
+_CANCELLED_TEXT = "cancelled: the stop rule fired while this path was in flight"
+_CANCELLED = EngineError(_CANCELLED_TEXT)
+
+
+def _board(state: BranchTask, ctx: ThinkingContext) -> WaveBoard | None:
+    wave = state.get("wave")
+    rule = ctx.stop
+    if not wave or not isinstance(rule, StopRule) or not can_fire_within_a_wave(rule):
+        return None
+    return board_for(wave["key"], rule, wave["prior"])
 
 
 def sample_node(
@@ -378,6 +420,8 @@ def aggregate_node(
     branches = sorted(state.get("branches") or [], key=lambda branch: branch["index"])
     answers = branch_answers(branches, ctx)
     ok = [i for i, b in enumerate(branches) if b["error"] is None]
+    cancelled = [i for i, b in enumerate(branches) if b["finish_reason"] == "cancelled"]
+    paid = sorted([*ok, *cancelled])  # what was generated, cancelled paths' partial text included
     error: str | None = None
     verdict: dict[str, Any] | None = None
     if ok:
@@ -387,7 +431,7 @@ def aggregate_node(
     else:
         error = state.get("error") or "no branch ran; nothing to vote on"
     answer = None if verdict is None else verdict["answer"]
-    completion = sum(branches[i]["completion_tokens"] for i in ok)
+    completion = sum(branches[i]["completion_tokens"] for i in paid)
     budget = settle_step(ctx.run_budget, config, state.get("run_budget"), len(branches), completion)
     waves = list(state.get("waves") or [])
     record = StepRecord(
@@ -397,8 +441,9 @@ def aggregate_node(
         n_min=state.get("n_min", 1),
         n_max=state.get("n_max", len(branches)),
         samples=len(branches),
-        failed=len(branches) - len(ok),
-        prompt_tokens=sum(branches[i]["prompt_tokens"] for i in ok),
+        failed=len(branches) - len(paid),
+        cancelled=len(cancelled),
+        prompt_tokens=sum(branches[i]["prompt_tokens"] for i in paid),
         completion_tokens=completion,
         node_seconds={
             "budget": state.get("budget_seconds", 0.0),
@@ -494,7 +539,14 @@ def _result(
 
 
 def _failure(
-    index: int, seed: int | None, exc: Exception, started: float, clock: float, attempt: int
+    index: int,
+    seed: int | None,
+    exc: Exception,
+    started: float,
+    clock: float,
+    attempt: int,
+    *,
+    cancelled: bool = False,
 ) -> BranchResult:
     return {
         "index": index,
@@ -502,8 +554,8 @@ def _failure(
         "text": None,
         "prompt_tokens": 0,
         "completion_tokens": 0,
-        "finish_reason": "error",
-        "error": f"{type(exc).__name__}: {exc}",
+        "finish_reason": "cancelled" if cancelled else "error",
+        "error": _CANCELLED_TEXT if cancelled else f"{type(exc).__name__}: {exc}",
         "attempts": attempt,
         "started": started,
         "finished": time.time(),

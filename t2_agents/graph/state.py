@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, get_args
 
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypedDict
@@ -63,6 +63,7 @@ __all__ = [
     "ThinkingSettings",
     "ThinkingState",
     "WaveRecord",
+    "WaveTask",
     "add_branches",
     "add_waves",
     "resolve_context",
@@ -105,6 +106,13 @@ class BranchResult(TypedDict):
     seconds: float
 
 
+class WaveTask(TypedDict):
+    """What a ``send`` branch of a wave needs to cancel the wave's other requests in flight."""
+
+    key: str
+    prior: list[str | None]
+
+
 class BranchTask(TypedDict):
     """The payload of one ``Send("branch", ...)``."""
 
@@ -112,6 +120,7 @@ class BranchTask(TypedDict):
     index: int
     seed: int | None
     params: dict[str, Any]
+    wave: NotRequired[WaveTask | None]
 
 
 class FeatureSummary(TypedDict):
@@ -157,6 +166,7 @@ class WaveRecord(TypedDict):
     leader_probability: float
     stop: bool
     reason: str
+    cancelled: int
 
 
 def add_waves(left: list[WaveRecord] | None, right: list[WaveRecord] | None) -> list[WaveRecord]:
@@ -186,6 +196,7 @@ class ThinkingState(TypedDict, total=False):
     params: dict[str, Any]
     seeds: list[int | None]
     branches: Annotated[list[BranchResult], add_branches]
+    step_id: str
     wave_start: int
     stop_rule: dict[str, Any] | None
     waves: Annotated[list[WaveRecord], add_waves]

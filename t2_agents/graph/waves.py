@@ -11,7 +11,9 @@ fan-out give the same paths on an engine with ``per_path_seeds``. Each wave is a
 a checkpointer commits it: a run resumed after a failure or a kill starts at the first
 unfinished wave and never samples a finished one again. With a run budget each follow-up wave
 is granted by the run's account (:func:`~t2_agents.graph.budgets.extend_step`); when it grants
-nothing the rule stops with reason ``"run budget"``.
+nothing the rule stops with reason ``"run budget"``. In the ``send`` fan-out, a rule that can
+decide on part of a wave cancels the wave's paths still in flight once it fires
+(:mod:`~t2_agents.graph.inflight`).
 
 Example:
     >>> route_after_fanout({"stop_rule": None})
@@ -29,6 +31,7 @@ from langgraph.types import Send
 
 from t2_agents.errors import ConfigError
 from t2_agents.graph.budgets import extend_step
+from t2_agents.graph.inflight import drop_board
 from t2_agents.graph.nodes import branch_answers, branch_span, route_fanout, vote_seed
 from t2_agents.graph.state import ThinkingContext, ThinkingState, WaveRecord, resolve_context
 from t2_agents.stop_rules import StopRule
@@ -71,6 +74,7 @@ def wave_node(
     branches = sorted(state.get("branches") or [], key=lambda branch: branch["index"])
     answers = branch_answers(branches, ctx)
     start = int(state.get("wave_start", 0))
+    drop_board(f"{state.get('step_id', '')}:{start}")
     wave = [b for b in branches if b["index"] >= start]
     n_max = int(state.get("n_max", ctx.n_max))
     decision = rule.decide(answers, wave=answers[len(branches) - len(wave) :], n_max=n_max)
@@ -86,8 +90,8 @@ def wave_node(
         "wave": len(state.get("waves") or []) + 1,
         "size": len(wave),
         "samples": len(branches),
-        "prompt_tokens": sum(b["prompt_tokens"] for b in wave if b["error"] is None),
-        "completion_tokens": sum(b["completion_tokens"] for b in wave if b["error"] is None),
+        "prompt_tokens": sum(b["prompt_tokens"] for b in wave),
+        "completion_tokens": sum(b["completion_tokens"] for b in wave),
         "seconds": branch_span(wave),
         "answer": None if verdict is None else verdict.answer,
         "share": 0.0 if verdict is None else float(verdict.share),
@@ -95,9 +99,10 @@ def wave_node(
         "leader_probability": decision.leader_probability,
         "stop": size == 0,
         "reason": reason,
+        "cancelled": sum(1 for b in wave if b["finish_reason"] == "cancelled"),
     }
     get_stream_writer()({"event": "wave", **record})
-    update: dict[str, Any] = {"waves": [record]}
+    update: dict[str, Any] = {"waves": [record], "answers": answers}
     if size == 0:
         return {**update, "stopped": reason}
     base = ctx.seed
