@@ -8,6 +8,7 @@ their final answers are extracted and majority-voted; a cost record tracks what 
 Modules: :mod:`~t2_agents.graph.state` (state, reducers, run settings and context),
 :mod:`~t2_agents.graph.budgets` (a budget for a whole agent run),
 :mod:`~t2_agents.graph.waves` (sequential waves and stop rules),
+:mod:`~t2_agents.graph.inflight` (cancelling a wave's paths in flight),
 :mod:`~t2_agents.graph.ledger` (cost records and roll-ups), :mod:`~t2_agents.graph.nodes` (the
 nodes and the fan-out modes), :mod:`~t2_agents.graph.builder` (the compiled graph and the tool),
 :mod:`~t2_agents.graph.chat` (branches served by any LangChain chat model).
@@ -64,6 +65,7 @@ from t2_agents.graph.state import (
     ThinkingSettings,
     ThinkingState,
     WaveRecord,
+    WaveTask,
     add_branches,
     add_waves,
     resolve_context,
@@ -92,6 +94,7 @@ __all__ = [
     "ThinkingState",
     "ThinkingToolInput",
     "WaveRecord",
+    "WaveTask",
     "add_branches",
     "add_waves",
     "aggregate_node",
