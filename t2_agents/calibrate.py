@@ -182,6 +182,7 @@ def load_training_set(
     first = collections[0].config
     summary: dict[str, object] = {
         "folders": [str(f) for f in folders],
+        "collections": [_provenance(c, f) for c, f in zip(collections, folders, strict=True)],
         "questions": len(tasks),
         "tasks": {t: tasks.count(t) for t in sorted(set(tasks))},
         "samples_per_question": [c.config.samples for c in collections],
@@ -208,6 +209,27 @@ def load_training_set(
         keys=keys,
         dropped=dropped,
     )
+
+
+def _provenance(collection: Collection, folder: str | Path) -> dict[str, object]:
+    """What one folder holds and how it was made (for the artifact's metadata)."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    for record in collection.records:  # the records, without completion texts, in order
+        light = {**record, "samples": [{k: v for k, v in s.items() if k != "text"}
+                                       for s in record["samples"]]}  # fmt: skip
+        digest.update(json.dumps(light, sort_keys=True).encode())
+    cfg = collection.config
+    return {
+        "folder": str(folder),
+        "task": cfg.task if cfg.task is not None else cfg.data,
+        "task_config": dict(cfg.task_config),
+        "seed": cfg.seed,
+        "questions": len(collection.records),
+        "records_sha256": digest.hexdigest(),
+    }
 
 
 def _distinct_rows(

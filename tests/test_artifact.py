@@ -357,3 +357,18 @@ def test_metadata_paths_are_never_followed(
         {"probes": "../../etc/passwd", "weights_file": "/etc/passwd", "path": "../elsewhere"},
     )
     assert T2Estimator.load(artifact).weights == fitted[0].weights
+
+
+def test_artifact_from_before_the_heads_loads_as_the_nstar_mlp(
+    fitted: tuple[T2Estimator, FitReport], data: tuple[np.ndarray, np.ndarray], artifact: Path
+) -> None:
+    """Artifacts written before ``head``/``kind`` existed (the first shipped one) still load."""
+    meta_path = artifact / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("head", "kind", "ridge_alphas"):
+        del meta["probe_config"][key]
+    meta_path.write_text(json.dumps(meta))
+    loaded = T2Estimator.load(artifact)
+    assert loaded.head == "nstar" and loaded.config.kind == "mlp" and not loaded.has_knob
+    assert loaded.training_keys == frozenset()  # no keys recorded then: nothing to exclude
+    np.testing.assert_array_equal(loaded.predict(data[0]), fitted[0].predict(data[0]))
