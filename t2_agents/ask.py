@@ -33,13 +33,19 @@ def default_estimator_path() -> Path | None:
 
 
 def _choose_n(
-    engine: Engine, prompt: str, n: int | None, estimator: str | None, tolerance: float | None
+    engine: Engine,
+    prompt: str,
+    n: int | None,
+    estimator: str | None,
+    knobs: dict[str, float | None],
 ) -> tuple[int, str]:
     if n is not None:
         return n, "fixed"
     from t2_agents.demo import choose_policy  # demo imports this module
 
-    policy = choose_policy(engine, estimator, tolerance=tolerance)
+    policy = choose_policy(
+        engine, estimator, tolerance=knobs.get("tolerance"), price=knobs.get("price")
+    )
     features = engine.encode([prompt], list(policy.layers))[0] if policy.needs_features else None
     # No cap here: the engine checks n against its own max_n with a clear error.
     chosen = policy.choose(features=features, question=prompt, n_min=1, n_max=1 << 16)
@@ -58,6 +64,7 @@ def ask_question(
     task: str | None = None,
     instruction: str = DEFAULT_INSTRUCTION,
     tolerance: float | None = None,
+    price: float | None = None,
 ) -> dict[str, Any]:
     """Answer one question by self-consistency with an adaptive (or given) number of paths.
 
@@ -73,6 +80,7 @@ def ask_question(
         instruction: Appended to the question.
         tolerance: T2's cost knob (curve-head estimators): accuracy you accept to lose against
             the best predicted budget; None uses the estimator's calibrated default.
+        price: T2's other knob: the accuracy one more path must buy (give at most one knob).
 
     Returns:
         A JSON-ready dict: n, policy, verdict, paths, tokens and seconds.
@@ -80,7 +88,8 @@ def ask_question(
     check_prompts([question])
     prompt = f"{question.rstrip()} {instruction}".strip()
     started = time.perf_counter()
-    chosen, policy = _choose_n(engine, prompt, n, estimator, tolerance)
+    knobs = {"tolerance": tolerance, "price": price}
+    chosen, policy = _choose_n(engine, prompt, n, estimator, knobs)
     decided = time.perf_counter()
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
     paths = engine.sample([prompt], chosen, params)[0]

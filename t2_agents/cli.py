@@ -146,6 +146,10 @@ def ask(
         float | None,
         typer.Option(help="T2 cost knob: accuracy to give up vs the best predicted N (0..1)."),
     ] = None,
+    price: Annotated[
+        float | None,
+        typer.Option(help="T2 cost knob: accuracy one more path must buy (0..1)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sample N reasoning paths for QUESTION, vote, and show the answer and every path."""
@@ -153,8 +157,9 @@ def ask(
     from t2_agents.policies import check_tolerance
 
     with _handled(as_json):
-        if tolerance is not None:
-            check_tolerance(tolerance)  # before the slow model load
+        for name, value in (("tolerance", tolerance), ("price", price)):
+            if value is not None:
+                check_tolerance(value, name=name)  # before the slow model load
         engine = _engine(model, cache_dir, engine_kind)
         progress = _spinner("thinking")
         with progress:
@@ -169,6 +174,7 @@ def ask(
                 seed=seed,
                 task=task,
                 tolerance=tolerance,
+                price=price,
             )
     if as_json:
         _emit(True, result)
@@ -607,7 +613,12 @@ def eval_policies(
     ] = 0.95,
     window: Annotated[int, typer.Option(help="ESC window and hybrid wave size.")] = 4,
     live: Annotated[
-        bool, typer.Option("--live", help="Also run fixed N_D and T2 through the graph live.")
+        bool,
+        typer.Option(
+            "--live",
+            help="Also run the live policies (fixed N_D, T2, adaptive, ESC, hybrid, run budget) "
+            "through the graph.",
+        ),
     ] = False,
     live_questions: Annotated[
         int, typer.Option("--live-questions", help="Questions of the live run (round-robin).")

@@ -235,7 +235,11 @@ train one with `t2 train` or pass --estimator PATH
 
 
 def load_t2_policy(
-    engine: Engine, estimator: str | Path | None = None, *, tolerance: float | None = None
+    engine: Engine,
+    estimator: str | Path | None = None,
+    *,
+    tolerance: float | None = None,
+    price: float | None = None,
 ) -> T2Policy:
     """Load the T2 policy for ``engine`` from ``estimator`` (or the shipped estimator).
 
@@ -244,6 +248,7 @@ def load_t2_policy(
         estimator: Estimator folder; None uses the one shipped for the default model.
         tolerance: The cost knob of a curve-head estimator (see
             :class:`~t2_agents.policies.T2Policy`); None uses the calibrated default.
+        price: The other cost knob (price per path); give at most one of the two.
 
     Returns:
         A :class:`~t2_agents.policies.T2Policy` checked against ``engine``.
@@ -263,7 +268,7 @@ def load_t2_policy(
     model = T2Estimator.load(
         path, expect_identity=engine.identity, expect_hidden_size=engine.hidden_size
     )
-    return T2Policy(model, engine=engine, tolerance=tolerance)
+    return T2Policy(model, engine=engine, tolerance=tolerance, price=price)
 
 
 def choose_policy(
@@ -273,6 +278,7 @@ def choose_policy(
     fallback_n: int = FALLBACK_N,
     on_fallback: Callable[[str], None] | None = None,
     tolerance: float | None = None,
+    price: float | None = None,
 ) -> BudgetPolicy:
     """T2 from ``estimator`` or the shipped estimator; without either, a fixed budget.
 
@@ -282,6 +288,7 @@ def choose_policy(
         fallback_n: The fixed budget used when there is no estimator at all.
         on_fallback: Called with the reason when falling back (e.g. to print a note).
         tolerance: The T2 cost knob (curve-head estimators); None uses the default.
+        price: The other T2 cost knob (price per path); give at most one of the two.
 
     Returns:
         A :class:`~t2_agents.policies.T2Policy` or ``FixedPolicy(fallback_n)``.
@@ -301,7 +308,7 @@ def choose_policy(
                 f"of {fallback_n} paths ({_NO_ESTIMATOR_FIX} for T2)"
             )
         return FixedPolicy(fallback_n)
-    return load_t2_policy(engine, estimator, tolerance=tolerance)
+    return load_t2_policy(engine, estimator, tolerance=tolerance, price=price)
 
 
 # --------------------------------------------------------------------------------- the demo

@@ -327,12 +327,15 @@ class T2Policy:
         estimator: A fitted estimator (see :class:`BudgetEstimator`).
         engine: When given, checked at once with :meth:`check_engine`.
         tolerance: The cost knob of a curve-head estimator: the accuracy (0..1) you accept to
-            lose against the best budget it predicts; larger spends fewer paths. None uses the
-            estimator's default (calibrated on its validation split).
+            lose against the best budget it predicts; larger spends fewer paths. None (and no
+            ``price``) uses the estimator's default rule and value (calibrated on validation).
+        price: The other knob of a curve-head estimator: the accuracy (0..1) one more path
+            must buy; the budget maximises predicted accuracy minus ``price`` per path.
 
     Raises:
         ArtifactError: ``engine`` is not the model the estimator was fitted on.
-        ConfigError: ``tolerance`` outside ``[0, 1]``, or given to an estimator without a knob.
+        ConfigError: A knob outside ``[0, 1]``, both knobs, or a knob for an estimator
+            without a curve head.
 
     Example:
         >>> class Const:
@@ -343,7 +346,7 @@ class T2Policy:
         't2'
     """
 
-    __slots__ = ("_checked", "estimator", "name", "tolerance")
+    __slots__ = ("_checked", "estimator", "name", "price", "tolerance")
 
     def __init__(
         self,
@@ -351,6 +354,7 @@ class T2Policy:
         *,
         engine: object | None = None,
         tolerance: float | None = None,
+        price: float | None = None,
     ) -> None:
         for attribute in ("layers", "predict_one", "model_identity", "hidden_size"):
             if not hasattr(estimator, attribute):
@@ -358,16 +362,23 @@ class T2Policy:
                     f"T2Policy needs an estimator with .{attribute}; got "
                     f"{type(estimator).__name__} (load one with t2_agents.estimator)"
                 )
-        if tolerance is not None:
-            check_tolerance(tolerance)
+        if tolerance is not None and price is not None:
+            raise ConfigError(
+                f"tolerance={tolerance!r} and price={price!r} are two rules; give one of them"
+            )
+        for name, value in (("tolerance", tolerance), ("price", price)):
+            if value is None:
+                continue
+            check_tolerance(value, name=name)
             if not getattr(estimator, "has_knob", False):
                 raise ConfigError(
-                    f"tolerance={tolerance!r} needs an estimator with a curve head; this one "
-                    f"({type(estimator).__name__}) predicts N* directly: drop tolerance or load "
+                    f"{name}={value!r} needs an estimator with a curve head; this one "
+                    f"({type(estimator).__name__}) predicts N* directly: drop {name} or load "
                     "a curve-head estimator (t2 train --head curve)"
                 )
         self.estimator = estimator
         self.tolerance = tolerance
+        self.price = price
         self.name = "t2"
         self._checked: set[tuple[str, int]] = set()
         if engine is not None:
@@ -422,9 +433,11 @@ class T2Policy:
             ConfigError: ``features`` is None or its shape does not match the estimator.
         """
         array = self._features(features)
-        if self.tolerance is None:
-            return int(self.estimator.predict_one(array))
-        return int(self.estimator.predict_one(array, tolerance=self.tolerance))  # type: ignore[call-arg]
+        if self.tolerance is not None:
+            return int(self.estimator.predict_one(array, tolerance=self.tolerance))  # type: ignore[call-arg]
+        if self.price is not None:
+            return int(self.estimator.predict_one(array, price=self.price))  # type: ignore[call-arg]
+        return int(self.estimator.predict_one(array))
 
     def predict_curve(self, features: Features | None) -> npt.NDArray[np.float64] | None:
         """Predicted accuracy ``A(N)`` for ``N = 1..max(grid)`` (curve head), else None.
@@ -459,13 +472,14 @@ class T2Policy:
 
     def __repr__(self) -> str:
         knob = "" if self.tolerance is None else f", tolerance={self.tolerance}"
+        knob += "" if self.price is None else f", price={self.price}"
         return (
             f"T2Policy(model={self.estimator.model_identity!r}, layers={list(self.layers)}{knob})"
         )
 
 
-def check_tolerance(value: object) -> float:
-    """Return ``value`` as a float if it is a finite number in ``[0, 1]``.
+def check_tolerance(value: object, *, name: str = "tolerance") -> float:
+    """Return a cost knob ``value`` as a float if it is a finite number in ``[0, 1]``.
 
     Example:
         >>> check_tolerance(0.02)
@@ -477,7 +491,8 @@ def check_tolerance(value: object) -> float:
     number = _as_number(value)
     if number is None or not 0.0 <= number <= 1.0:
         raise ConfigError(
-            f"tolerance={value!r} is not an accuracy in [0, 1]; pass e.g. 0.01 (lose at most "
-            "1 point against the best predicted budget) or omit it for the calibrated default"
+            f"{name}={value!r} is not an accuracy in [0, 1]; pass e.g. 0.01 (for tolerance: lose "
+            "at most 1 point against the best predicted budget) or omit it for the calibrated "
+            "default"
         )
     return number

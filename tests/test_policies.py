@@ -175,9 +175,11 @@ class _KnobEstimator:
     def __init__(self) -> None:
         self.seen: list[float | None] = []
 
-    def predict_one(self, features: Any, tolerance: float | None = None) -> int:
-        self.seen.append(tolerance)
-        return 2 if tolerance else 8
+    def predict_one(
+        self, features: Any, tolerance: float | None = None, price: float | None = None
+    ) -> int:
+        self.seen.append(tolerance if price is None else -price)
+        return 2 if tolerance else 3 if price else 8
 
 
 def test_t2_policy_passes_the_tolerance_knob() -> None:
@@ -186,7 +188,10 @@ def test_t2_policy_passes_the_tolerance_knob() -> None:
     assert T2Policy(est).choose(features=features, question="q", n_min=1, n_max=8) == 8
     knob = T2Policy(est, tolerance=0.05)
     assert knob.choose(features=features, question="q", n_min=1, n_max=8) == 2
-    assert est.seen == [None, 0.05] and "tolerance=0.05" in repr(knob)
+    priced = T2Policy(est, price=0.01)
+    assert priced.choose(features=features, question="q", n_min=1, n_max=8) == 3
+    assert est.seen == [None, 0.05, -0.01] and "tolerance=0.05" in repr(knob)
+    assert "price=0.01" in repr(priced)
 
 
 def test_t2_policy_tolerance_errors() -> None:
@@ -196,3 +201,7 @@ def test_t2_policy_tolerance_errors() -> None:
     est.has_knob = False
     with pytest.raises(ConfigError, match="needs an estimator with a curve head"):
         T2Policy(est, tolerance=0.01)
+    with pytest.raises(ConfigError, match=r"price=-1 is not an accuracy in \[0, 1\]"):
+        T2Policy(_KnobEstimator(), price=-1)
+    with pytest.raises(ConfigError, match="are two rules; give one of them"):
+        T2Policy(_KnobEstimator(), tolerance=0.01, price=0.01)
