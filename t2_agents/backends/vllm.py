@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from t2_agents.backends.base import (
+    CANCEL_EVENT,
     Completion,
     FinishReason,
     SamplingParams,
@@ -341,7 +342,17 @@ class VLLMEngine:
         if not self._thread.is_alive():
             coro.close()
             raise EngineError("this vLLM engine is closed; create a new VLLMEngine")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        cancel = CANCEL_EVENT.get()
+        if cancel is None:
+            return future.result()
+        while True:  # the caller may abandon the call (base.CANCEL_EVENT): poll for it
+            try:
+                return future.result(timeout=0.1)
+            except TimeoutError:
+                if cancel.is_set():
+                    future.cancel()  # cancels the task on the engine loop; vLLM aborts its requests
+                    raise EngineError("the caller cancelled this vLLM call") from None
 
     async def _await(self, coro: Coroutine[Any, Any, _T]) -> _T:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)

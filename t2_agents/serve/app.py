@@ -16,9 +16,10 @@ every path failed, engine error            502
 ========================================  ======
 
 While a request's graph runs, the server watches the connection: when the client goes away the
-run is cancelled (the transformers engine stops generating at the next token; the graph runs no
-further node) and its concurrency slot is freed. Requests are logged by id, status, N, tokens
-and time; the prompt text only with ``log_prompts``.
+run is cancelled (the transformers engine stops generating at the next token, the vLLM engine
+aborts its requests; the graph runs no further node) and its concurrency slot is freed.
+Requests are logged by id, status, N, tokens and time; the prompt text only with
+``log_prompts``.
 
 Example:
     >>> from t2_agents.graph.testing import FakeEngine
