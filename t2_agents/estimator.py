@@ -47,9 +47,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -297,14 +298,15 @@ class T2Estimator:
         summary = _check_summary(data_summary)
         train, val = _split(len(y), config, groups)
         probes, preds, epochs = [], [], []
-        for i, layer in enumerate(spec.layers):
-            xl = torch.from_numpy(np.ascontiguousarray(x[:, i, :]))  # [Q, d]
-            probe, best = _fit_probe(xl, target, train, val, config, len(spec.grid))
-            probes.append(probe)
-            preds.append(_predict(probe, xl[val]))
-            epochs.append(best)
-            if progress is not None:
-                progress(f"layer {layer}", i + 1, len(spec.layers))
+        with _one_thread():
+            for i, layer in enumerate(spec.layers):
+                xl = torch.from_numpy(np.ascontiguousarray(x[:, i, :]))  # [Q, d]
+                probe, best = _fit_probe(xl, target, train, val, config, len(spec.grid))
+                probes.append(probe)
+                preds.append(_predict(probe, xl[val]))
+                epochs.append(best)
+                if progress is not None:
+                    progress(f"layer {layer}", i + 1, len(spec.layers))
         val_preds = np.stack(preds, axis=1)  # [V, L] or [V, L, G]
         weights = _layer_weights(val_preds, target[val].double().numpy(), config.top_k)
         knob = None
@@ -475,6 +477,18 @@ class T2Estimator:
 
 
 # ---------------------------------------------------------------------------------- fit helpers
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Fit on one torch thread: `t2 train` must rebuild the shipped artifact bit for bit, and
+    multi-threaded float reductions need not be."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _check_labels(labels: object, n: int, grid: tuple[int, ...]) -> torch.Tensor:
     y = np.asarray(labels)
     if y.ndim != 1 or len(y) != n:
@@ -611,8 +625,9 @@ def _train_mlp(
 ) -> tuple[LayerProbe, int]:  # fmt: skip
     """Train on [T, d] -> y, early-stop on [V, d] -> y; return the best probe and epoch."""
     torch.manual_seed(config.seed)
-    fresh = make_probe(x_tr.shape[1], config, probe.outputs)
-    fresh.load_state_dict(probe.state_dict())  # same standardisation, seeded initialisation
+    fresh = make_probe(x_tr.shape[1], config, probe.outputs)  # seeded initialisation
+    fresh.mean.copy_(probe.mean)
+    fresh.std.copy_(probe.std)
     probe = fresh
     last = probe.net[-1]
     assert isinstance(last, nn.Linear)

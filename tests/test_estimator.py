@@ -327,3 +327,16 @@ def test_training_keys_come_from_the_summary() -> None:
     x, y = _data(q=60)
     est, _ = T2Estimator.fit(x, y, data_summary={"question_keys": ["a", "b"]}, **ARGS)
     assert est.training_keys == frozenset({"a", "b"})
+
+
+def test_fit_does_not_depend_on_the_global_torch_rng() -> None:
+    """The shipped artifact must be rebuilt bit for bit by `t2 train`, whatever ran before."""
+    x, y, curves = _curve_data(q=60)
+    config = ProbeConfig(head="curve", hidden=4, epochs=3)
+    torch.manual_seed(1)
+    a, _ = T2Estimator.fit(x, y, curves=curves, n_d=8, config=config, **CURVE_ARGS)
+    torch.manual_seed(2)
+    torch.rand(7)
+    b, _ = T2Estimator.fit(x, y, curves=curves, n_d=8, config=config, **CURVE_ARGS)
+    np.testing.assert_array_equal(a.predict_curve(x), b.predict_curve(x))
+    assert torch.get_num_threads() >= 1  # the fit restores the thread count it found
