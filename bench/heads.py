@@ -118,6 +118,69 @@ def report_head(
     }
 
 
+OOD_LAYER_SHARE = 0.5  # the middle layer (15 of 30), fixed before looking at held-out data
+OOD_NEIGHBOURS, OOD_DIMS, OOD_QUANTILE = 5, 64, 99.0
+
+
+def ood_flags(train: TrainingSet, held: TrainingSet) -> tuple[np.ndarray, dict[str, Any]]:
+    """Questions far from the training set: k-NN distance in a PCA of the middle layer.
+
+    Standardise the layer with training statistics, project on the top principal components of
+    the training questions, and flag a question whose distance to its k-th nearest training
+    question exceeds the 99th percentile of the training questions' own (leave-one-out)
+    distances. Everything is fitted on training data only.
+    """
+    slot = int(len(train.layers) * OOD_LAYER_SHARE)
+    xt = train.features[:, slot].astype(np.float64)
+    mean, std = xt.mean(axis=0), xt.std(axis=0) + 1e-6
+    zt = (xt - mean) / std
+    _, _, vt = np.linalg.svd(zt - zt.mean(axis=0), full_matrices=False)
+    proj = vt[:OOD_DIMS].T  # [d, k]
+    pt = zt @ proj
+    ph = ((held.features[:, slot].astype(np.float64) - mean) / std) @ proj
+
+    def kth(a: np.ndarray, self_: bool) -> np.ndarray:
+        d = ((a[:, None, :] - pt[None, :, :]) ** 2).sum(axis=-1)
+        if self_:
+            np.fill_diagonal(d, np.inf)
+        return np.asarray(np.sqrt(np.sort(d, axis=1)[:, OOD_NEIGHBOURS - 1]))
+
+    threshold = float(np.percentile(kth(pt, True), OOD_QUANTILE))
+    flags = kth(ph, False) > threshold
+    detector = {"layer": int(train.layers[slot]), "threshold": threshold}
+    detector |= {"neighbours": OOD_NEIGHBOURS, "dims": OOD_DIMS, "quantile": OOD_QUANTILE}
+    return flags, detector
+
+
+def safe_budget(train: TrainingSet, target: float = 0.01) -> int:
+    """The smallest fixed N whose training accuracy is within ``target`` of fixed N_D's."""
+    mean = train.curves.mean(axis=0)
+    return int(np.argmax(mean >= mean[train.n_d - 1] - target) + 1)
+
+
+def report_ood(estimator: T2Estimator, train: TrainingSet, held: TrainingSet,
+               unseen: set[str]) -> dict[str, Any]:  # fmt: skip
+    """The chosen head with a fall-back to a safe budget for questions far from training."""
+    flags, detector = ood_flags(train, held)
+    fallback = safe_budget(train)
+    budgets = estimator.predict(held.features)
+    guarded = np.where(flags, np.maximum(budgets, fallback), budgets)
+    tasks = np.asarray(held.tasks)
+    is_unseen = np.isin(tasks, sorted(unseen))
+    groups = {"all": np.ones(len(tasks), dtype=bool), "seen tasks": ~is_unseen,
+              "unseen tasks": is_unseen}  # fmt: skip
+    return {
+        "detector": detector,
+        "fallback_n": fallback,
+        "flagged": {g: float(flags[m].mean()) for g, m in groups.items() if m.any()},
+        "default": {
+            g: equal_cost(held.curves[m], guarded[m], n_d=train.n_d).to_dict()
+            for g, m in groups.items()
+            if m.any()
+        },
+    }
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -184,9 +247,11 @@ def main() -> None:
         "heads": {},
         "validation": {},
     }
+    fitted: dict[str, T2Estimator] = {}
     for head, kind in HEADS:
         name = f"{kind} {head}"
         estimator, info = fit_head(train, head, kind)
+        fitted[name] = estimator
         results["validation"][name] = {
             "equal_cost": info["equal_cost"], "combined_mse": info["combined_mse"],
             "mean_baseline_mse": info["mean_baseline_mse"], "seconds": info["seconds"],
@@ -206,6 +271,8 @@ def main() -> None:
     validation = results["validation"]
     chosen = max(validation, key=lambda k: validation[k]["equal_cost"]["gain"])
     results["chosen_on_validation"] = chosen
+    results["chosen_with_ood_fallback"] = report_ood(fitted[chosen], train, held, unseen)
+    print("with the OOD fall-back:", json.dumps(results["chosen_with_ood_fallback"]["flagged"]))
     results["fixed_at_n_d"] = fixed_accuracy(held.curves, float(train.n_d))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
