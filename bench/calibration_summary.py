@@ -3,8 +3,9 @@
 For every folder the plan names (its final size): distinct questions (by key), mean per-sample
 accuracy, mean completion tokens, the share of completions cut at ``max_tokens``, the SHA-256 of
 its batch records in order (``batches/*.jsonl``; features are re-encodable from the prompts),
-the minutes between its first and last batch, and how many of its questions also appear in the
-training folders (what `t2 train --drop-overlap` and `t2 eval` drop and count).
+and how many of its questions also appear in the
+training folders (what `t2 train --drop-overlap` and `t2 eval` drop and count); and the wall
+time from the first batch of the plan to its last.
 
     python bench/calibration_summary.py bench/calibration_plan.json \\
         --out docs/results/calibration_data.json
@@ -40,7 +41,8 @@ def summarise(folder: Path) -> dict[str, Any]:
     samples = [s for r in records for s in r["samples"]]
     times = [p.stat().st_mtime for p in batches]
     return {
-        "batch_minutes": (max(times) - min(times)) / 60 if len(times) > 1 else 0.0,
+        "first_batch": min(times, default=0.0),
+        "last_batch": max(times, default=0.0),
         "questions": len(records),
         "distinct": len({record_key(r) for r in records}),
         "accuracy": sum(r["accuracy"] for r in records) / max(1, len(records)),
@@ -72,7 +74,11 @@ def main() -> None:
         if not name.startswith("train/"):
             row["seen_in_training"] = sum(k in train_keys for k in keys)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"plan": str(args.plan), "folders": rows}, indent=1) + "\n")
+    starts = [r.pop("first_batch") for r in rows.values() if r["questions"]]
+    ends = [r.pop("last_batch") for r in rows.values() if r["questions"]]
+    wall = (max(ends) - min(starts)) / 60 if starts else 0.0
+    summary = {"plan": str(args.plan), "wall_minutes": wall, "folders": rows}
+    args.out.write_text(json.dumps(summary, indent=1) + "\n")
     for name, row in rows.items():
         seen = row.get("seen_in_training", "-")
         print(f"{name:28s} {row['questions']:4d} q  acc {row['accuracy']:.3f}  seen {seen}")

@@ -33,7 +33,8 @@ def _pt(value: float) -> str:
 
 def calibration_table() -> str:
     """Per collection folder: questions, accuracy, tokens, overlap with training, hash."""
-    rows = _load("calibration_data.json")["folders"]
+    data = _load("calibration_data.json")
+    rows = data["folders"]
     out = [
         "| folder | task settings | questions | acc@1 | mean tokens | cut at 48 | seen in "
         "training | records SHA-256 |",
@@ -47,6 +48,9 @@ def calibration_table() -> str:
             f"{r['mean_tokens']:.1f} | {100 * r['cut_at_max_tokens']:.0f} % | {seen} | "
             f"`{r['records_sha256'][:12]}` |"
         )
+    total = sum(r["questions"] for r in rows.values())
+    minutes = data["wall_minutes"]
+    out.append(f"| all | | {total} | | | | | wall time {minutes:.0f} min |")
     return "\n".join(out)
 
 
@@ -104,6 +108,56 @@ def groups_table() -> str:
     return "\n".join(out)
 
 
+def ood_table() -> str:
+    """The chosen head with the out-of-distribution fall-back (bench/heads.py)."""
+    data = _load("heldout_heads.json")
+    ood = data["chosen_with_ood_fallback"]
+    out = [
+        "| with the fall-back: questions | flagged | accuracy | mean N | saving vs N_D | "
+        "vs N_D (95 % CI), points | gain vs equal cost (95 % CI), points |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for group, d in ood["default"].items():
+        out.append(
+            f"| {group} | {100 * ood['flagged'][group]:.0f} % | {d['accuracy']:.3f} | "
+            f"{d['mean_n']:.2f} | {100 * (1 - d['sample_share']):.0f} % | "
+            f"{_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} | {_pt(d['gain'])} {_ci(d['gain_ci'])} |"
+        )
+    return "\n".join(out)
+
+
+def targets_table() -> str:
+    """The issue's targets against the measured held-out figures: met or not."""
+    data = _load("heldout_heads.json")
+    chosen = data["chosen_on_validation"]
+    policies = {
+        chosen: data["heads"][chosen]["default"],
+        f"{chosen} + fall-back": data["chosen_with_ood_fallback"]["default"],
+    }
+    out = ["| target | policy | questions | measured | met |", "|---|---|---|---|---|"]
+    for name, groups in policies.items():
+        for group in ("all", "seen tasks"):
+            d = groups[group]
+            ok = d["sample_share"] <= 0.35 and d["vs_n_d"] >= -0.01
+            out.append(
+                f"| ≤ 35 % of N_D's samples, within 1 point of N_D | {name} | {group} | "
+                f"{100 * d['sample_share']:.0f} %, {_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} | "
+                f"{'yes' if ok else 'no'} |"
+            )
+            out.append(
+                f"| ≥ 2 points above fixed N at equal cost | {name} | {group} | "
+                f"{_pt(d['gain'])} {_ci(d['gain_ci'])} | {'yes' if d['gain'] >= 0.02 else 'no'} |"
+            )
+        d = groups["unseen tasks"]
+        ok = d["sample_share"] <= 0.60 and d["vs_n_d"] >= -0.02
+        out.append(
+            f"| unseen tasks: ≥ 40 % fewer samples than N_D, within 2 points | {name} | "
+            f"unseen tasks | {100 * (1 - d['sample_share']):.0f} % fewer, {_pt(d['vs_n_d'])} "
+            f"{_ci(d['vs_n_d_ci'])} | {'yes' if ok else 'no'} |"
+        )
+    return "\n".join(out)
+
+
 def knob_table() -> str:
     """The chosen head's knob sweep on the held-out questions."""
     data = _load("heldout_heads.json")
@@ -145,6 +199,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "curse": curse_table,
     "heads": heads_table,
     "groups": groups_table,
+    "ood": ood_table,
+    "targets": targets_table,
     "knob": knob_table,
     "eval": eval_table,
 }

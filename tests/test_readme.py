@@ -45,3 +45,21 @@ def test_readme_python_example_runs() -> None:
     assert isinstance(state, dict)
     assert 1 <= state["n"] <= 16
     assert state["verdict"] is not None
+
+
+def _tables() -> dict[str, str]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "readme_tables", ROOT / "bench" / "readme_tables.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {name: render() for name, render in module.TABLES.items()}
+
+
+def test_readme_tables_equal_the_committed_results() -> None:
+    """Every calibration/evidence table in the README is rendered from docs/results/*.json."""
+    for name, table in _tables().items():
+        assert table in README, f"README's {name!r} table differs from docs/results: {table}"
