@@ -90,40 +90,39 @@ def heads_table() -> str:
     return "\n".join(out)
 
 
+def _group_rows(groups: dict[str, Any], lead: Callable[[str, Any], str]) -> list[str]:
+    """One row per question group: ``lead`` cells, then accuracy, cost and the intervals."""
+    return [
+        f"| {lead(group, d)} | {d['accuracy']:.3f} | {d['mean_n']:.2f} | "
+        f"{d['n_d_accuracy']:.3f} | {100 * (1 - d['sample_share']):.0f} % | "
+        f"{_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} | {_pt(d['gain'])} {_ci(d['gain_ci'])} |"
+        for group, d in groups.items()
+    ]
+
+
+_GROUP_HEADER = (
+    "accuracy | mean N | N_D accuracy | saving vs N_D | vs N_D (95 % CI), points | "
+    "gain vs equal cost (95 % CI), points |"
+)
+
+
 def groups_table() -> str:
     """The chosen head on tasks seen in training and on tasks never seen."""
     data = _load("heldout_heads.json")
     chosen = data["chosen_on_validation"]
-    out = [
-        f"| {chosen}: questions | count | accuracy | mean N | N_D accuracy | saving vs N_D | "
-        "vs N_D (95 % CI), points | gain vs equal cost (95 % CI), points |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for group, d in data["heads"][chosen]["default"].items():
-        out.append(
-            f"| {group} | {d['questions']} | {d['accuracy']:.3f} | {d['mean_n']:.2f} | "
-            f"{d['n_d_accuracy']:.3f} | {100 * (1 - d['sample_share']):.0f} % | "
-            f"{_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} | {_pt(d['gain'])} {_ci(d['gain_ci'])} |"
-        )
-    return "\n".join(out)
+    out = [f"| {chosen}: questions | count | {_GROUP_HEADER}", "|---|---|---|---|---|---|---|---|"]
+    groups = data["heads"][chosen]["default"]
+    return "\n".join(out + _group_rows(groups, lambda g, d: f"{g} | {d['questions']}"))
 
 
 def ood_table() -> str:
     """The chosen head with the out-of-distribution fall-back (bench/heads.py)."""
-    data = _load("heldout_heads.json")
-    ood = data["chosen_with_ood_fallback"]
-    out = [
-        "| with the fall-back: questions | flagged | accuracy | mean N | saving vs N_D | "
-        "vs N_D (95 % CI), points | gain vs equal cost (95 % CI), points |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for group, d in ood["default"].items():
-        out.append(
-            f"| {group} | {100 * ood['flagged'][group]:.0f} % | {d['accuracy']:.3f} | "
-            f"{d['mean_n']:.2f} | {100 * (1 - d['sample_share']):.0f} % | "
-            f"{_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} | {_pt(d['gain'])} {_ci(d['gain_ci'])} |"
-        )
-    return "\n".join(out)
+    ood = _load("heldout_heads.json")["chosen_with_ood_fallback"]
+    out = [f"| with the fall-back | flagged | {_GROUP_HEADER}", "|---|---|---|---|---|---|---|---|"]
+    flagged = ood["flagged"]
+    return "\n".join(
+        out + _group_rows(ood["default"], lambda g, _: f"{g} | {100 * flagged[g]:.0f} %")
+    )
 
 
 def targets_table() -> str:

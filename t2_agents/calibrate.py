@@ -28,6 +28,7 @@ from t2_agents.errors import ConfigError, DataError
 __all__ = [
     "TrainingSet",
     "curse_by_task",
+    "distinct_rows",
     "heldout_report",
     "load_training_set",
     "record_key",
@@ -165,7 +166,7 @@ def load_training_set(
             f"layers {missing} were not collected (collected: {list(stored)}); pick from those"
         )
     slots = [stored.index(x) for x in wanted]
-    rows, dropped = _distinct_rows(collections, exclude)
+    rows, dropped = distinct_rows(collections, exclude)
     if not rows:
         raise DataError(
             f"nothing left in {[str(f) for f in folders]}: {dropped['excluded']} questions are "
@@ -232,10 +233,19 @@ def _provenance(collection: Collection, folder: str | Path) -> dict[str, object]
     }
 
 
-def _distinct_rows(
-    collections: Sequence[Collection], exclude: frozenset[str]
+def distinct_rows(
+    collections: Sequence[Collection], exclude: frozenset[str] = frozenset()
 ) -> tuple[list[tuple[int, int]], dict[str, int]]:
-    """(collection, record) positions of first occurrences not in ``exclude``; drop counts."""
+    """(collection, record) positions of first occurrences of questions not in ``exclude``.
+
+    Also returns how many records were dropped as ``duplicates`` (a question already kept) and
+    as ``excluded`` (its key is in ``exclude``, e.g. the training questions).
+
+    Example:
+        >>> rows, dropped = distinct_rows(collections, exclude=training_keys)  # doctest: +SKIP
+        >>> dropped  # doctest: +SKIP
+        {'duplicates': 0, 'excluded': 74}
+    """
     seen: set[str] = set()
     rows: list[tuple[int, int]] = []
     dropped = {"duplicates": 0, "excluded": 0}

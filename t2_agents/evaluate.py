@@ -583,24 +583,13 @@ def _unseen_rows(
     collections: Sequence[Any], seen: frozenset[str]
 ) -> tuple[list[npt.NDArray[np.bool_]], dict[str, int]]:
     """Per collection, a mask of first occurrences of questions not in ``seen``; counts."""
-    from t2_agents.calibrate import record_key
+    from t2_agents.calibrate import distinct_rows
 
-    found: set[str] = set()
-    dropped = {"seen_in_training": 0, "duplicates": 0}
-    masks = []
-    for collection in collections:
-        mask = np.zeros(len(collection.records), dtype=bool)
-        for i, record in enumerate(collection.records):
-            key = record_key(record)
-            if key in seen:
-                dropped["seen_in_training"] += 1
-            elif key in found:
-                dropped["duplicates"] += 1
-            else:
-                found.add(key)
-                mask[i] = True
-        masks.append(mask)
-    return masks, dropped
+    rows, dropped = distinct_rows(collections, seen)
+    masks = [np.zeros(len(c.records), dtype=bool) for c in collections]
+    for c, i in rows:
+        masks[c][i] = True
+    return masks, {"seen_in_training": dropped["excluded"], "duplicates": dropped["duplicates"]}
 
 
 def _alloc_curves(
