@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from t2_agents.collect import Collection, load_collection
 from t2_agents.curse import AnswerPool, CurseReport, budget_labels, curse_report
-from t2_agents.data import question_key
+from t2_agents.data import DEFAULT_INSTRUCTION, question_key
 from t2_agents.errors import ConfigError, DataError
 
 __all__ = [
@@ -49,8 +49,6 @@ def record_key(record: dict[str, object]) -> str:
     if isinstance(key, str) and key:
         return key
     prompt = str(record.get("prompt", ""))
-    from t2_agents.data import DEFAULT_INSTRUCTION
-
     return question_key(prompt.removesuffix(DEFAULT_INSTRUCTION))
 
 

@@ -64,6 +64,7 @@ from torch.nn import functional as F
 
 from t2_agents.artifact import load_artifact, metadata_header, save_artifact
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.policies import check_tolerance
 from t2_agents.probes import LayerProbe, ProbeConfig, _check_int, _Spec, make_probe
 
 __all__ = ["FitReport", "T2Estimator"]
@@ -292,8 +293,11 @@ class T2Estimator:
         spec = _Spec(model_identity, hidden_size, tuple(layers), tuple(grid), n_min, n_max)
         x = spec.check_features(features)
         y = _check_labels(labels, len(x), spec.grid)
-        exact = None if curves is None else _check_curves(curves, len(x), len(spec.grid))
-        target = y if config.head == "nstar" else _check_curves(curves, len(x), len(spec.grid))
+        curve = config.head == "curve"
+        exact = (
+            None if curves is None and not curve else _check_curves(curves, len(x), len(spec.grid))
+        )
+        target = exact if curve and exact is not None else y
         _check_int("n_d", n_d, 1, optional=True)
         summary = _check_summary(data_summary)
         train, val = _split(len(y), config, groups)
@@ -405,9 +409,9 @@ class T2Estimator:
                 f"tolerance={tolerance!r} and price={price!r} are two rules; give one of them"
             )
         if tolerance is not None:
-            return "tolerance", _check_knob("tolerance", tolerance)
+            return "tolerance", check_tolerance(tolerance, name="tolerance")
         if price is not None:
-            return "price", _check_knob("price", price)
+            return "price", check_tolerance(price, name="price")
         rule = self.default_rule
         return rule, self.default_price if rule == "price" else self.default_tolerance
 
@@ -518,25 +522,6 @@ def _check_curves(curves: object, n: int, g: int) -> torch.Tensor:
     if not np.isfinite(c).all() or c.min() < 0 or c.max() > 1:
         raise DataError("curves must hold accuracies in [0, 1]; recompute them from the pools")
     return torch.from_numpy(c.astype(np.float32))  # [Q, G]
-
-
-_KNOB_HINT = {
-    "tolerance": "e.g. 0.01 (lose at most 1 point against the best predicted budget)",
-    "price": "e.g. 0.002 (a sample must buy 0.2 points of predicted accuracy)",
-}
-
-
-def _check_knob(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        ok = False
-    else:
-        ok = math.isfinite(float(value)) and 0.0 <= float(value) <= 1.0
-    if not ok:
-        raise ConfigError(
-            f"{name}={value!r} is not an accuracy in [0, 1]; pass {_KNOB_HINT[name]} or None for "
-            "the calibrated default"
-        )
-    return float(value)  # type: ignore[arg-type]
 
 
 def _check_summary(summary: Mapping[str, object] | None) -> dict[str, Any]:
