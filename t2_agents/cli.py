@@ -446,11 +446,16 @@ def train(
         bool,
         typer.Option(help="Drop (and count) held-out questions that are in the training data."),
     ] = False,
+    guard: Annotated[
+        bool,
+        typer.Option(help="Fit the out-of-distribution guard (far questions get a safe N)."),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Train the T2 estimator (one probe per layer) on collected features and N*_x labels."""
     from t2_agents.calibrate import load_training_set
     from t2_agents.estimator import FitReport, T2Estimator
+    from t2_agents.guard import GuardConfig
     from t2_agents.probes import ProbeConfig
 
     with _handled(as_json):
@@ -474,7 +479,7 @@ def train(
                 n_min=n_min, n_max=data_set.n_max, model_identity=data_set.model,
                 hidden_size=int(data_set.features.shape[2]), config=config, n_d=data_set.n_d,
                 curves=data_set.curves, groups=data_set.keys, tolerance_target=tolerance_target,
-                data_summary=data_set.summary,
+                guard=GuardConfig() if guard else None, data_summary=data_set.summary,
                 progress=lambda _name, done, _total: progress.update(bar, completed=done),
             )  # fmt: skip
         path = estimator.save(out)
