@@ -37,11 +37,11 @@ from t2_agents.data import Question
 from t2_agents.demo import choose_policy, demo_questions
 from t2_agents.graph import (
     CostLedger,
-    StepRecord,
     ThinkingContext,
     ThinkingGraph,
     build_parallel_thinking_graph,
 )
+from t2_agents.graph.ledger import StepRecord
 
 __all__ = ["WorksheetState", "build_worksheet_agent", "main"]
 
@@ -85,7 +85,7 @@ def build_worksheet_agent(
         The compiled agent; invoke it with ``{"items": [...]}`` (see :func:`main`).
 
     Example:
-        >>> from t2_agents.graph.testing import FakeEngine
+        >>> from t2_agents.backends.fake import FakeEngine
         >>> qs = demo_questions(2, tasks=("products",), seed=1)
         >>> agent = build_worksheet_agent(
         ...     build_parallel_thinking_graph(engine=FakeEngine(), n_max=2), questions=qs

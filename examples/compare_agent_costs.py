@@ -93,7 +93,7 @@ def run_policy(
         ``ledger`` the cost records.
 
     Example:
-        >>> from t2_agents.graph.testing import FakeEngine
+        >>> from t2_agents.backends.fake import FakeEngine
         >>> qs = demo_questions(2, tasks=("products",), seed=1)
         >>> totals, _ = run_policy(FakeEngine(), FixedPolicy(3), qs, n_max=3, max_tokens=8, seed=0)
         >>> totals["samples"], totals["policy"]

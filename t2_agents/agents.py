@@ -45,14 +45,14 @@ from t2_agents.demo import choose_policy
 from t2_agents.errors import ConfigError, DependencyError
 from t2_agents.graph import (
     CostLedger,
-    Fanout,
-    RunAccount,
     RunBudget,
     ThinkingContext,
     ThinkingGraph,
     as_tool,
     build_parallel_thinking_graph,
 )
+from t2_agents.graph.budgets import RunAccount
+from t2_agents.graph.state import Fanout
 from t2_agents.policies import FixedPolicy
 
 if TYPE_CHECKING:
@@ -303,7 +303,7 @@ def make_agent(
         DependencyError: ``langchain`` is not installed (``pip install 't2-agents[agents]'``).
 
     Example:
-        >>> from t2_agents.graph.testing import FakeEngine
+        >>> from t2_agents.backends.fake import FakeEngine
         >>> agent = make_agent(build_parallel_thinking_graph(engine=FakeEngine(), n_max=2))
         >>> out = agent.invoke({"messages": [{"role": "user", "content": "What is 6*7?"}]})
         >>> out["messages"][-1].content
@@ -348,7 +348,7 @@ def run_agent(
         ConfigError: No questions, or the agent made a different number of tool calls.
 
     Example:
-        >>> from t2_agents.graph.testing import FakeEngine
+        >>> from t2_agents.backends.fake import FakeEngine
         >>> agent = make_agent(build_parallel_thinking_graph(engine=FakeEngine(), n_max=2))
         >>> out = run_agent(agent, demo_questions(2, tasks=("products",), seed=1))
         >>> [call["n"] for call in out["calls"]]
@@ -443,7 +443,7 @@ class LazyEngine:
     def _config(self) -> dict[str, Any] | None:
         if self._factory is not None:
             return None
-        from t2_agents.models import resolve_model
+        from t2_agents.backends.default_model import resolve_model
 
         spec = resolve_model(
             self._overrides.get("model"), cache_dir=self._overrides.get("cache_dir")

@@ -1,6 +1,6 @@
 """Tests of t2_agents.agents: the scripted tool caller, the agent helpers and the lazy engine.
 
-All run on :class:`~t2_agents.graph.testing.FakeEngine` (fast); the agent on the real default
+All run on :class:`~t2_agents.backends.fake.FakeEngine` (fast); the agent on the real default
 model is covered by ``test_graphs.py`` and ``test_examples.py``.
 """
 
@@ -10,10 +10,10 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from t2_agents.agents import LazyEngine, ScriptedToolCaller, make_agent, run_agent
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.demo import demo_questions
 from t2_agents.errors import ConfigError
 from t2_agents.graph import CostLedger, build_parallel_thinking_graph
-from t2_agents.graph.testing import FakeEngine
 
 
 def test_scripted_tool_caller_is_deterministic() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.graph.testing import FakeEngine
 from t2_agents.policies import CallablePolicy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

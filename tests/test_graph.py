@@ -11,6 +11,7 @@ import pytest
 from langgraph.types import RetryPolicy, Send
 from pydantic import ValidationError
 
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.errors import (
     ArtifactError,
     ConfigError,
@@ -22,13 +23,10 @@ from t2_agents.graph import (
     CostLedger,
     ThinkingContext,
     ThinkingSettings,
-    add_branches,
     build_parallel_thinking_graph,
-    resolve_context,
-    route_fanout,
-    summarize_features,
 )
-from t2_agents.graph.testing import FakeEngine
+from t2_agents.graph.nodes import route_fanout, summarize_features
+from t2_agents.graph.state import add_branches, resolve_context
 from t2_agents.policies import CallablePolicy, FixedPolicy, OraclePolicy, T2Policy
 
 Q = "What is 6 * 7?"
@@ -416,8 +414,8 @@ def test_chat_engine_retries_transient_failures_with_tenacity() -> None:
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
     from t2_agents.backends.base import SamplingParams
+    from t2_agents.backends.chat_model import ChatModelEngine
     from t2_agents.errors import TransientEngineError
-    from t2_agents.graph.chat import ChatModelEngine
 
     class Flaky(FakeListChatModel):
         failures: int = 2

@@ -14,16 +14,16 @@ import pytest
 
 import t2_agents.graph.budgets as budgets
 from t2_agents.agents import make_agent
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.errors import ConfigError
 from t2_agents.graph import (
     CostLedger,
-    RunAccount,
     RunBudget,
     ThinkingContext,
     as_tool,
     build_parallel_thinking_graph,
 )
-from t2_agents.graph.testing import FakeEngine
+from t2_agents.graph.budgets import RunAccount
 from t2_agents.policies import FixedPolicy, T2Policy
 from t2_agents.stop_rules import StopRule
 

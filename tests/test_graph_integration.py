@@ -24,15 +24,10 @@ from langgraph.runtime import Runtime
 from pydantic import Field
 
 from t2_agents.backends.base import SamplingParams
+from t2_agents.backends.chat_model import ChatModelEngine
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.errors import ConfigError, EngineError, TransientEngineError
-from t2_agents.graph import (
-    ChatModelEngine,
-    CostLedger,
-    ThinkingContext,
-    as_tool,
-    build_parallel_thinking_graph,
-)
-from t2_agents.graph.testing import FakeEngine
+from t2_agents.graph import CostLedger, ThinkingContext, as_tool, build_parallel_thinking_graph
 
 Q = "What is 6 * 7?"
 

@@ -9,9 +9,9 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from t2_agents.backends.base import cancel_requested
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.errors import ConfigError, EngineError
 from t2_agents.graph import ThinkingContext, ThinkingSettings, build_parallel_thinking_graph
-from t2_agents.graph.testing import FakeEngine
 from t2_agents.policies import FixedPolicy
 from t2_agents.stop_rules import StopRule
 

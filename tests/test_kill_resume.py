@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
-from t2_agents.graph.testing import FakeEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 Q = "What is 6 * 7?"
@@ -82,7 +82,7 @@ GRAPH_CHILD = r"""
 import os, sqlite3, sys, time
 from langgraph.checkpoint.sqlite import SqliteSaver
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
-from t2_agents.graph.testing import FakeEngine
+from t2_agents.backends.fake import FakeEngine
 
 db, log, question = sys.argv[1], sys.argv[2], sys.argv[3]
 n, hold, workers = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -264,7 +264,7 @@ load_real_engine = cli._engine
 
 def engine(model, cache_dir, *args, **overrides):
     if variant == "fake":
-        from t2_agents.graph.testing import FakeEngine
+        from t2_agents.backends.fake import FakeEngine
         return LoggedEngine(FakeEngine(delay=delay))
     return LoggedEngine(load_real_engine(model, cache_dir, *args, **overrides))
 

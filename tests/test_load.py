@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from t2_agents.graph.testing import FakeEngine
+from t2_agents.backends.fake import FakeEngine
 
 _F = TypeVar("_F")
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.graph.testing import FakeEngine
 from t2_agents.policies import (
     BudgetPolicy,
     CallablePolicy,

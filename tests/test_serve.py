@@ -1,7 +1,7 @@
 """The OpenAI-compatible endpoint on the fake engine: wiring, budgets, errors, limits, streaming.
 
 Every test talks HTTP to a real uvicorn server on a loopback port (``serve_in_thread``); the
-engine is :class:`~t2_agents.graph.testing.FakeEngine` or a scripted variant, so the whole file
+engine is :class:`~t2_agents.backends.fake.FakeEngine` or a scripted variant, so the whole file
 runs in seconds. Tool-call voting has its own file (``test_serve_tools.py``); the real model in
 ``test_serve_real.py``.
 """
@@ -25,8 +25,8 @@ from t2_agents.backends.base import (
     SamplingParams,
     cancel_requested,
 )
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.errors import EngineError
-from t2_agents.graph.testing import FakeEngine
 from t2_agents.policies import T2Policy
 from t2_agents.serve import ServeConfig, ThinkingService, serve_in_thread
 

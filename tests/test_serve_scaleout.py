@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.backends.server import ServerEngine
-from t2_agents.graph.testing import FakeEngine
 from t2_agents.serve import ServeConfig, ThinkingService, serve_in_thread
 
 

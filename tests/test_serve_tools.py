@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from t2_agents.backends.base import Completion, SamplingParams
-from t2_agents.graph.testing import FakeEngine
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.serve import ServeConfig, ThinkingService, check_tools, parse_tool_calls
 from t2_agents.serve.protocol import ApiError
 

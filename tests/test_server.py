@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 from t2_agents.backends.base import SamplingParams
+from t2_agents.backends.fake import FakeEngine
 from t2_agents.backends.server import ServerConfig, ServerEngine
 from t2_agents.errors import ConfigError, EngineError, ModelError, TransientEngineError
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
-from t2_agents.graph.testing import FakeEngine
 
 Handler = Callable[[str, dict[str, Any]], tuple[int, Any]]
 

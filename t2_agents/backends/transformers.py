@@ -40,8 +40,8 @@ from t2_agents.backends.base import (
     check_prompts,
     render_chat,
 )
+from t2_agents.backends.default_model import ModelSpec, load_config, load_tokenizer, resolve_model
 from t2_agents.errors import ConfigError, EngineError, ModelError, PromptError
-from t2_agents.models import ModelSpec, load_config, load_tokenizer, resolve_model
 
 __all__ = ["TransformersConfig", "TransformersEngine"]
 

@@ -55,6 +55,7 @@ from t2_agents.backends.base import (
     check_prompts,
     render_chat,
 )
+from t2_agents.backends.default_model import ModelSpec, load_config, load_tokenizer, resolve_model
 from t2_agents.errors import (
     ConfigError,
     DependencyError,
@@ -63,7 +64,6 @@ from t2_agents.errors import (
     PromptError,
     TransientEngineError,
 )
-from t2_agents.models import ModelSpec, load_config, load_tokenizer, resolve_model
 
 __all__ = ["VLLMConfig", "VLLMEngine", "engine_args", "import_vllm", "serve_command"]
 

@@ -13,7 +13,7 @@ format, errors), :mod:`~t2_agents.serve.prompts` (chat templates), :mod:`~t2_age
 :mod:`~t2_agents.serve.app` (the Starlette app), :mod:`~t2_agents.serve.runner` (uvicorn).
 
 Example:
-    >>> from t2_agents.graph.testing import FakeEngine
+    >>> from t2_agents.backends.fake import FakeEngine
     >>> service = ThinkingService(FakeEngine(), config=ServeConfig(max_n=8, n_max=8))
     >>> service.model_name
     'fake-engine'

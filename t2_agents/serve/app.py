@@ -22,7 +22,7 @@ Requests are logged by id, status, N, tokens and time; the prompt text only with
 ``log_prompts``.
 
 Example:
-    >>> from t2_agents.graph.testing import FakeEngine
+    >>> from t2_agents.backends.fake import FakeEngine
     >>> from t2_agents.serve.service import Job, Outcome, ThinkingService
     >>> app = create_app(ThinkingService(FakeEngine(), config=ServeConfig()))
     >>> sorted(route.path for route in app.routes)[:2]

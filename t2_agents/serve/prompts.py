@@ -7,7 +7,7 @@ exactly this text. A lone user message is rendered by the engine itself, which i
 the in-process graph (and the T2 estimator's training data) uses.
 
 Example:
-    >>> from t2_agents.graph.testing import FakeEngine
+    >>> from t2_agents.backends.fake import FakeEngine
     >>> render_messages(FakeEngine(), [{"role": "user", "content": "2+2?"}])
     '2+2?'
     >>> render_messages(FakeEngine(), [{"role": "system", "content": "Be brief."},

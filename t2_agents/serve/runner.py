@@ -6,7 +6,7 @@ benchmark use :func:`serve_in_thread`, which runs the same server on a free loop
 stops it on exit.
 
 Example:
-    >>> from t2_agents.graph.testing import FakeEngine
+    >>> from t2_agents.backends.fake import FakeEngine
     >>> service = ThinkingService(FakeEngine(), config=ServeConfig(port=0))
     >>> with serve_in_thread(service) as base_url:  # doctest: +SKIP
     ...     httpx.get(base_url + "/health").json()["status"]

@@ -13,7 +13,7 @@ With tools, the graph votes on each path's stage-1 key (tool names, or the text 
 service runs the second stage on the arguments (:mod:`t2_agents.serve.tools`).
 
 Example:
-    >>> from t2_agents.graph.testing import FakeEngine
+    >>> from t2_agents.backends.fake import FakeEngine
     >>> service = ThinkingService(FakeEngine(answers={"7": 1.0}), config=ServeConfig())
     >>> request = ChatRequest.model_validate(
     ...     {"model": "fake-engine", "messages": [{"role": "user", "content": "3+4?"}],

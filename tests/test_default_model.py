@@ -1,4 +1,4 @@
-"""Tests of t2_agents.models: resolving model choices, the cache and the default model folder."""
+"""Tests of t2_agents.backends.default_model: model choices, the cache, the default model folder."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from t2_agents.errors import ModelError
-from t2_agents.models import (
+from t2_agents.backends.default_model import (
     DEFAULT_MODEL_NAME,
     cache_root,
     default_model_dir,
     materialize_default_model,
     resolve_model,
 )
+from t2_agents.errors import ModelError
 
 
 # ------------------------------------------------------------------------- resolve_model
@@ -125,7 +125,7 @@ def test_default_model_folder_layout(default_folder: Path) -> None:
 _MATERIALISE = textwrap.dedent(
     """
     import sys
-    from t2_agents.models import materialize_default_model
+    from t2_agents.backends.default_model import materialize_default_model
     print(materialize_default_model(sys.argv[1]))
     """
 )

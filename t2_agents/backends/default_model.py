@@ -13,7 +13,7 @@ Where the cache lives, in order: the ``cache_dir`` argument (CLI ``--cache-dir``
 ``T2_AGENTS_CACHE`` environment variable, ``$XDG_CACHE_HOME/t2-agents``, ``~/.cache/t2-agents``.
 
 Example:
-    >>> from t2_agents.models import resolve_model
+    >>> from t2_agents.backends.default_model import resolve_model
     >>> spec = resolve_model(None)  # doctest: +SKIP
     >>> spec.identity  # doctest: +SKIP
     'SmolLM2-135M-Instruct'

@@ -1,4 +1,4 @@
-"""Fault injection (t2_agents.graph.testing.FaultyEngine) and how the graph survives the faults.
+"""Fault injection (t2_agents.backends.fake.FaultyEngine) and how the graph survives the faults.
 
 Covered elsewhere, not repeated here (tests/test_graph.py): every branch raising ``EngineError``
 gives an error state (``test_all_branches_failed_is_an_error_state``), one failed branch is
@@ -19,9 +19,9 @@ from langgraph.types import RetryPolicy
 
 from t2_agents.answers import get_extractor
 from t2_agents.backends.base import SamplingParams
+from t2_agents.backends.fake import FAULT_KINDS, FakeEngine, FaultKind, FaultyEngine
 from t2_agents.errors import ConfigError, EngineError, TransientEngineError
 from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
-from t2_agents.graph.testing import FAULT_KINDS, FakeEngine, FaultKind, FaultyEngine
 from t2_agents.vote import vote
 
 Q = "What is 6 * 7?"
