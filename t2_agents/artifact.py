@@ -1,13 +1,15 @@
 """The on-disk format of a :class:`~t2_agents.estimator.T2Estimator`: writing, reading, checking.
 
-An artifact is a directory holding exactly two files:
+An artifact is a directory holding two or three files:
 
 - ``probes.safetensors``: every probe's tensors under ``layer{l}.<state-dict key>`` (e.g.
   ``layer15.net.0.weight``, ``layer15.mean``); nothing is pickled;
 - ``metadata.json``: ``format`` (``"t2-estimator"``) and ``format_version``, the library version,
   the model identity and hidden size, the layers, the probe width and
   :class:`~t2_agents.probes.ProbeConfig`, the grid and clamp range, the layer weights and the
-  estimator's extra metadata (``created``, ``training_data``, ``validation``).
+  estimator's extra metadata (``created``, ``training_data``, ``validation``), and ``guard``
+  when the estimator has a :class:`~t2_agents.guard.DistributionGuard`;
+- ``guard.safetensors`` (only with a guard): its ``mean``, ``std``, ``basis`` and ``points``.
 
 :func:`save_artifact` writes into a temporary sibling directory that is renamed into place, so a
 crash never leaves a half-written artifact, and it refuses to replace a directory holding other
@@ -16,7 +18,7 @@ and that the artifact fits the expected model; every problem is an
 :class:`~t2_agents.errors.ArtifactError` that says how to fix it. ``T2Estimator.save`` and
 ``T2Estimator.load`` are the public entry points.
 
-An artifact is data, never code. Loading reads only the two files above, only as regular files
+An artifact is data, never code. Loading reads only the files above, only as regular files
 inside the artifact folder (a symlink that leads outside is refused), parses ``metadata.json``
 (at most 16 MB) with :mod:`json`, and checks every tensor's name, shape and dtype in the
 safetensors header against the metadata before any tensor is read or any probe is built, so a
@@ -50,7 +52,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.probes import LayerProbe, ProbeConfig, _Spec, make_probe
+from t2_agents.guard import DistributionGuard
+from t2_agents.probes import EstimatorSpec, LayerProbe, ProbeConfig, make_probe
 
 __all__ = [
     "FORMAT_NAME",
@@ -64,6 +67,7 @@ __all__ = [
 FORMAT_NAME = "t2-estimator"
 FORMAT_VERSION = 1
 _PROBES = "probes.safetensors"
+_GUARD = "guard.safetensors"
 _METADATA = "metadata.json"
 _EXTRA_KEYS = ("created", "training_data", "validation")
 _FIX_MODEL = "train an estimator for this model with `t2 train`"
@@ -76,7 +80,7 @@ _T = TypeVar("_T")
 class LoadedArtifact:
     """What :func:`load_artifact` read: everything a ``T2Estimator`` is built from."""
 
-    spec: _Spec
+    spec: EstimatorSpec
     """Model identity, hidden size, layers, grid and clamp range."""
     config: ProbeConfig
     """The probes' configuration."""
@@ -86,9 +90,13 @@ class LoadedArtifact:
     """One probe per layer, in :attr:`spec` layer order, in eval mode."""
     extra: dict[str, Any]
     """The estimator's extra metadata (``created``, ``training_data``, ``validation``)."""
+    guard: DistributionGuard | None = None
+    """The out-of-distribution guard, when the artifact has one."""
 
 
-def metadata_header(spec: _Spec, config: ProbeConfig, weights: Sequence[float]) -> dict[str, Any]:
+def metadata_header(
+    spec: EstimatorSpec, config: ProbeConfig, weights: Sequence[float]
+) -> dict[str, Any]:
     """The format fields of ``metadata.json`` (all but the estimator's extra metadata).
 
     Example:
@@ -117,8 +125,11 @@ def save_artifact(
     layers: Sequence[int],
     probes: Sequence[nn.Module],
     metadata: Mapping[str, Any],
+    guard: DistributionGuard | None = None,
 ) -> None:
-    """Write ``probes.safetensors`` + ``metadata.json`` into ``directory`` (replaced whole).
+    """Write ``probes.safetensors``, ``metadata.json`` (and ``guard.safetensors``) to ``directory``.
+
+    The directory is replaced whole.
 
     Raises:
         ArtifactError: ``directory`` is a file, or a directory holding other files.
@@ -134,7 +145,11 @@ def save_artifact(
             for key, t in probe.state_dict().items()
         }
         save_file(tensors, str(tmp / _PROBES), metadata={"format": "pt"})
-        text = json.dumps(dict(metadata), indent=2) + "\n"
+        meta = dict(metadata)
+        if guard is not None:
+            save_file(guard.tensors(), str(tmp / _GUARD), metadata={"format": "pt"})
+            meta["guard"] = guard.metadata()
+        text = json.dumps(meta, indent=2) + "\n"
         (tmp / _METADATA).write_text(text, encoding="utf-8")
         os.chmod(tmp, 0o755)
         _swap_in(tmp, target)
@@ -175,7 +190,10 @@ def load_artifact(
         )
     probes = _load_probes(root, spec, config)
     extra = {k: meta[k] for k in _EXTRA_KEYS if k in meta}
-    return LoadedArtifact(spec=spec, config=config, weights=weights, probes=probes, extra=extra)
+    guard = _load_guard(root, meta["guard"], spec) if "guard" in meta else None
+    return LoadedArtifact(
+        spec=spec, config=config, weights=weights, probes=probes, extra=extra, guard=guard
+    )
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -275,9 +293,11 @@ def _get_list(
     return value
 
 
-def _parse_metadata(meta: Mapping[str, Any], root: Path) -> tuple[_Spec, ProbeConfig, list[float]]:
+def _parse_metadata(
+    meta: Mapping[str, Any], root: Path
+) -> tuple[EstimatorSpec, ProbeConfig, list[float]]:
     try:
-        spec = _Spec(
+        spec = EstimatorSpec(
             _get(meta, "model_identity", str, root),
             _get(meta, "hidden_size", int, root),
             tuple(_get_list(meta, "layers", int, root)),
@@ -299,28 +319,9 @@ def _parse_metadata(meta: Mapping[str, Any], root: Path) -> tuple[_Spec, ProbeCo
     return spec, config, weights
 
 
-def _load_probes(root: Path, spec: _Spec, config: ProbeConfig) -> list[LayerProbe]:
+def _load_probes(root: Path, spec: EstimatorSpec, config: ProbeConfig) -> list[LayerProbe]:
     path = root / _PROBES
-    resolved = _member(root, _PROBES)
-    expected = _expected_shapes(path, spec, config)
-    try:
-        with safe_open(str(resolved), framework="pt") as handle:
-            layout = {
-                key: (tuple(handle.get_slice(key).get_shape()), handle.get_slice(key).get_dtype())
-                for key in handle.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
-            }
-            _check_layout(path, layout, expected)
-            tensors = {key: handle.get_tensor(key) for key in expected}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ArtifactError(f"{path} is truncated or corrupt ({exc}); train it again") from exc
-    for key, tensor in tensors.items():
-        if not bool(torch.isfinite(tensor).all()):
-            raise ArtifactError(f"{path}: tensor {key!r} holds NaN or inf; train it again")
-        if key.endswith(".std") and not bool((tensor > 0).all()):
-            raise ArtifactError(
-                f"{path}: tensor {key!r} has values <= 0, but a standard deviation is positive; "
-                "train it again"
-            )
+    tensors = _read_tensors(root, _PROBES, _expected_shapes(path, spec, config))
     probes = []
     for layer in spec.layers:
         prefix = f"layer{layer}."
@@ -335,7 +336,50 @@ def _load_probes(root: Path, spec: _Spec, config: ProbeConfig) -> list[LayerProb
     return probes
 
 
-def _expected_shapes(path: Path, spec: _Spec, config: ProbeConfig) -> dict[str, tuple[int, ...]]:
+def _load_guard(root: Path, meta: object, spec: EstimatorSpec) -> DistributionGuard:
+    if not isinstance(meta, Mapping) or meta.get("layer") not in spec.layers:
+        raise ArtifactError(
+            f"{root / _METADATA}: the guard entry must be an object whose layer is one of "
+            f"{list(spec.layers)}; train the estimator again"
+        )
+    try:
+        expected = DistributionGuard.expected_shapes(meta, spec.hidden_size)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"{root / _METADATA}: the guard entry is malformed ({exc})") from exc
+    tensors = _read_tensors(root, _GUARD, expected)
+    return DistributionGuard.from_parts(meta, tensors, where=str(root / _GUARD))
+
+
+def _read_tensors(
+    root: Path, name: str, expected: Mapping[str, tuple[int, ...]]
+) -> dict[str, torch.Tensor]:
+    """The tensors of ``root / name`` after checking the header against ``expected`` shapes."""
+    path = root / name
+    resolved = _member(root, name)
+    try:
+        with safe_open(str(resolved), framework="pt") as handle:
+            layout = {
+                key: (tuple(handle.get_slice(key).get_shape()), handle.get_slice(key).get_dtype())
+                for key in handle.keys()  # noqa: SIM118 (a safetensors handle, not a dict)
+            }
+            _check_layout(path, layout, expected)
+            tensors = {key: handle.get_tensor(key) for key in expected}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{path} is truncated or corrupt ({exc}); train it again") from exc
+    for key, tensor in tensors.items():
+        if not bool(torch.isfinite(tensor).all()):
+            raise ArtifactError(f"{path}: tensor {key!r} holds NaN or inf; train it again")
+        if key.endswith("std") and not bool((tensor > 0).all()):
+            raise ArtifactError(
+                f"{path}: tensor {key!r} has values <= 0, but a standard deviation is positive; "
+                "train it again"
+            )
+    return tensors
+
+
+def _expected_shapes(
+    path: Path, spec: EstimatorSpec, config: ProbeConfig
+) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape that ``metadata.json`` implies (built on the meta device: no memory)."""
     hidden = config.probe_width(spec.hidden_size)
     try:

@@ -441,7 +441,9 @@ def load_plan(path: str | Path, *, model: str) -> list[tuple[CollectConfig, Path
     each entry holds :class:`CollectConfig` fields (``task``, ``task_config``, ``questions``,
     ``seed``...) and wins over ``defaults``. A relative ``out`` is relative to the plan's folder.
     The same ``out`` may appear again with more ``questions`` (a later stage grows it), so a plan
-    can fill every folder a little before filling any of them completely.
+    can fill every folder a little before filling any of them completely. An entry whose folder
+    already targets more questions (a later stage started in an earlier run) is left out: the
+    later stage covers it.
 
     Example:
         >>> plan = load_plan("bench/calibration_plan.json", model="SmolLM2-135M-Instruct")
@@ -490,5 +492,15 @@ def load_plan(path: str | Path, *, model: str) -> list[tuple[CollectConfig, Path
         except ConfigError as exc:
             raise ConfigError(f"plan {source} entry {number}: {exc}") from exc
         folder = Path(out) if Path(out).is_absolute() else source.parent / out
-        plan.append((config, folder))
+        if _stored_target(folder) <= config.questions:
+            plan.append((config, folder))
     return plan
+
+
+def _stored_target(folder: Path) -> int:
+    """The ``questions`` a collection folder targets (0 when it holds none yet)."""
+    try:
+        stored = json.loads((folder / "config.json").read_text())
+        return int(stored["questions"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return 0

@@ -25,6 +25,12 @@ within ``tolerance_target`` (1 point) of fixed ``N_D`` — and the rule that the
 samples is the default. ``ProbeConfig.kind="ridge"`` replaces the MLPs by closed-form ridge
 regressions (the linear baseline, same features, split and rounding).
 
+**Guard.** With ``guard=GuardConfig()`` (``t2 train`` does this by default) the estimator also
+fits a :class:`~t2_agents.guard.DistributionGuard` on the middle layer: a question whose
+features lie farther from the training questions than 99 % of them get at least the safe budget
+(the smallest fixed N within 1 point of N_D on training) instead of an extrapolated one.
+``predict(..., guard=False)`` returns the probes' budgets alone.
+
 The validation split is grouped by question identity (``groups``): copies of one question never
 sit on both sides. The weights are chosen on the same validation split that the reported
 combined metrics use, so those metrics are slightly optimistic; compare estimators on a held-out
@@ -64,8 +70,9 @@ from torch.nn import functional as F
 
 from t2_agents.artifact import load_artifact, metadata_header, save_artifact
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.guard import DistributionGuard, GuardConfig
 from t2_agents.policies import check_tolerance
-from t2_agents.probes import LayerProbe, ProbeConfig, _check_int, _Spec, make_probe
+from t2_agents.probes import EstimatorSpec, LayerProbe, ProbeConfig, check_int, make_probe
 
 __all__ = ["FitReport", "T2Estimator"]
 
@@ -156,17 +163,23 @@ class T2Estimator:
         self,
         probes: Sequence[LayerProbe],
         *,
-        spec: _Spec,
+        spec: EstimatorSpec,
         weights: Sequence[float] | FloatArray,
         config: ProbeConfig,
         metadata: Mapping[str, object],
+        guard: DistributionGuard | None = None,
     ) -> None:
         w = np.asarray(weights, dtype=np.float64)
         if len(probes) != len(spec.layers) or w.shape != (len(spec.layers),):
             raise ConfigError(f"need one probe and one weight per layer {list(spec.layers)}")
         if not (np.isfinite(w).all() and (w >= 0).all() and abs(w.sum() - 1.0) < 1e-6):
             raise ConfigError(f"weights={w.tolist()} must be non-negative and sum to 1")
+        if guard is not None and guard.layer not in spec.layers:
+            raise ConfigError(
+                f"the guard reads layer {guard.layer}, not one of {list(spec.layers)}"
+            )
         self._probes = [p.eval() for p in probes]
+        self._guard = guard
         self._spec, self._weights, self._config = spec, w, config
         self._extra = json.loads(json.dumps(dict(metadata)))
 
@@ -215,7 +228,13 @@ class T2Estimator:
         """Everything ``metadata.json`` holds (a fresh copy)."""
         head = metadata_header(self._spec, self._config, self._weights.tolist())
         extra: dict[str, Any] = json.loads(json.dumps(self._extra))
-        return head | extra
+        guard = {} if self._guard is None else {"guard": self._guard.metadata()}
+        return head | extra | guard
+
+    @property
+    def guard(self) -> DistributionGuard | None:
+        """The out-of-distribution guard (None: every prediction is the probes' own)."""
+        return self._guard
 
     @property
     def head(self) -> str:
@@ -271,6 +290,7 @@ class T2Estimator:
         curves: np.ndarray | None = None,
         groups: Sequence[str] | None = None,
         tolerance_target: float = 0.01,
+        guard: GuardConfig | None = None,
         data_summary: Mapping[str, object] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> tuple[T2Estimator, FitReport]:
@@ -284,13 +304,16 @@ class T2Estimator:
                 rows of one group stay on one side of the train/validation split.
             tolerance_target: Curve head: the default tolerance is the largest one whose
                 validation accuracy is at least fixed ``N_D``'s minus this (needs ``n_d``).
+            guard: Fit a :class:`~t2_agents.guard.DistributionGuard` on all rows (needs
+                ``curves`` and ``n_d``): questions far from the training set get at least its
+                safe budget. None: no guard.
             progress: ``progress(name, done, total)`` after each layer.
 
         Example:
             >>> est, rep = T2Estimator.fit(x, y, layers=[3, 5], grid=[1, 2, 4, 8], n_min=1,
             ...     n_max=8, model_identity="m", hidden_size=8)  # doctest: +SKIP
         """
-        spec = _Spec(model_identity, hidden_size, tuple(layers), tuple(grid), n_min, n_max)
+        spec = EstimatorSpec(model_identity, hidden_size, tuple(layers), tuple(grid), n_min, n_max)
         x = spec.check_features(features)
         y = _check_labels(labels, len(x), spec.grid)
         curve = config.head == "curve"
@@ -298,7 +321,7 @@ class T2Estimator:
             None if curves is None and not curve else _check_curves(curves, len(x), len(spec.grid))
         )
         target = exact if curve and exact is not None else y
-        _check_int("n_d", n_d, 1, optional=True)
+        check_int("n_d", n_d, 1, optional=True)
         summary = _check_summary(data_summary)
         train, val = _split(len(y), config, groups)
         probes, preds, epochs = [], [], []
@@ -326,9 +349,18 @@ class T2Estimator:
         # that count, so the artifact stays small and inference encodes only those layers.
         kept = np.flatnonzero(weights > 0)
         spec = replace(spec, layers=tuple(spec.layers[i] for i in kept))
+        fitted_guard = None
+        if guard is not None:
+            if exact is None or n_d is None:
+                raise ConfigError("guard= needs curves= and n_d= (the safe budget comes from them)")
+            slot = int(kept[len(kept) // 2])  # the middle of the layers that count
+            fitted_guard = DistributionGuard.fit(
+                x[:, slot], layer=spec.layers[len(kept) // 2], curves=exact.numpy(),
+                grid=spec.grid, n_d=n_d, config=guard,
+            )  # fmt: skip
         estimator = cls(
             [probes[i] for i in kept], spec=spec, weights=weights[kept], config=config,
-            metadata=extra,
+            metadata=extra, guard=fitted_guard,
         )  # fmt: skip
         return estimator, report
 
@@ -370,6 +402,7 @@ class T2Estimator:
         *,
         tolerance: float | None = None,
         price: float | None = None,
+        guard: bool = True,
     ) -> IntArray:
         """Budgets on the grid, clamped to ``[n_min, n_max]``, for ``features`` [Q, L, d].
 
@@ -383,6 +416,8 @@ class T2Estimator:
             features: ``[Q, L, d]``.
             tolerance: Accepted accuracy loss against the predicted best budget, in [0, 1].
             price: Accuracy one more sample must buy, in [0, 1].
+            guard: Apply the estimator's :attr:`guard` (if it has one): questions far from the
+                training set get at least its safe budget. False: the probes' budgets as they are.
 
         Example:
             >>> est.predict(x, tolerance=0.02)[:3].tolist()  # doctest: +SKIP
@@ -399,9 +434,26 @@ class T2Estimator:
                     f"{knob}={tolerance if price is None else price!r} needs the curve head; this "
                     "estimator predicts log2 N* (nstar head): drop it or train with --head curve"
                 )
-            return self._spec.to_grid(self._combine(x))
-        rule, value = self._rule(tolerance, price)
-        return _knob_budgets(self._spec, self._combine(x), rule, value)
+            budgets = self._spec.to_grid(self._combine(x))
+        else:
+            rule, value = self._rule(tolerance, price)
+            budgets = _knob_budgets(self._spec, self._combine(x), rule, value)
+        if guard and self._guard is not None:
+            slot = self._spec.layers.index(self._guard.layer)
+            budgets = self._guard.apply(budgets, x[:, slot])
+        return budgets
+
+    def out_of_distribution(self, features: np.ndarray) -> npt.NDArray[np.bool_]:
+        """Which questions of ``features`` [Q, L, d] the :attr:`guard` flags (all False without).
+
+        Example:
+            >>> est.out_of_distribution(x).mean()  # doctest: +SKIP
+            0.01
+        """
+        x = self._spec.check_features(features)
+        if self._guard is None:
+            return np.zeros(len(x), dtype=np.bool_)
+        return self._guard.flags(x[:, self._spec.layers.index(self._guard.layer)])
 
     def _rule(self, tolerance: float | None, price: float | None) -> tuple[str, float]:
         if tolerance is not None and price is not None:
@@ -421,6 +473,7 @@ class T2Estimator:
         *,
         tolerance: float | None = None,
         price: float | None = None,
+        guard: bool = True,
     ) -> int:
         """Budget for one question's ``features`` [L, d] (see :meth:`predict`).
 
@@ -429,7 +482,7 @@ class T2Estimator:
             8
         """
         x = self._spec.check_features(features, batched=False)  # [1, L, d]
-        return int(self.predict(x, tolerance=tolerance, price=price)[0])
+        return int(self.predict(x, tolerance=tolerance, price=price, guard=guard)[0])
 
     def _combine(self, x: npt.NDArray[np.float32]) -> FloatArray:
         preds = [
@@ -455,8 +508,9 @@ class T2Estimator:
             PosixPath('artifacts/smollm2')
         """
         save_artifact(
-            directory, layers=self._spec.layers, probes=self._probes, metadata=self.metadata
-        )
+            directory, layers=self._spec.layers, probes=self._probes, metadata=self.metadata,
+            guard=self._guard,
+        )  # fmt: skip
         return Path(directory)
 
     @classmethod
@@ -476,8 +530,9 @@ class T2Estimator:
             directory, expect_identity=expect_identity, expect_hidden_size=expect_hidden_size
         )
         return cls(
-            art.probes, spec=art.spec, weights=art.weights, config=art.config, metadata=art.extra
-        )
+            art.probes, spec=art.spec, weights=art.weights, config=art.config, metadata=art.extra,
+            guard=art.guard,
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- fit helpers
@@ -670,7 +725,7 @@ def _combine_curves(preds: FloatArray, weights: FloatArray) -> FloatArray:
     return np.asarray(np.einsum("qlg,l->qg", np.clip(preds, 0.0, 1.0), weights), np.float64)
 
 
-def _knob_budgets(spec: _Spec, curves: FloatArray, rule: str, value: float) -> IntArray:
+def _knob_budgets(spec: EstimatorSpec, curves: FloatArray, rule: str, value: float) -> IntArray:
     """Budgets from predicted curves [Q, G] under a knob rule (see ``T2Estimator.predict``)."""
     cand = spec.candidates
     cols = np.array([spec.grid.index(int(c)) for c in cand])
@@ -681,7 +736,7 @@ def _knob_budgets(spec: _Spec, curves: FloatArray, rule: str, value: float) -> I
     return np.asarray(cand[np.argmax(ok, axis=1)], dtype=np.int64)
 
 
-def _curve_budgets(spec: _Spec, curves: FloatArray, tolerance: float) -> IntArray:
+def _curve_budgets(spec: EstimatorSpec, curves: FloatArray, tolerance: float) -> IntArray:
     """Smallest candidate budget whose predicted accuracy is within ``tolerance`` of the best."""
     return _knob_budgets(spec, curves, "tolerance", tolerance)
 
@@ -693,7 +748,7 @@ _KNOB_SWEEPS: dict[str, tuple[float, ...]] = {
 
 
 def _calibrate_knob(
-    spec: _Spec, predicted: FloatArray, true: FloatArray, n_d: int | None, target: float
+    spec: EstimatorSpec, predicted: FloatArray, true: FloatArray, n_d: int | None, target: float
 ) -> dict[str, Any]:
     """Per rule, the largest knob whose validation accuracy is >= fixed N_D's minus ``target``;
     the default rule is the one that then spends fewer samples."""
@@ -732,7 +787,7 @@ def _errors(pred: FloatArray, y: FloatArray) -> tuple[float, float]:
 
 
 def _report(
-    spec: _Spec,
+    spec: EstimatorSpec,
     config: ProbeConfig,
     val_preds: FloatArray,
     y: torch.Tensor,
@@ -787,7 +842,9 @@ def _report(
     )
 
 
-def _val_equal_cost(spec: _Spec, curves: torch.Tensor, budgets: IntArray) -> dict[str, float]:
+def _val_equal_cost(
+    spec: EstimatorSpec, curves: torch.Tensor, budgets: IntArray
+) -> dict[str, float]:
     from t2_agents.compare import fixed_accuracy
 
     c = curves.double().numpy()  # [V, G]

@@ -5,12 +5,12 @@
   or a linear (ridge) map, predicting ``log2 N*`` (the ``nstar`` head) or the whole accuracy
   curve ``A_x(N)`` on the grid (the ``curve`` head);
 - :func:`make_probe`: the probe a configuration and spec describe (training and loading agree);
-- ``_Spec``: the validated identity of an estimator (model, hidden size, layers, grid and clamp
-  range), with the grid mapping and the feature checks.
+- :class:`EstimatorSpec`: the validated identity of an estimator (model, hidden size, layers,
+  grid and clamp range), with the grid mapping and the feature checks;
+- :func:`check_int`: the integer-argument check shared by the estimator modules.
 
 :mod:`t2_agents.estimator` combines the probes into a
-:class:`~t2_agents.estimator.T2Estimator`; :mod:`t2_agents.artifact` stores them. ``_Spec`` and
-``_check_int`` are internal to those three modules.
+:class:`~t2_agents.estimator.T2Estimator`; :mod:`t2_agents.artifact` stores them.
 
 Example:
     >>> ProbeConfig(hidden=32).probe_width(576)
@@ -33,7 +33,15 @@ from torch import nn
 
 from t2_agents.errors import ConfigError, DataError
 
-__all__ = ["HEADS", "PROBE_KINDS", "LayerProbe", "ProbeConfig", "make_probe"]
+__all__ = [
+    "HEADS",
+    "PROBE_KINDS",
+    "EstimatorSpec",
+    "LayerProbe",
+    "ProbeConfig",
+    "check_int",
+    "make_probe",
+]
 
 HEADS = ("nstar", "curve")
 """What a probe predicts: ``log2 N*`` (the paper's head) or the accuracy curve on the grid."""
@@ -93,12 +101,12 @@ class ProbeConfig:
     """Ridge penalties tried per layer (on standardised features); validation picks one."""
 
     def __post_init__(self) -> None:
-        _check_int("hidden", self.hidden, 1, optional=True)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("patience", self.patience, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("seed", self.seed, 0)
-        _check_int("top_k", self.top_k, 1, optional=True)
+        check_int("hidden", self.hidden, 1, optional=True)
+        check_int("epochs", self.epochs, 1)
+        check_int("patience", self.patience, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("seed", self.seed, 0)
+        check_int("top_k", self.top_k, 1, optional=True)
         _check_number("dropout", self.dropout, lambda v: 0 <= v < 1, "in [0, 1)")
         _check_number("lr", self.lr, lambda v: v > 0, "> 0")
         _check_number("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0")
@@ -124,7 +132,12 @@ class ProbeConfig:
         return self.hidden if self.hidden is not None else max(1, d // 8)
 
 
-def _check_int(name: str, value: object, low: int, *, optional: bool = False) -> None:
+def check_int(name: str, value: object, low: int, *, optional: bool = False) -> None:
+    """Raise a ConfigError unless ``value`` is an int ``>= low`` (or None when ``optional``).
+
+    Example:
+        >>> check_int("top_k", 3, 1)
+    """
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
@@ -216,7 +229,7 @@ def make_probe(d: int, config: ProbeConfig, grid_size: int) -> LayerProbe:
 
 
 @dataclass(frozen=True)
-class _Spec:
+class EstimatorSpec:
     """Validated identity of an estimator: model, layers, grid and clamp range."""
 
     model_identity: str
@@ -229,18 +242,18 @@ class _Spec:
     def __post_init__(self) -> None:
         if not isinstance(self.model_identity, str) or not self.model_identity.strip():
             raise ConfigError(f"model_identity={self.model_identity!r} must be a non-empty str")
-        _check_int("hidden_size", self.hidden_size, 1)
+        check_int("hidden_size", self.hidden_size, 1)
         for name, values, low in (("layers", self.layers, 0), ("grid", self.grid, 1)):
             if not values:
                 raise ConfigError(f"{name} is empty; pass at least one value")
             for v in values:
-                _check_int(f"{name} entry", v, low)
+                check_int(f"{name} entry", v, low)
         if len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"layers={list(self.layers)} has duplicates; list each layer once")
         if any(b <= a for a, b in zip(self.grid, self.grid[1:], strict=False)):
             raise ConfigError(f"grid={list(self.grid)} is not strictly increasing")
-        _check_int("n_min", self.n_min, 1)
-        _check_int("n_max", self.n_max, self.n_min)
+        check_int("n_min", self.n_min, 1)
+        check_int("n_max", self.n_max, self.n_min)
         if not self.candidates.size:
             raise ConfigError(f"no grid value lies in [n_min={self.n_min}, n_max={self.n_max}]")
 

@@ -387,6 +387,8 @@ def test_plan_runs_and_grows_the_same_folder(fake_engine_cls: Any, tmp_path: Pat
     whole = collect(fake_engine_cls(), _config(), tmp_path / "whole")
     records = (tmp_path / "c" / "records.jsonl").read_bytes()
     assert records == (whole / "records.jsonl").read_bytes()
+    # A rerun after the last stage began leaves the earlier, smaller stage out (no shrink error).
+    assert [c.questions for c, _ in load_plan(plan, model="fake")] == [10]
 
 
 @pytest.mark.parametrize(

@@ -254,9 +254,9 @@ def test_curve_head_learns_curves_and_has_a_knob(kind: str) -> None:
 def test_curve_head_budget_rule() -> None:
     """Budget = the smallest candidate within the tolerance of the predicted maximum."""
     from t2_agents.estimator import _curve_budgets
-    from t2_agents.probes import _Spec
+    from t2_agents.probes import EstimatorSpec
 
-    spec = _Spec("toy", 4, (0,), (1, 2, 3, 4), 2, 4)
+    spec = EstimatorSpec("toy", 4, (0,), (1, 2, 3, 4), 2, 4)
     curves = np.array([[0.9, 0.5, 0.6, 0.62], [0.1, 0.2, 0.3, 0.4]])
     assert _curve_budgets(spec, curves, 0.0).tolist() == [4, 4]
     assert _curve_budgets(spec, curves, 0.02).tolist() == [3, 4]  # n_min=2 excludes N=1

@@ -1,0 +1,142 @@
+"""Tests of t2_agents.guard and of the guard inside the estimator and its artifact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from t2_agents.errors import ArtifactError, ConfigError
+from t2_agents.estimator import T2Estimator
+from t2_agents.guard import DistributionGuard, GuardConfig
+from t2_agents.probes import ProbeConfig
+
+torch.set_num_threads(1)
+
+GRID = tuple(range(1, 9))
+
+
+def _training(q: int = 300, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian features, scaled per column; curves rise until N = 5, then stay flat."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(q, d)) * np.linspace(1.0, 3.0, d) + 2.0
+    curve = np.minimum(np.arange(1, 9), 5) * 0.05 + 0.1  # 0.15 ... 0.35, flat from N = 5
+    return x, np.tile(curve, (q, 1))
+
+
+def test_flags_far_questions_and_few_training_ones() -> None:
+    x, curves = _training()
+    guard = DistributionGuard.fit(x, layer=2, curves=curves, grid=GRID, n_d=8,
+                                  config=GuardConfig(dims=12))  # fmt: skip
+    assert guard.fallback_n == 5  # the smallest N within 1 point of N_D = 8
+    assert guard.flags(x).mean() <= 0.03  # ~1 % by construction (99th percentile)
+    rng = np.random.default_rng(1)
+    near, _ = _training(q=50, seed=4)  # fresh draws from the training distribution
+    far = x[:50] + 3.0 * rng.normal(size=x[:50].shape) * np.linspace(1.0, 3.0, x.shape[1])
+    assert guard.flags(far).mean() > 0.9
+    assert guard.flags(near).mean() <= 0.1
+    budgets = guard.apply(np.full(50, 2), far)
+    assert set(budgets.tolist()) <= {2, 5} and (budgets == 5).mean() > 0.9
+    assert guard.apply(np.full(50, 8), far).tolist() == [8] * 50  # never lowers a budget
+
+
+def test_distance_matches_brute_force() -> None:
+    x, curves = _training(q=60)
+    guard = DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8,
+                                  config=GuardConfig(dims=5, neighbours=3))  # fmt: skip
+    q = x[:7] + 0.3
+    t = guard.tensors()
+    z = ((q - t["mean"].double().numpy()) / t["std"].double().numpy()) @ t["basis"].double().numpy()
+    d = np.linalg.norm(z[:, None, :] - t["points"].double().numpy()[None], axis=-1)
+    np.testing.assert_allclose(guard.distance(q), np.sort(d, axis=1)[:, 2], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        ({"neighbours": 0}, "neighbours=0"),
+        ({"dims": 2.5}, "dims=2.5"),
+        ({"quantile": 0.0}, "quantile=0.0"),
+        ({"quantile": 101}, "quantile=101"),
+        ({"fallback_target": -0.1}, "fallback_target=-0.1"),
+    ],
+)
+def test_config_errors_name_the_value(over: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        GuardConfig(**over)  # type: ignore[arg-type]
+
+
+def test_fit_errors() -> None:
+    x, curves = _training(q=20)
+    with pytest.raises(ConfigError, match="Q > neighbours"):
+        DistributionGuard.fit(x[:5], layer=0, curves=curves[:5], grid=GRID, n_d=8)
+    with pytest.raises(ConfigError, match="n_d=9"):
+        DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=9)
+
+
+# ------------------------------------------------------------------ inside the estimator
+def _estimator(guard: GuardConfig | None) -> tuple[T2Estimator, np.ndarray]:
+    rng = np.random.default_rng(2)
+    base, curves = _training(q=160, d=8)
+    x = np.stack([base, base + 0.01 * rng.normal(size=base.shape)], axis=1).astype(np.float32)
+    labels = np.where(np.arange(len(x)) % 2 == 0, 5, 2)
+    est, _ = T2Estimator.fit(
+        x, labels, layers=[3, 7], grid=GRID, n_min=1, n_max=8, model_identity="toy",
+        hidden_size=8, config=ProbeConfig(head="curve", hidden=4, epochs=5), n_d=8,
+        curves=curves, guard=guard,
+    )  # fmt: skip
+    return est, x
+
+
+def test_estimator_applies_the_guard_and_can_skip_it(tmp_path: Path) -> None:
+    est, x = _estimator(GuardConfig(dims=8))
+    assert est.guard is not None and est.guard.layer == 7  # the middle of layers [3, 7]
+    noise = np.random.default_rng(3).normal(size=x[:20].shape) * np.linspace(1.0, 3.0, 8)
+    far = (x[:20] + 4.0 * noise).astype(np.float32)
+    flags = est.out_of_distribution(far)
+    assert flags.mean() > 0.9
+    raw, guarded = est.predict(far, guard=False), est.predict(far)
+    np.testing.assert_array_equal(guarded, np.where(flags, np.maximum(raw, 5), raw))
+    assert est.predict_one(far[0]) == guarded[0]
+    loaded = T2Estimator.load(est.save(tmp_path / "est"))
+    assert loaded.guard is not None and loaded.guard.fallback_n == est.guard.fallback_n
+    np.testing.assert_array_equal(loaded.predict(far), guarded)
+    np.testing.assert_array_equal(loaded.out_of_distribution(x), est.out_of_distribution(x))
+    assert json.loads((tmp_path / "est" / "metadata.json").read_text())["guard"]["layer"] == 7
+
+
+def test_estimator_without_guard_loads_and_flags_nothing(tmp_path: Path) -> None:
+    est, x = _estimator(None)
+    loaded = T2Estimator.load(est.save(tmp_path / "plain"))
+    assert loaded.guard is None and not (tmp_path / "plain" / "guard.safetensors").exists()
+    assert not loaded.out_of_distribution(x + 100).any()
+    with pytest.raises(ConfigError, match="guard= needs curves= and n_d="):
+        T2Estimator.fit(
+            x, np.where(np.arange(len(x)) % 2 == 0, 5, 2), layers=[3, 7], grid=GRID, n_min=1,
+            n_max=8, model_identity="toy", hidden_size=8, config=ProbeConfig(hidden=4, epochs=2),
+            guard=GuardConfig(),
+        )  # fmt: skip
+
+
+def test_corrupt_guard_files_are_refused(tmp_path: Path) -> None:
+    est, _ = _estimator(GuardConfig(dims=8))
+    root = est.save(tmp_path / "est")
+    (root / "guard.safetensors").unlink()
+    with pytest.raises(ArtifactError, match=r"guard\.safetensors is missing"):
+        T2Estimator.load(root)
+    root = est.save(tmp_path / "est2")
+    tensors = est.guard.tensors() if est.guard else {}
+    tensors["points"] = tensors["points"][:3]
+    save_file(tensors, str(root / "guard.safetensors"))
+    with pytest.raises(ArtifactError, match="'points' has shape"):
+        T2Estimator.load(root)
+    root = est.save(tmp_path / "est3")
+    meta = json.loads((root / "metadata.json").read_text())
+    meta["guard"]["layer"] = 99
+    (root / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="layer is one of"):
+        T2Estimator.load(root)
