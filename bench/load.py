@@ -383,7 +383,7 @@ def build_engine(name: EngineName, *, max_model_len: int = 2048) -> Engine:
 def build_policy(name: PolicyName, engine: Engine, n_max: int) -> BudgetPolicy:
     """The T2 policy from the shipped estimator, or ``FixedPolicy(n_max)``."""
     if name == "t2":
-        from t2_agents.demo import load_t2_policy
+        from t2_agents.shipped import load_t2_policy
 
         return load_t2_policy(engine)
     if name == "fixed":

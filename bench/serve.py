@@ -211,11 +211,11 @@ def load(service: ThinkingService, *, clients: int, rounds: int, max_tokens: int
 # ---------------------------------------------------------------------------- held-out
 def heldout(service: ThinkingService, *, questions: int, max_tokens: int) -> dict[str, Any]:
     """T2 vs a fixed N = n_max on held-out questions, one request at a time, interleaved."""
-    from t2_agents.demo import demo_questions
+    from t2_agents.evaluate.questions import heldout_questions
 
     metadata = getattr(getattr(service.policy, "estimator", None), "metadata", None) or {}
     keys = (metadata.get("training_data") or {}).get("question_keys") or []
-    asked = demo_questions(questions, exclude=frozenset(str(k) for k in keys))
+    asked = heldout_questions(questions, exclude=frozenset(str(k) for k in keys))
     n_max = service.config.n_max
     rows: dict[str, list[dict[str, Any]]] = {"t2": [], f"fixed-{n_max}": []}
     with serve_in_thread(service) as base_url, httpx.Client(base_url=base_url, timeout=600) as web:

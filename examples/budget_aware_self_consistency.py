@@ -34,7 +34,7 @@ from typing_extensions import TypedDict
 from t2_agents.agents import AGENT_TASKS
 from t2_agents.backends.base import Engine
 from t2_agents.data import Question
-from t2_agents.demo import choose_policy, demo_questions
+from t2_agents.evaluate.questions import heldout_questions
 from t2_agents.graph import (
     CostLedger,
     ThinkingContext,
@@ -42,6 +42,7 @@ from t2_agents.graph import (
     build_parallel_thinking_graph,
 )
 from t2_agents.graph.ledger import StepRecord
+from t2_agents.shipped import choose_policy
 
 __all__ = ["WorksheetState", "build_worksheet_agent", "main"]
 
@@ -86,7 +87,7 @@ def build_worksheet_agent(
 
     Example:
         >>> from t2_agents.backends.fake import FakeEngine
-        >>> qs = demo_questions(2, tasks=("products",), seed=1)
+        >>> qs = heldout_questions(2, tasks=("products",), seed=1)
         >>> agent = build_worksheet_agent(
         ...     build_parallel_thinking_graph(engine=FakeEngine(), n_max=2), questions=qs
         ... )
@@ -196,7 +197,7 @@ def main(argv: Sequence[str] | None = None, *, engine: Engine | None = None) -> 
         fallback_n=args.n_max,
         on_fallback=lambda text: console.print(f"[yellow]note:[/] {text}"),
     )
-    questions = demo_questions(args.questions, tasks=args.tasks.split(","), seed=args.seed)
+    questions = heldout_questions(args.questions, tasks=args.tasks.split(","), seed=args.seed)
     context = ThinkingContext(n_max=args.n_max, max_tokens=args.max_tokens, seed=args.seed)
     thinking = build_parallel_thinking_graph(engine=engine, policy=policy, context=context)
     agent = build_worksheet_agent(thinking, questions=questions, min_share=args.min_share)

@@ -35,7 +35,7 @@ from rich.table import Table
 from t2_agents.agents import AGENT_TASKS, make_agent, run_agent
 from t2_agents.backends.base import Engine
 from t2_agents.data import Question
-from t2_agents.demo import demo_questions, load_t2_policy
+from t2_agents.evaluate.questions import heldout_questions
 from t2_agents.graph import (
     CostLedger,
     RunBudget,
@@ -44,6 +44,7 @@ from t2_agents.graph import (
     compare_ledgers,
 )
 from t2_agents.policies import BudgetPolicy, FixedPolicy
+from t2_agents.shipped import load_t2_policy
 from t2_agents.stop_rules import StopRule
 
 __all__ = ["RUNS", "main", "plot_costs", "run_policy"]
@@ -94,7 +95,7 @@ def run_policy(
 
     Example:
         >>> from t2_agents.backends.fake import FakeEngine
-        >>> qs = demo_questions(2, tasks=("products",), seed=1)
+        >>> qs = heldout_questions(2, tasks=("products",), seed=1)
         >>> totals, _ = run_policy(FakeEngine(), FixedPolicy(3), qs, n_max=3, max_tokens=8, seed=0)
         >>> totals["samples"], totals["policy"]
         (6, 'fixed-3')
@@ -221,7 +222,7 @@ def main(
     t2 = policy if policy is not None else load_t2_policy(engine, args.estimator)
     hybrid = StopRule(kind="hybrid", window=args.window)
     hybrid.check_cap(args.n_max)
-    questions = demo_questions(args.questions, tasks=args.tasks.split(","), seed=args.seed)
+    questions = heldout_questions(args.questions, tasks=args.tasks.split(","), seed=args.seed)
     settings = {"n_max": args.n_max, "max_tokens": args.max_tokens, "seed": args.seed}
     runs: dict[str, dict[str, Any]] = {}
     ledgers: dict[str, CostLedger] = {}

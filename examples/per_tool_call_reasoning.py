@@ -26,8 +26,9 @@ from rich.table import Table
 
 from t2_agents.agents import AGENT_TASKS, make_agent, run_agent
 from t2_agents.backends.base import Engine
-from t2_agents.demo import choose_policy, demo_questions
+from t2_agents.evaluate.questions import heldout_questions
 from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
+from t2_agents.shipped import choose_policy
 
 __all__ = ["main"]
 
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None, *, engine: Engine | None = None) -> 
     policy = choose_policy(
         engine, args.estimator, fallback_n=args.n_max, on_fallback=_note(console)
     )
-    questions = demo_questions(args.questions, tasks=args.tasks.split(","), seed=args.seed)
+    questions = heldout_questions(args.questions, tasks=args.tasks.split(","), seed=args.seed)
     context = ThinkingContext(n_max=args.n_max, max_tokens=args.max_tokens, seed=args.seed)
     thinking = build_parallel_thinking_graph(engine=engine, policy=policy, context=context)
     ledger = CostLedger()

@@ -41,7 +41,6 @@ from langchain_core.tools import BaseTool
 
 from t2_agents.backends.base import Completion, Engine, SamplingParams
 from t2_agents.data import DEFAULT_INSTRUCTION, Question
-from t2_agents.demo import choose_policy
 from t2_agents.errors import ConfigError, DependencyError
 from t2_agents.graph import (
     CostLedger,
@@ -54,6 +53,7 @@ from t2_agents.graph import (
 from t2_agents.graph.budgets import RunAccount
 from t2_agents.graph.state import Fanout
 from t2_agents.policies import FixedPolicy
+from t2_agents.shipped import choose_policy
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph

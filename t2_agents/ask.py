@@ -4,7 +4,7 @@
 samples N paths in one engine call, extracts and votes. The ``t2 ask`` command prints its result.
 
 Example:
-    >>> from t2_agents.backends.transformers import TransformersEngine  # doctest: +SKIP
+    >>> from t2_agents import TransformersEngine  # doctest: +SKIP
     >>> result = ask_question(TransformersEngine(), "What is 6 * 7?", n=4)  # doctest: +SKIP
     >>> result["verdict"]["answer"]  # doctest: +SKIP
     '42'
@@ -13,23 +13,44 @@ Example:
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any
+
+from typing_extensions import TypedDict
 
 from t2_agents.answers import get_extractor
 from t2_agents.backends.base import Engine, SamplingParams, check_prompts
 from t2_agents.data import DEFAULT_INSTRUCTION
-from t2_agents.vote import vote
+from t2_agents.shipped import choose_policy
+from t2_agents.vote import VerdictDict, vote
 
-__all__ = ["DEFAULT_ESTIMATOR", "ask_question", "default_estimator_path"]
-
-DEFAULT_ESTIMATOR = Path(__file__).parent / "artifacts" / "smollm2-135m-instruct"
-"""The T2 estimator shipped for the default model."""
+__all__ = ["AskResult", "PathResult", "ask_question"]
 
 
-def default_estimator_path() -> Path | None:
-    """The shipped estimator folder, or None when the package holds none."""
-    return DEFAULT_ESTIMATOR if (DEFAULT_ESTIMATOR / "metadata.json").is_file() else None
+class PathResult(TypedDict):
+    """One sampled path of :func:`ask_question`."""
+
+    answer: str | None
+    """The extracted final answer (None: none found)."""
+    text: str
+    tokens: int
+    """Completion tokens."""
+    finish: str
+    """``stop`` or ``length``."""
+
+
+class AskResult(TypedDict):
+    """:func:`ask_question`'s JSON-ready result (``t2 ask --json`` prints it)."""
+
+    question: str
+    n: int
+    """Paths sampled."""
+    policy: str
+    """``fixed`` (``n`` was given) or the policy that chose ``n`` (``t2``)."""
+    verdict: VerdictDict
+    paths: list[PathResult]
+    completion_tokens: int
+    prompt_tokens: int
+    seconds: dict[str, float]
+    """``budget`` (choosing N) and ``total``."""
 
 
 def _choose_n(
@@ -41,8 +62,6 @@ def _choose_n(
 ) -> tuple[int, str]:
     if n is not None:
         return n, "fixed"
-    from t2_agents.demo import choose_policy  # demo imports this module
-
     policy = choose_policy(
         engine, estimator, tolerance=knobs.get("tolerance"), price=knobs.get("price")
     )
@@ -65,7 +84,7 @@ def ask_question(
     instruction: str = DEFAULT_INSTRUCTION,
     tolerance: float | None = None,
     price: float | None = None,
-) -> dict[str, Any]:
+) -> AskResult:
     """Answer one question by self-consistency with an adaptive (or given) number of paths.
 
     Args:
@@ -83,7 +102,7 @@ def ask_question(
         price: T2's other knob: the accuracy one more path must buy (give at most one knob).
 
     Returns:
-        A JSON-ready dict: n, policy, verdict, paths, tokens and seconds.
+        An :class:`AskResult`.
     """
     check_prompts([question])
     prompt = f"{question.rstrip()} {instruction}".strip()

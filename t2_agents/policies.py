@@ -40,6 +40,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from t2_agents.checks import check_budget_range
 from t2_agents.errors import ArtifactError, ConfigError
 
 __all__ = [
@@ -49,7 +50,6 @@ __all__ = [
     "FixedPolicy",
     "OraclePolicy",
     "T2Policy",
-    "check_budget_range",
     "check_tolerance",
     "clamp_budget",
 ]
@@ -126,26 +126,6 @@ class BudgetEstimator(Protocol):
     def predict_one(self, features: Features) -> int:
         """Predict the budget of one question from its ``[n_layers, hidden_size]`` features."""
         ...
-
-
-def check_budget_range(n_min: int, n_max: int) -> tuple[int, int]:
-    """Validate a budget range: integers with ``1 <= n_min <= n_max``.
-
-    Raises:
-        ConfigError: Either bound is not an integer, ``n_min < 1`` or ``n_min > n_max``.
-
-    Example:
-        >>> check_budget_range(1, 16)
-        (1, 16)
-    """
-    for label, value in (("n_min", n_min), ("n_max", n_max)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ConfigError(f"{label}={value!r} must be an integer >= 1")
-    if n_min < 1:
-        raise ConfigError(f"n_min={n_min} is below 1; every step samples at least one path")
-    if n_min > n_max:
-        raise ConfigError(f"n_min={n_min} is above n_max={n_max}; pass n_min <= n_max")
-    return int(n_min), int(n_max)
 
 
 def clamp_budget(value: object, *, n_min: int, n_max: int) -> tuple[int, str | None]:

@@ -1,4 +1,4 @@
-"""Sequential stop rules shared by replay (:mod:`t2_agents.replay`) and the live graph.
+"""Sequential stop rules shared by replay (:mod:`t2_agents.evaluate.replay`) and the live graph.
 
 A sequential policy samples reasoning paths in *waves*, votes after every wave and stops once
 its rule fires (or at the cap). The criteria are written once here, on vote statistics that may
@@ -39,6 +39,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from t2_agents.checks import check_int
 from t2_agents.errors import ConfigError
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "StopRule",
     "StopRules",
     "beta_confident",
-    "check_int",
     "decisive",
     "leader_probability",
     "leader_table",
@@ -59,21 +59,6 @@ StopKind = Literal["adaptive", "esc", "hybrid"]
 """The live sequential rules (see the module docs)."""
 
 FloatArray = npt.NDArray[np.float64]
-
-
-def check_int(name: str, value: object, low: int) -> int:
-    """Return ``value`` as an int if it is an integer ``>= low``.
-
-    Raises:
-        ConfigError: Not an integer (booleans are refused) or below ``low``.
-
-    Example:
-        >>> check_int("window", 4, 1)
-        4
-    """
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ConfigError(f"{name}={value!r} must be an int >= {low}")
-    return int(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,8 +81,8 @@ class StopRules:
     """Valid votes the hybrid needs before its vote can be decisive."""
 
     def __post_init__(self) -> None:
-        check_int("window", self.window, 1)
-        check_int("min_votes", self.min_votes, 1)
+        check_int("window", self.window, low=1)
+        check_int("min_votes", self.min_votes, low=1)
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float):
             raise ConfigError(f"threshold={self.threshold!r} must be a number in [0.5, 1)")
         if not 0.5 <= self.threshold < 1.0:
@@ -141,8 +126,8 @@ def leader_probability(v1: int, v2: int) -> float:
         >>> leader_probability(4, 0), leader_probability(3, 0)
         (0.96875, 0.9375)
     """
-    check_int("v1", v1, 0)
-    check_int("v2", v2, 0)
+    check_int("v1", v1, low=0)
+    check_int("v2", v2, low=0)
     return float(leader_table(max(v1, v2))[v1, v2])
 
 
@@ -236,7 +221,7 @@ class StopRule(StopRules):
         if self.kind not in get_args(StopKind):
             raise ConfigError(f"kind={self.kind!r} is not one of {get_args(StopKind)}")
         if self.wave is not None:
-            check_int("wave", self.wave, 1)
+            check_int("wave", self.wave, low=1)
         if self.kind == "esc" and self.wave not in (None, self.window):
             raise ConfigError(
                 f"wave={self.wave} differs from window={self.window}; ESC's waves are its "

@@ -24,9 +24,23 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from typing_extensions import TypedDict
+
 from t2_agents.errors import ConfigError
 
-__all__ = ["Verdict", "majority", "vote"]
+__all__ = ["Verdict", "VerdictDict", "majority", "vote"]
+
+
+class VerdictDict(TypedDict):
+    """:meth:`Verdict.to_dict`: the verdict as JSON (graph states, ``t2 ask``, the endpoint)."""
+
+    answer: str | None
+    share: float
+    distribution: dict[str, float]
+    valid: int
+    invalid: int
+    tied: list[str]
+
 
 _REL_TOL = 1e-12
 
@@ -53,7 +67,7 @@ class Verdict:
     tied: tuple[str, ...] = ()
     """The top answers that tied, sorted; length 1 without a tie, empty without votes."""
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> VerdictDict:
         """Return the verdict as a JSON-ready dictionary.
 
         Example:

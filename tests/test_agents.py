@@ -11,8 +11,8 @@ from langchain_core.messages import HumanMessage
 
 from t2_agents.agents import LazyEngine, ScriptedToolCaller, make_agent, run_agent
 from t2_agents.backends.fake import FakeEngine
-from t2_agents.demo import demo_questions
 from t2_agents.errors import ConfigError
+from t2_agents.evaluate.questions import heldout_questions
 from t2_agents.graph import CostLedger, build_parallel_thinking_graph
 
 
@@ -36,7 +36,7 @@ def test_run_agent_grades_every_tool_call() -> None:
     ledger = CostLedger()
     graph = build_parallel_thinking_graph(engine=FakeEngine(), n_max=2)
     agent = make_agent(graph, ledger=ledger)
-    questions = demo_questions(3, tasks=("products", "lcm"), seed=1)
+    questions = heldout_questions(3, tasks=("products", "lcm"), seed=1)
     out = run_agent(agent, questions)
     calls = out["calls"]
     assert [call["id"] for call in calls] == [q.id for q in questions]

@@ -65,12 +65,12 @@ def test_ask_bad_input_is_a_json_error(args: list[str], kind: str, words: str) -
 def test_ask_tolerance_out_of_range_fails_before_loading(
     value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import t2_agents.cli as cli
+    from t2_agents.backends import factory
 
     def no_engine(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the model must not load for a bad --tolerance")
 
-    monkeypatch.setattr(cli, "_engine", no_engine)
+    monkeypatch.setattr(factory, "load_engine", no_engine)
     result = runner.invoke(app, ["ask", "2+2?", "--tolerance", value, "--json"])
     assert result.exit_code == 2
     error = _one_json_object(result.stdout)["error"]
@@ -130,7 +130,7 @@ def test_collect_bad_options_are_json_errors(tmp_path: Path, extra: list[str], w
 def test_collect_plan_json_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from conftest import FakeEngine
 
-    from t2_agents import cli
+    from t2_agents.backends import factory
     from t2_agents.collect import load_collection
 
     engines: list[FakeEngine] = []
@@ -139,7 +139,7 @@ def test_collect_plan_json_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
         engines.append(FakeEngine())
         return engines[-1]
 
-    monkeypatch.setattr(cli, "_engine", fake_engine)
+    monkeypatch.setattr(factory, "load_engine", fake_engine)
     plan = tmp_path / "plan.json"
     plan.write_text(
         json.dumps(
@@ -180,12 +180,12 @@ def test_collect_plan_json_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_collect_plan_usage_errors(
     args: list[str], words: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from t2_agents import cli
+    from t2_agents.backends import factory
 
     def no_engine(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a usage error must not load the model")
 
-    monkeypatch.setattr(cli, "_engine", no_engine)
+    monkeypatch.setattr(factory, "load_engine", no_engine)
     result = runner.invoke(app, ["collect", *args, "--json"])
     assert result.exit_code == 2
     error = _one_json_object(result.stdout)["error"]
@@ -196,12 +196,12 @@ def test_collect_plan_usage_errors(
 def test_collect_bad_plan_fails_before_loading_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from t2_agents import cli
+    from t2_agents.backends import factory
 
     def no_engine(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a bad plan must not load the model")
 
-    monkeypatch.setattr(cli, "_engine", no_engine)
+    monkeypatch.setattr(factory, "load_engine", no_engine)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"collections": [{"out": "a", "task": "lcm", "questions": 0}]}))
     result = runner.invoke(app, ["collect", "--plan", str(plan), "--json"])

@@ -12,7 +12,7 @@ import pytest
 from t2_agents.collect import CollectConfig, collect, load_collection, load_plan
 from t2_agents.data import question_key
 from t2_agents.errors import ConfigError, DataError, EngineError
-from t2_agents.replay import ReplayPool
+from t2_agents.evaluate.replay import ReplayPool
 
 LAYERS = (0, 3)
 

@@ -13,34 +13,14 @@ from typing import Any
 import pytest
 from rich.table import Table
 
-from t2_agents import demo
+from t2_agents.cli import demo
+from t2_agents.cli.demo import format_demo, heldout_evidence, run_demo
 from t2_agents.data import load_task, question_key
-from t2_agents.demo import (
-    DEMO_TASKS,
-    demo_questions,
-    format_demo,
-    load_t2_policy,
-    resolve_estimator,
-    run_demo,
-    training_keys,
-)
-from t2_agents.errors import ArtifactError, ConfigError
+from t2_agents.evaluate import questions as questions_module
+from t2_agents.evaluate.questions import TASK_SETTINGS
 from t2_agents.policies import T2Policy
 
 
-def test_demo_questions_take_tasks_in_turn() -> None:
-    questions = demo_questions(5, tasks=("products", "lcm"), seed=9)
-    assert [q.task for q in questions] == ["products", "lcm", "products", "lcm", "products"]
-    assert [q.id for q in questions][:2] == ["products-9-0", "lcm-9-0"]
-    assert all(q.prompt.endswith("Give only the final answer.") for q in questions)
-    assert set(DEMO_TASKS) >= {"basic_arithmetic", "syllogism", "products", "lcm"}
-    with pytest.raises(ConfigError):
-        demo_questions(0)
-    with pytest.raises(ConfigError):
-        demo_questions(2, tasks=())
-
-
-# ------------------------------------------------------------ never a training question
 class _TrainedOn:
     """A stand-in estimator whose metadata lists the questions it was trained on."""
 
@@ -57,39 +37,7 @@ class _TrainedOn:
 
 
 def _lcm_keys(seed: int, size: int) -> list[str]:
-    return [q.key for q in load_task("lcm", size=size, seed=seed, config=DEMO_TASKS["lcm"])]
-
-
-def test_training_keys_come_from_the_metadata() -> None:
-    assert training_keys(_TrainedOn(["a", "b"])) == {"a", "b"}
-    assert training_keys(_TrainedOn(None)) == frozenset()  # artifacts trained before the keys
-    assert training_keys(object()) == frozenset()
-
-
-def test_demo_questions_skip_excluded_keys_in_order() -> None:
-    plain = demo_questions(6, tasks=("lcm", "products"), seed=2026)
-    seen = {plain[0].key, plain[2].key, plain[3].key}
-    held_out = demo_questions(6, tasks=("lcm", "products"), seed=2026, exclude=seen)
-    assert not {q.key for q in held_out} & seen
-    assert [q.task for q in held_out] == ["lcm", "products"] * 3
-    # the first unseen questions of each task, in their order
-    lcm = [q for q in demo_questions(20, tasks=("lcm",), seed=2026) if q.key not in seen]
-    assert [q.id for q in held_out[::2]] == [q.id for q in lcm[:3]]
-    assert demo_questions(6, tasks=("lcm", "products"), seed=2026, exclude=()) == plain
-
-
-def test_demo_questions_when_training_saw_almost_every_question(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # lcm with max_value 12 has 12 x 12 questions; load_task finds 143 of them for this seed
-    monkeypatch.setitem(demo.DEMO_TASKS, "lcm", {"max_value": 12})
-    every = _lcm_keys(2026, 143)
-    drawn = demo_questions(3, tasks=("lcm",), seed=2026, exclude=every[3:])
-    assert {q.key for q in drawn} == set(every[:3])
-    with pytest.raises(ConfigError, match=r"too few questions the estimator did not train on"):
-        demo_questions(4, tasks=("lcm",), seed=2026, exclude=every[3:])
-    with pytest.raises(ConfigError, match=r"wanted 1, found 0"):
-        demo_questions(1, tasks=("lcm",), seed=2026, exclude=every)
+    return [q.key for q in load_task("lcm", size=size, seed=seed, config=TASK_SETTINGS["lcm"])]
 
 
 @pytest.mark.parametrize("recorded", [True, False])
@@ -97,7 +45,7 @@ def test_run_demo_never_draws_a_training_question(
     tmp_path: Path, fake_engine: Any, monkeypatch: pytest.MonkeyPatch, recorded: bool
 ) -> None:
     # The old shipped set: 200 lcm items of seed 1, which repeat most of the demo's questions.
-    monkeypatch.setitem(demo.DEMO_TASKS, "lcm", {"max_value": 12})
+    monkeypatch.setitem(questions_module.TASK_SETTINGS, "lcm", {"max_value": 12})
     trained = sorted(set(_lcm_keys(1, 100)) | set(_lcm_keys(7, 30)))
     estimator = _TrainedOn(trained if recorded else None)
     monkeypatch.setattr(demo, "resolve_estimator", lambda path=None: tmp_path)
@@ -118,11 +66,31 @@ def test_run_demo_never_draws_a_training_question(
         assert result["settings"]["excluded_training_questions"] == 0
 
 
-def test_missing_estimator_says_how_to_fix(tmp_path: Path, fake_engine: Any) -> None:
-    with pytest.raises(ArtifactError, match=r"t2 train.*--estimator"):
-        resolve_estimator(tmp_path / "nothing")
-    with pytest.raises(ArtifactError, match="--estimator"):
-        run_demo(fake_engine, questions=1, estimator=tmp_path / "nothing")
+def test_run_demo_runs_questions_concurrently(
+    tmp_path: Path, fake_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    estimator = _TrainedOn([])
+    monkeypatch.setattr(demo, "resolve_estimator", lambda path=None: tmp_path)
+    monkeypatch.setattr(
+        demo, "load_t2_policy", lambda engine, path=None: T2Policy(estimator, engine=engine)
+    )
+    one = run_demo(fake_engine, questions=4, tasks=("lcm",), n_max=4, max_tokens=8)
+    four = run_demo(fake_engine, questions=4, tasks=("lcm",), n_max=4, max_tokens=8, concurrency=4)
+    assert [r["id"] for r in four["questions"]] == [r["id"] for r in one["questions"]]
+    assert [r["fixed"]["answer"] for r in four["questions"]] == [
+        r["fixed"]["answer"] for r in one["questions"]
+    ]
+    assert four["settings"]["concurrency"] == 4 and four["totals"]["fixed"]["samples"] == 16
+
+
+def test_heldout_evidence_points_at_the_shipped_results() -> None:
+    evidence = heldout_evidence(n_max=16)
+    assert evidence is not None  # a source checkout holds docs/results/eval_heldout.json
+    names = [row["name"] for row in evidence["rows"]]
+    assert names[0] == "t2" and names[2] == "fixed N=16"
+    assert evidence["figure"] == "docs/heldout_pareto.png"
+    assert evidence["command"].startswith("t2 eval --data ")
+    assert heldout_evidence(source=Path("/no/such.json")) is None
 
 
 @pytest.mark.slow
@@ -168,17 +136,3 @@ def test_run_demo_on_the_real_model(engine: Any, fixture_estimator: Path) -> Non
     tables = format_demo(result)
     assert all(isinstance(table, Table) for table in tables)
     assert tables[0].row_count == 2 and tables[1].row_count == 6
-
-
-@pytest.mark.slow
-def test_fixture_estimator_loads_for_the_engine(engine: Any, fixture_estimator: Path) -> None:
-    policy = load_t2_policy(engine, fixture_estimator)
-    assert tuple(policy.layers) == (4, 15, 24)  # conftest.FIXTURE_LAYERS
-    question = demo_questions(1, tasks=("products",), seed=5)[0]
-    features = engine.encode([question.prompt], list(policy.layers))[0]
-    assert policy.choose(features=features, question=question.prompt, n_min=1, n_max=8) in (
-        1,
-        2,
-        4,
-        8,
-    )

@@ -81,7 +81,7 @@ def test_compare_agent_costs_runs_four_policies_on_the_same_questions(tmp_path: 
 def test_without_an_estimator_the_examples_fall_back_to_a_fixed_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("t2_agents.demo.default_estimator_path", lambda: None)
+    monkeypatch.setattr("t2_agents.shipped.default_estimator_path", lambda: None)
     out = _load("per_tool_call_reasoning").main(
         ["--questions", "2", "--n-max", "3"], engine=FakeEngine()
     )

@@ -243,6 +243,7 @@ def write(line):
         os.close(fd)
 
 import t2_agents.cli as cli
+from t2_agents.backends import factory
 import t2_agents.collect as collect_module
 
 class LoggedEngine:
@@ -260,20 +261,20 @@ class LoggedEngine:
         write(f"sample {params.seed}")
         return self.inner.sample(prompts, n, params)
 
-load_real_engine = cli._engine
+load_real_engine = factory.load_engine
 
-def engine(model, cache_dir, *args, **overrides):
+def engine(**kwargs):
     if variant == "fake":
         from t2_agents.backends.fake import FakeEngine
         return LoggedEngine(FakeEngine(delay=delay))
-    return LoggedEngine(load_real_engine(model, cache_dir, *args, **overrides))
+    return LoggedEngine(load_real_engine(**kwargs))
 
 def slow_fsync(fd):
     # Widens the window between a temporary file's data and its rename (a kill target).
     time.sleep(fsync_delay)
     real_fsync(fd)
 
-cli._engine = engine
+factory.load_engine = engine
 collect_module.os = types.SimpleNamespace(**{**vars(os), "fsync": slow_fsync})
 sys.argv = ["t2", *sys.argv[5:]]
 write("ready")

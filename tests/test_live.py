@@ -1,4 +1,4 @@
-"""Tests of t2_agents.live and ``t2 eval --live`` (conftest's FakeEngine, a tiny collection)."""
+"""Tests of t2_agents.evaluate.live and ``t2 eval --live`` (FakeEngine, a tiny collection)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from conftest import FakeEngine
 from typer.testing import CliRunner
 
 from t2_agents import cli
+from t2_agents.backends import factory
 from t2_agents.errors import ConfigError, DataError
-from t2_agents.live import is_right, live_eval, live_table
+from t2_agents.evaluate.live import is_right, live_eval, live_table
 
 runner = CliRunner()
 
@@ -53,11 +54,11 @@ def test_live_eval_runs_both_policies(setup: dict[str, Any]) -> None:
     tasks_order = [r["id"] for r in out["rows"]]
     assert len(set(tasks_order)) == 5
     fixed, t2 = out["policies"]["fixed"], out["policies"]["t2"]
-    assert fixed["name"] == "fixed N_D=3" and fixed["mean_samples"] == 3.0
-    assert 1.0 <= t2["mean_samples"] <= 8.0
+    assert fixed["policy"] == "fixed N_D=3" and fixed["mean_n"] == 3.0
+    assert 1.0 <= t2["mean_n"] <= 8.0
     for p in (fixed, t2):
-        assert p["accuracy"] == sum(r[p["name"].split()[0]]["correct"] for r in out["rows"]) / 5
-        assert p["mean_completion_tokens"] == pytest.approx(3 * p["mean_samples"])
+        assert p["accuracy"] == sum(r[p["policy"].split()[0]]["correct"] for r in out["rows"]) / 5
+        assert p["mean_completion_tokens"] == pytest.approx(3 * p["mean_n"])
         assert p["seconds"] >= 0 and p["seconds_per_question"] == pytest.approx(p["seconds"] / 5)
 
 
@@ -65,14 +66,14 @@ def test_live_eval_runs_every_live_policy(setup: dict[str, Any]) -> None:
     out = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, questions=4)
     policies = out["policies"]
     assert list(policies) == ["fixed", "t2", "adaptive", "esc", "hybrid", "budget"]
-    t2_total = round(policies["t2"]["mean_samples"] * 4)
+    t2_total = round(policies["t2"]["mean_n"] * 4)
     assert out["run_budget"] == t2_total
-    assert policies["budget"]["mean_samples"] * 4 <= t2_total
-    assert policies["budget"]["name"] == f"t2, run budget {t2_total}"
+    assert policies["budget"]["mean_n"] * 4 <= t2_total
+    assert policies["budget"]["policy"] == f"t2, run budget {t2_total}"
     for row in out["rows"]:
         assert row["hybrid"]["n"] >= row["t2"]["n"]  # same first wave, then follow-ups
-    assert policies["adaptive"]["mean_engine_calls"] == policies["adaptive"]["mean_samples"]
-    assert policies["esc"]["mean_samples"] % 4 == 0 or policies["esc"]["mean_samples"] >= 4
+    assert policies["adaptive"]["mean_engine_calls"] == policies["adaptive"]["mean_n"]
+    assert policies["esc"]["mean_n"] % 4 == 0 or policies["esc"]["mean_n"] >= 4
     assert policies["fixed"]["mean_rounds"] == 1.0 and policies["adaptive"]["mean_rounds"] >= 4
     header, rows = live_table(out)
     assert "engine calls" in header and len(rows) == 6
@@ -103,7 +104,7 @@ def test_is_right_and_bad_input(setup: dict[str, Any]) -> None:
 
 
 def test_cli_eval_live(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_engine", lambda *args, **kwargs: FakeEngine())
+    monkeypatch.setattr(factory, "load_engine", lambda *args, **kwargs: FakeEngine())
     folder, estimator = str(setup["folders"][0]), str(setup["estimator"])
     base = ["eval", "--data", folder, "--estimator", estimator, "--policies", "fixed,nd,t2",
             "--n-d", "2", "--replays", "5", "--live", "--live-questions", "2"]  # fmt: skip
@@ -111,7 +112,7 @@ def test_cli_eval_live(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
     assert result.exit_code == 0, result.stdout + result.stderr
     payload = json.loads(result.stdout)
     assert payload["live"]["questions"] == 2 and payload["live"]["n_d"] == 2
-    assert payload["live"]["policies"]["fixed"]["mean_samples"] == 2.0
+    assert payload["live"]["policies"]["fixed"]["mean_n"] == 2.0
     table = runner.invoke(cli.app, base)
     assert table.exit_code == 0, table.stderr
     assert "Live on fake: 2 questions" in table.stdout and "fixed N_D=2" in table.stdout

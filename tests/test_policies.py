@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from t2_agents.backends.fake import FakeEngine
+from t2_agents.checks import check_budget_range
 from t2_agents.errors import ArtifactError, ConfigError
 from t2_agents.policies import (
     BudgetPolicy,
@@ -17,7 +18,6 @@ from t2_agents.policies import (
     FixedPolicy,
     OraclePolicy,
     T2Policy,
-    check_budget_range,
     clamp_budget,
 )
 

@@ -225,7 +225,7 @@ def test_http_client_is_closed(scripted: Any) -> None:
 def test_real_vllm_serve_runs_the_graph(engine: Any, tmp_path: Path) -> None:
     """Start ``vllm serve`` on loopback, run the T2 graph against it, shut it down cleanly."""
     from t2_agents.backends.vllm import VLLMConfig, serve_command
-    from t2_agents.demo import load_t2_policy
+    from t2_agents.shipped import load_t2_policy
 
     port = _free_port()
     command = serve_command(

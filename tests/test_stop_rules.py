@@ -10,7 +10,7 @@ import pytest
 
 import t2_agents.stop_rules as stop_rules
 from t2_agents.errors import ConfigError
-from t2_agents.replay import ReplayPool, replay_many
+from t2_agents.evaluate.replay import ReplayPool, replay_many
 from t2_agents.stop_rules import StopRule, StopRules, leader_probability, vote_counts
 
 

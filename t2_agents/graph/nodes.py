@@ -80,7 +80,7 @@ from t2_agents.graph.state import (
 )
 from t2_agents.policies import BudgetPolicy, FixedPolicy, clamp_budget
 from t2_agents.stop_rules import StopRule
-from t2_agents.vote import vote
+from t2_agents.vote import VerdictDict, vote
 
 __all__ = [
     "aggregate_node",
@@ -423,7 +423,7 @@ def aggregate_node(
     cancelled = [i for i, b in enumerate(branches) if b["finish_reason"] == "cancelled"]
     paid = sorted([*ok, *cancelled])  # what was generated, cancelled paths' partial text included
     error: str | None = None
-    verdict: dict[str, Any] | None = None
+    verdict: VerdictDict | None = None
     if ok:
         verdict = vote([answers[i] for i in ok], seed=vote_seed(branches)).to_dict()
     elif branches:

@@ -43,10 +43,12 @@ from typing_extensions import TypedDict
 
 from t2_agents.answers import AnswerExtractor, get_extractor
 from t2_agents.backends.base import Engine, SamplingParams
+from t2_agents.checks import check_budget_range
 from t2_agents.errors import ConfigError
 from t2_agents.graph.ledger import CostLedger
-from t2_agents.policies import BudgetPolicy, check_budget_range
+from t2_agents.policies import BudgetPolicy
 from t2_agents.stop_rules import StopKind, StopRule
+from t2_agents.vote import VerdictDict
 
 if TYPE_CHECKING:
     from t2_agents.graph.budgets import RunAccount, RunBudget
@@ -203,7 +205,7 @@ class ThinkingState(TypedDict, total=False):
     stopped: str | None
     run_budget: dict[str, Any] | None
     answers: list[str | None]
-    verdict: dict[str, Any] | None
+    verdict: VerdictDict | None
     answer: str | None
     error: str | None
     cost: dict[str, Any] | None

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from t2_agents.checks import check_budget_range, check_int
 from t2_agents.errors import ConfigError
-from t2_agents.policies import check_budget_range
 
 __all__ = ["ServeConfig", "T2Options"]
 
@@ -81,9 +81,7 @@ class ServeConfig:
                 "n_max or raise max_n"
             )
         for name in ("max_n", "max_tokens_cap", "default_max_tokens", "max_concurrency"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}={value!r} must be an integer >= 1")
+            check_int(name, getattr(self, name), low=1)
         if self.default_max_tokens > self.max_tokens_cap:
             raise ConfigError(
                 f"default_max_tokens={self.default_max_tokens} is above "

@@ -44,7 +44,7 @@ def load_service(
     Raises:
         ArtifactError: ``estimator`` is missing or fits another model.
     """
-    from t2_agents.demo import choose_policy
+    from t2_agents.shipped import choose_policy
 
     policy = choose_policy(engine, None if estimator is None else str(estimator))
     return ThinkingService(

@@ -49,6 +49,7 @@ from t2_agents.serve.tools import (
     parse_tool_calls,
     vote_arguments,
 )
+from t2_agents.vote import VerdictDict
 
 __all__ = ["Job", "Outcome", "ThinkingService"]
 
@@ -327,7 +328,7 @@ class ThinkingService:
         ]  # fmt: skip
         verdict = state.get("verdict") or {}
         winner = verdict.get("answer")
-        arguments: dict[str, Any] | None = None
+        arguments: VerdictDict | None = None
         candidates = [i for i in ok if winner is None or answers[i] == winner]
         if winner is not None and job.tools is not None and winner.startswith(CALL_PREFIX):
             seed = int(job.overrides.get("seed") or 0)

@@ -3,7 +3,7 @@
 Each question's collected pool of ``M`` completions stands in for the model. A policy that fixes
 ``N`` before sampling is scored exactly with ``A_x(N)`` (:func:`~t2_agents.curse.accuracy_curve`:
 draws without replacement, uniform tie rule). A sequential policy is replayed on ``R`` seeded
-random orders of each pool (:mod:`t2_agents.replay`, which defines the stopping rules).
+random orders of each pool (:mod:`t2_agents.evaluate.replay`, which defines the stopping rules).
 
 Policies (names for ``--policies``); every one is capped at the question's pool size ``M``:
 
@@ -50,9 +50,10 @@ import numpy as np
 import numpy.typing as npt
 
 from t2_agents.allocate import DifficultyCurves, allocate_budget
+from t2_agents.checks import check_int
 from t2_agents.curse import accuracy_curve, dataset_optimal_budget, optimal_budget
 from t2_agents.errors import ArtifactError, ConfigError, DataError
-from t2_agents.replay import ReplayPool, Rule, StopRules, random_orders, replay_many
+from t2_agents.evaluate.replay import ReplayPool, Rule, StopRules, random_orders, replay_many
 
 __all__ = [
     "POLICIES",
@@ -62,6 +63,7 @@ __all__ = [
     "PolicyResult",
     "evaluate_folders",
     "evaluate_pools",
+    "load_collections",
     "parse_policies",
     "plot_eval",
 ]
@@ -108,10 +110,10 @@ class EvalConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "policies", parse_policies(self.policies))
         for name, low in (("replays", 1), ("bins", 1), ("seed", 0)):
-            _check_int(name, getattr(self, name), low)
+            check_int(name, getattr(self, name), low=low)
         for name in ("n_d", "budget"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
+                check_int(name, getattr(self, name), low=1)
         _ = self.stop_rules  # validates the rule settings
 
     @property
@@ -123,11 +125,6 @@ class EvalConfig:
             decisive_share=self.decisive_share,
             min_votes=self.min_votes,
         )
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ConfigError(f"{name}={value!r} must be an int >= {low}")
 
 
 def parse_policies(policies: str | Sequence[str]) -> tuple[str, ...]:
@@ -485,7 +482,22 @@ def _features_for(estimator: EstimatorLike, collection: Any, folder: str) -> np.
     return np.asarray(collection.features[:, slots, :])
 
 
-def _load(folders: Sequence[str | Path], what: str) -> list[Any]:
+def load_collections(folders: Sequence[str | Path], what: str = "evaluation") -> list[Any]:
+    """Load ``t2 collect`` folders, refusing none given or none holding a question.
+
+    Args:
+        folders: Collection folders.
+        what: What they are for (``evaluation``, ``training``), for the messages.
+
+    Raises:
+        DataError: No folder, or no question in any of them.
+
+    Example:
+        >>> load_collections([])
+        Traceback (most recent call last):
+        ...
+        t2_agents.errors.DataError: no evaluation folder given; pass --data DIR (made by t2 collect)
+    """
     from t2_agents.collect import load_collection
 
     if not folders:
@@ -519,7 +531,7 @@ def evaluate_folders(
         >>> evaluate_folders(["runs/heldout/lcm"], estimator="artifacts/t2")  # doctest: +SKIP
     """
     cfg = config or EvalConfig()
-    collections = _load(data, "evaluation")
+    collections = load_collections(data, "evaluation")
     needs = [p for p in _NEED_ESTIMATOR if p in cfg.policies]
     if needs and estimator is None:
         raise ConfigError(f"policies {needs} need --estimator PATH (a T2 estimator folder)")
@@ -574,7 +586,7 @@ def _training_keys(est: EstimatorLike | None, folders: Sequence[str | Path]) -> 
     from t2_agents.calibrate import record_key
 
     keys: set[str] = set(getattr(est, "training_keys", ()) if est is not None else ())
-    for collection in _load(folders, "training") if folders else []:
+    for collection in load_collections(folders, "training") if folders else []:
         keys.update(record_key(r) for r in collection.records)
     return frozenset(keys)
 
@@ -606,7 +618,7 @@ def _alloc_curves(
 
 
 def _curve_model(est: EstimatorLike, folders: Sequence[str | Path], bins: int) -> DifficultyCurves:
-    collections = _load(folders, "training")
+    collections = load_collections(folders, "training")
     n = min(c.config.samples for c in collections)
     signal, curves = [], []
     for c, folder in zip(collections, folders, strict=True):

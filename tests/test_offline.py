@@ -1,4 +1,4 @@
-"""Tests of t2_agents.replay and t2_agents.evaluate (synthetic pools) and of ``t2 eval``."""
+"""Tests of t2_agents.evaluate.replay and .offline (synthetic pools) and of ``t2 eval``."""
 
 from __future__ import annotations
 
@@ -16,8 +16,14 @@ from typer.testing import CliRunner
 from t2_agents.cli import app, expand_multi_value
 from t2_agents.curse import accuracy_curve, optimal_budget
 from t2_agents.errors import ArtifactError, ConfigError, DataError
-from t2_agents.evaluate import POLICIES, EvalConfig, evaluate_folders, evaluate_pools, plot_eval
-from t2_agents.replay import ReplayPool, StopRules, leader_probability, replay, replay_many
+from t2_agents.evaluate.offline import (
+    POLICIES,
+    EvalConfig,
+    evaluate_folders,
+    evaluate_pools,
+    plot_eval,
+)
+from t2_agents.evaluate.replay import ReplayPool, StopRules, leader_probability, replay, replay_many
 
 runner = CliRunner()
 

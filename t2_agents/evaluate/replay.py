@@ -43,12 +43,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from t2_agents.checks import check_int
 from t2_agents.curse import AnswerPool
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.stop_rules import (
     StopRules,
     beta_confident,
-    check_int,
     decisive,
     leader_probability,
     window_unanimous,
@@ -294,6 +294,6 @@ def replay(
         >>> replay(pool, "esc", replays=3).samples.tolist()
         [4, 4, 4]
     """
-    check_int("replays", replays, 1)
+    check_int("replays", replays, low=1)
     orders = random_orders(pool.size, replays, np.random.default_rng(seed))
     return replay_many(pool, [rule], orders=orders, stop=stop, n=n)[rule]

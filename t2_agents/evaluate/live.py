@@ -1,6 +1,6 @@
 """Live evaluation: every live policy on real graph runs (``t2 eval --live``).
 
-Where :mod:`t2_agents.evaluate` replays collected pools, :func:`live_eval` answers the first
+Where :mod:`t2_agents.evaluate.offline` replays collected pools, :func:`live_eval` answers the first
 questions of the collections again with the parallel-thinking graph on an engine, once per
 policy of :data:`LIVE_POLICIES`, with each collection's sampling settings (temperature, top-p,
 max tokens) and each record's task extractor:
@@ -20,17 +20,27 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
+from typing_extensions import TypedDict
 
 from t2_agents.answers import normalize_answer
 from t2_agents.backends.base import Engine
+from t2_agents.checks import check_int
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.evaluate.head_to_head import (
+    Outcome,
+    PolicyRun,
+    PolicyTotals,
+    Trial,
+    policy_totals,
+    run_policy,
+)
+from t2_agents.evaluate.offline import load_collections
 from t2_agents.graph import (
-    CONFIG_KEY,
     CostLedger,
     RunBudget,
     ThinkingContext,
@@ -40,13 +50,47 @@ from t2_agents.graph import (
 from t2_agents.policies import BudgetEstimator, BudgetPolicy, FixedPolicy, T2Policy
 from t2_agents.stop_rules import StopRule, StopRules
 
-__all__ = ["LIVE_POLICIES", "LiveProgress", "is_right", "live_eval", "live_table"]
+__all__ = [
+    "LIVE_POLICIES",
+    "LiveAnswer",
+    "LiveProgress",
+    "LiveResult",
+    "is_right",
+    "live_eval",
+    "live_table",
+]
 
 LIVE_POLICIES: tuple[str, ...] = ("fixed", "t2", "adaptive", "esc", "hybrid", "budget")
 """Keys of the runs in :func:`live_eval`'s result, in the order they run."""
 
 LiveProgress = Callable[[int, int], None]
 """``progress(done, total)`` after every (question, policy) run."""
+
+
+class LiveAnswer(TypedDict):
+    """One policy on one question (a row's entry under the policy's key)."""
+
+    n: int
+    """Paths sampled."""
+    answer: str | None
+    correct: bool
+
+
+class LiveResult(TypedDict):
+    """:func:`live_eval`'s JSON-ready result (``t2 eval --live --json``: under ``live``)."""
+
+    questions: int
+    skipped_seen_in_training: int
+    """Records skipped because the estimator trained on their question."""
+    n_d: int
+    run_budget: int | None
+    """Total samples of the ``budget`` run."""
+    model: str
+    folders: list[str]
+    policies: dict[str, PolicyTotals]
+    """Per policy key: the totals (``policy`` holds the display name, e.g. ``fixed N_D=8``)."""
+    rows: list[dict[str, Any]]
+    """One per question: ``id``, ``task``, ``gold`` and per policy key a :class:`LiveAnswer`."""
 
 
 def _pick(
@@ -96,7 +140,7 @@ def live_eval(
     policies: Sequence[str] = LIVE_POLICIES,
     stop: StopRules | None = None,
     run_budget: int | None = None,
-) -> dict[str, Any]:
+) -> LiveResult:
     """Run the live policies through the graph on ``questions`` collected questions.
 
     Args:
@@ -114,11 +158,7 @@ def live_eval(
         run_budget: Total samples of the ``budget`` run; None: what the ``t2`` run spent.
 
     Returns:
-        JSON-ready dict: ``questions``, ``n_d``, ``model``, ``folders``, ``run_budget``,
-        ``policies`` (per key: ``name``, ``correct``, ``accuracy``, ``mean_samples``,
-        ``mean_completion_tokens``, ``mean_engine_calls``, ``mean_rounds``,
-        ``seconds_per_question``, ``seconds``) and ``rows`` (one per question: ``id``, ``task``,
-        ``gold`` and per policy ``n``, ``answer``, ``correct``).
+        A :class:`LiveResult`.
 
     Raises:
         ConfigError: ``questions`` or ``n_d`` below 1, an unknown policy, ``budget`` without
@@ -126,10 +166,8 @@ def live_eval(
         DataError: No folder, or empty collections.
         ArtifactError: An estimator fitted on another model.
     """
-    from t2_agents.evaluate import _load
-
     keys = _check(policies, questions, n_d, run_budget)
-    collections = _load(folders, "evaluation")
+    collections = load_collections(folders, "evaluation")
     if isinstance(estimator, str | Path):
         from t2_agents.estimator import T2Estimator
 
@@ -145,15 +183,21 @@ def live_eval(
             "seen in training); evaluate on questions it never saw"
         )
     cfg = stop or StopRules()
-    ledgers = {key: CostLedger() for key in keys}
     rows: list[dict[str, Any]] = [
         {"id": record["id"], "task": record["task"], "gold": record["gold"]} for _, record in picked
     ]
+    trials = [
+        (k, Trial(index=i, id=str(record["id"]), task=str(record["task"]),
+                  prompt=str(record["prompt"]), gold=str(record["gold"]),
+                  grade=functools.partial(is_right, record=record)))
+        for i, (k, record) in enumerate(picked)
+    ]  # fmt: skip
     done, total = 0, len(picked) * len(keys)
     budget_total = run_budget
+    totals: dict[str, PolicyTotals] = {}
     for key in keys:
         if key == "budget" and budget_total is None:
-            budget_total = ledgers["t2"].summary()["samples"]
+            budget_total = totals["t2"]["samples"]
         budget = None
         if key == "budget":
             budget = RunBudget(total_samples=int(budget_total or 0), steps=len(picked))
@@ -161,19 +205,22 @@ def live_eval(
             _graph(engine, c.config, key, n_d=n_d, seed=seed, t2=t2, stop=cfg, budget=budget)
             for c in collections
         ]
-        for row, (k, record) in zip(rows, picked, strict=True):
-            config: RunnableConfig = {
-                "configurable": {CONFIG_KEY: {"task": record["task"]}, "thread_id": f"live-{key}"}
-            }
-            state = graphs[k].invoke({"question": record["prompt"]}, config)
-            ledgers[key].add_state(state)
-            answer = state.get("answer")
-            row[key] = {"n": int(state["cost"]["samples"]), "answer": answer,
-                        "correct": is_right(answer, record)}  # fmt: skip
+        ledger = CostLedger()
+        outcomes: list[Outcome] = []
+        wall = 0.0
+        for k, trial in trials:  # each question through its collection's graph, in order
+            run = run_policy(graphs[k], [trial], ledger=ledger, thread_id=f"live-{key}")
+            outcomes += run.outcomes
+            wall += run.wall_seconds
             done += 1
             if progress is not None:
                 progress(done, total)
-    names = _names(n_d, cfg, budget_total)
+        for row, outcome in zip(rows, outcomes, strict=True):
+            row[key] = LiveAnswer(
+                n=outcome["samples"], answer=outcome["answer"], correct=outcome["correct"]
+            )
+        name = _names(n_d, cfg, budget_total)[key]
+        totals[key] = policy_totals(ledger, PolicyRun(outcomes, wall), policy=name)
     return {
         "questions": len(rows),
         "skipped_seen_in_training": skipped,
@@ -181,15 +228,14 @@ def live_eval(
         "run_budget": budget_total,
         "model": engine.identity,
         "folders": [str(f) for f in folders],
-        "policies": {key: _summary(names[key], ledgers[key], rows, key) for key in keys},
+        "policies": totals,
         "rows": rows,
     }
 
 
 def _check(policies: Sequence[str], questions: int, n_d: int, run_budget: int | None) -> list[str]:
-    for name, value in (("questions", questions), ("n_d", n_d)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name}={value!r} must be an int >= 1")
+    check_int("questions", questions, low=1)
+    check_int("n_d", n_d, low=1)
     unknown = [p for p in policies if p not in LIVE_POLICIES]
     if unknown or not policies:
         raise ConfigError(
@@ -240,24 +286,7 @@ def _names(n_d: int, stop: StopRules, budget: int | None) -> dict[str, str]:
     }
 
 
-def _summary(name: str, ledger: CostLedger, rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    count = len(rows)
-    summary = ledger.summary()
-    right = sum(1 for row in rows if row[key]["correct"])
-    return {
-        "name": name,
-        "correct": right,
-        "accuracy": right / count,
-        "mean_samples": summary["samples"] / count,
-        "mean_completion_tokens": summary["completion_tokens"] / count,
-        "mean_engine_calls": summary["engine_calls"] / count,
-        "mean_rounds": sum(max(1, len(s.waves)) for s in ledger.steps) / count,
-        "seconds_per_question": summary["wall_seconds"] / count,
-        "seconds": summary["wall_seconds"],
-    }
-
-
-def live_table(result: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+def live_table(result: LiveResult) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """Header and rows of strings for :func:`live_eval`'s per-policy results."""
     header: tuple[str, ...] = (
         "policy",
@@ -271,13 +300,13 @@ def live_table(result: Mapping[str, Any]) -> tuple[tuple[str, ...], list[tuple[s
     )
     rows: list[tuple[str, ...]] = [
         (
-            str(p["name"]),
-            f"{p['accuracy']:.3f}",
-            f"{p['mean_samples']:.2f}",
-            f"{p['mean_completion_tokens']:.1f}",
-            f"{p['mean_engine_calls']:.2f}",
-            f"{p['mean_rounds']:.2f}",
-            f"{p['seconds_per_question']:.2f}",
+            p["policy"],
+            f"{p['accuracy'] or 0.0:.3f}",
+            f"{p['mean_n'] or 0.0:.2f}",
+            f"{p['mean_completion_tokens'] or 0.0:.1f}",
+            f"{p['mean_engine_calls'] or 0.0:.2f}",
+            f"{p['mean_rounds'] or 0.0:.2f}",
+            f"{p['seconds_per_question'] or 0.0:.2f}",
             f"{p['seconds']:.1f}",
         )
         for p in result["policies"].values()

@@ -1,0 +1,80 @@
+"""Shared argument checks: one wording for every integer and range argument of the library.
+
+Every check raises :class:`~t2_agents.errors.ConfigError` naming the argument, the value, the
+limit and the fix, and returns the value in its plain Python type (a numpy integer becomes an
+``int``), so callers can store what the check returns.
+
+Example:
+    >>> check_int("window", 4, low=1)
+    4
+    >>> check_int("questions", 0, low=1)
+    Traceback (most recent call last):
+    ...
+    t2_agents.errors.ConfigError: questions=0 must be an int >= 1
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import overload
+
+from t2_agents.errors import ConfigError
+
+__all__ = ["check_budget_range", "check_int", "check_optional_int"]
+
+
+def check_int(name: str, value: object, *, low: int) -> int:
+    """Return ``value`` as an int if it is an integer ``>= low`` (booleans are refused).
+
+    Args:
+        name: The argument's name, for the message.
+        value: The value to check.
+        low: The smallest allowed value.
+
+    Returns:
+        ``int(value)``.
+
+    Raises:
+        ConfigError: Not an integer, a boolean, or below ``low``.
+
+    Example:
+        >>> check_int("replays", 200, low=1)
+        200
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ConfigError(f"{name}={value!r} must be an int >= {low}")
+    return int(value)
+
+
+@overload
+def check_optional_int(name: str, value: None, *, low: int) -> None: ...
+@overload
+def check_optional_int(name: str, value: object, *, low: int) -> int | None: ...
+def check_optional_int(name: str, value: object, *, low: int) -> int | None:
+    """:func:`check_int`, letting None through (an argument whose None means "the default").
+
+    Example:
+        >>> check_optional_int("budget", None, low=1) is None
+        True
+    """
+    return None if value is None else check_int(name, value, low=low)
+
+
+def check_budget_range(n_min: int, n_max: int) -> tuple[int, int]:
+    """Validate a budget range: integers with ``1 <= n_min <= n_max``.
+
+    Raises:
+        ConfigError: Either bound is not an integer, ``n_min < 1`` or ``n_min > n_max``.
+
+    Example:
+        >>> check_budget_range(1, 16)
+        (1, 16)
+    """
+    for label, value in (("n_min", n_min), ("n_max", n_max)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{label}={value!r} must be an integer >= 1")
+    if n_min < 1:
+        raise ConfigError(f"n_min={n_min} is below 1; every step samples at least one path")
+    if n_min > n_max:
+        raise ConfigError(f"n_min={n_min} is above n_max={n_max}; pass n_min <= n_max")
+    return int(n_min), int(n_max)

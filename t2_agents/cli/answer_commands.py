@@ -1,0 +1,171 @@
+"""``t2 ask`` (one question, N paths, one vote) and ``t2 serve`` (the OpenAI-compatible endpoint).
+
+Example:
+    $ t2 ask "What is 17 * 23?" --n 8 --json
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from t2_agents.ask import AskResult
+from t2_agents.cli.common import (
+    CacheOpt,
+    EngineOpt,
+    JsonOpt,
+    ModelOpt,
+    console,
+    emit,
+    err_console,
+    handled,
+    load_engine_for_cli,
+    spinner,
+)
+
+__all__ = ["ask", "serve"]
+
+
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to think about.")],
+    n: Annotated[
+        int | None, typer.Option("--n", help="Paths to sample (default: T2 picks).")
+    ] = None,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    engine_kind: EngineOpt = "transformers",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per path.")] = 48,
+    seed: Annotated[int, typer.Option(help="Sampling and tie-break seed.")] = 0,
+    task: Annotated[
+        str | None, typer.Option(help="Answer extractor (e.g. lcm, syllogism).")
+    ] = None,
+    estimator: Annotated[
+        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
+    ] = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(help="T2 cost knob: accuracy to give up vs the best predicted N (0..1)."),
+    ] = None,
+    price: Annotated[
+        float | None,
+        typer.Option(help="T2 cost knob: accuracy one more path must buy (0..1)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample N reasoning paths for QUESTION, vote, and show the answer and every path."""
+    from t2_agents.ask import ask_question
+    from t2_agents.policies import check_tolerance
+
+    with handled(as_json):
+        for name, value in (("tolerance", tolerance), ("price", price)):
+            if value is not None:
+                check_tolerance(value, name=name)  # before the slow model load
+        engine = load_engine_for_cli(model, cache_dir, engine_kind)
+        progress = spinner("thinking")
+        with progress:
+            progress.add_task("think", total=None)
+            result = ask_question(
+                engine,
+                question,
+                n=n,
+                estimator=estimator,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                seed=seed,
+                task=task,
+                tolerance=tolerance,
+                price=price,
+            )
+    if as_json:
+        emit(True, result)
+        return
+    _show_ask(result)
+
+
+def _show_ask(result: AskResult) -> None:
+    table = Table(title=f"{result['n']} paths ({result['policy']})")
+    table.add_column("#", justify="right")
+    table.add_column("answer")
+    table.add_column("tokens", justify="right")
+    table.add_column("completion", overflow="fold")
+    for i, path in enumerate(result["paths"]):
+        text = path["text"].replace("\n", " ")
+        table.add_row(str(i), str(path["answer"]), str(path["tokens"]), text[:120])
+    out = console()
+    out.print(table)
+    verdict = result["verdict"]
+    out.print(
+        f"[bold]answer:[/] {verdict['answer']}  share {verdict['share']:.2f}  "
+        f"({verdict['valid']} valid, {verdict['invalid']} without an answer)"
+    )
+
+
+def serve(
+    engine_kind: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="transformers or vllm (in process), or server (decode on vllm serve replicas).",
+        ),
+    ] = "transformers",
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option("--base-url", help="--engine server: a replica root (repeat per replica)."),
+    ] = None,
+    estimator: Annotated[
+        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8100,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="T2_SERVE_API_KEY", help="Require this bearer key on /v1 routes."),
+    ] = None,
+    model_name: Annotated[
+        str | None, typer.Option(help="Model name clients send (default: the engine's).")
+    ] = None,
+    max_n: Annotated[int, typer.Option(help="Cap on the paths of one request.")] = 16,
+    n_max: Annotated[int, typer.Option(help="Default largest N the policy may choose.")] = 16,
+    max_tokens_cap: Annotated[int, typer.Option(help="Cap on max_tokens per path.")] = 512,
+    max_concurrency: Annotated[int, typer.Option(help="Requests in flight before 429.")] = 64,
+    request_timeout: Annotated[float, typer.Option(help="Seconds per request before 504.")] = (
+        600.0
+    ),
+    ignore_argument: Annotated[
+        list[str] | None,
+        typer.Option("--ignore-argument", help="Tool argument left out of the vote (repeat)."),
+    ] = None,
+    log_prompts: Annotated[bool, typer.Option(help="Log prompt texts (off by default).")] = False,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve T2 behind an OpenAI-compatible endpoint (/v1/chat/completions, /v1/completions)."""
+    import logging
+
+    from t2_agents.serve import ServeConfig, load_service
+    from t2_agents.serve import serve as run
+
+    with handled(as_json):
+        config = ServeConfig(
+            host=host, port=port, api_key=api_key, model_name=model_name, max_n=max_n,
+            n_max=n_max, max_tokens_cap=max_tokens_cap, max_concurrency=max_concurrency,
+            request_timeout=request_timeout, ignore_arguments=tuple(ignore_argument or ()),
+            log_prompts=log_prompts,
+        )  # fmt: skip
+        engine = load_engine_for_cli(model, cache_dir, engine_kind, base_url)
+        service = load_service(engine, config=config, estimator=estimator)
+        policy = "fixed" if service.policy is None else service.policy.name
+        emit(as_json, {"url": f"http://{host}:{port}/v1", "model": service.model_name,
+                        "policy": policy, "engine": engine_kind})  # fmt: skip
+        err_console.print(
+            f"serving {service.model_name} (policy {policy}) on http://{host}:{port}/v1"
+            + ("" if api_key else " without an API key")
+        )
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        run(service)

@@ -1,0 +1,208 @@
+"""``t2 demo`` (T2 vs fixed N on questions the estimator never saw) and ``t2 eval`` (every budget
+policy replayed on collected pools, and with ``--live`` through the graph).
+
+Example:
+    $ t2 demo --engine vllm
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from t2_agents.cli.common import (
+    CacheOpt,
+    EngineOpt,
+    JsonOpt,
+    ModelOpt,
+    console,
+    emit,
+    err_console,
+    handled,
+    load_engine_for_cli,
+    progress_bar,
+)
+
+if TYPE_CHECKING:
+    from t2_agents.evaluate.live import LiveResult
+
+__all__ = ["demo", "eval_policies"]
+
+
+def demo(
+    questions: Annotated[int, typer.Option(help="Held-out questions to answer.")] = 12,
+    n_max: Annotated[int, typer.Option(help="Fixed N of the baseline and T2's cap.")] = 16,
+    estimator: Annotated[
+        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per path.")] = 48,
+    seed: Annotated[int, typer.Option(help="Question seed (not a training seed).")] = 2026,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    engine_kind: EngineOpt = "transformers",
+    as_json: JsonOpt = False,
+) -> None:
+    """T2 vs fixed N through the parallel-thinking graph on held-out reasoning-gym questions."""
+    from t2_agents.cli.demo import format_demo, run_demo
+
+    with handled(as_json):
+        engine = load_engine_for_cli(model, cache_dir, engine_kind)
+        progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=err_console,
+        )  # fmt: skip
+        with progress:
+            bar = progress.add_task("thinking", total=2 * questions)
+
+            def on_event(index: int, policy: str, event: dict[str, Any]) -> None:
+                kind = event.get("event")
+                if kind == "budget":
+                    label = f"question {index + 1}: {policy} chose N={event.get('n')}"
+                    progress.update(bar, description=label)
+                elif kind == "verdict":
+                    progress.advance(bar)
+
+            result = run_demo(
+                engine, questions=questions, n_max=n_max, estimator=estimator,
+                max_tokens=max_tokens, seed=seed, progress=on_event,
+            )  # fmt: skip
+    if as_json:
+        emit(True, result)
+        return
+    for table in format_demo(result):
+        console().print(table)
+
+
+_EVAL_POLICIES = "fixed, nd, t2, oracle, adaptive, esc, hybrid, alloc"
+
+
+def eval_policies(
+    data: Annotated[list[Path], typer.Option("--data", help="Held-out collection folder(s).")],
+    estimator: Annotated[
+        Path | None, typer.Option(help="T2 estimator folder (needed by t2, hybrid, alloc).")
+    ] = None,
+    policies: Annotated[
+        str | None,
+        typer.Option(help=f"Comma-separated, from {_EVAL_POLICIES} (default: all that apply)."),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write an accuracy-vs-samples PNG.")] = None,
+    replays: Annotated[int, typer.Option(help="Random orders replayed per pool.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the replay orders.")] = 0,
+    n_d: Annotated[
+        int | None, typer.Option("--n-d", help="N_D of the training set (default: estimator's).")
+    ] = None,
+    train_data: Annotated[
+        list[Path] | None,
+        typer.Option("--train-data", help="Training collection folder(s); alloc needs them."),
+    ] = None,
+    budget: Annotated[
+        int | None, typer.Option(help="Total samples for alloc (default: T2's total).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(help="Beta stopping probability (adaptive, hybrid).")
+    ] = 0.95,
+    window: Annotated[int, typer.Option(help="ESC window and hybrid wave size.")] = 4,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Also run the live policies (fixed N_D, T2, adaptive, ESC, hybrid, run budget) "
+            "through the graph.",
+        ),
+    ] = False,
+    live_questions: Annotated[
+        int, typer.Option("--live-questions", help="Questions of the live run (round-robin).")
+    ] = 8,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare budget policies by replaying collected pools: accuracy, samples, tokens, rounds.
+
+    With --live, fixed N_D and T2 also answer the first questions through the graph on the
+    collections' model (default: the model the first folder was collected with).
+    """
+    from t2_agents.errors import ConfigError
+    from t2_agents.evaluate.offline import EvalConfig, evaluate_folders, parse_policies, plot_eval
+
+    with handled(as_json):
+        chosen = parse_policies(policies) if policies else _default_policies(estimator, train_data)
+        config = EvalConfig(
+            policies=chosen, replays=replays, seed=seed, threshold=threshold, window=window,
+            n_d=n_d, budget=budget,
+        )  # fmt: skip
+        report = evaluate_folders(
+            data, estimator=estimator, train_data=train_data or (), config=config
+        )
+        figure = None if plot is None else str(plot_eval(report, plot))
+        live_result = None
+        if live:
+            if estimator is None:
+                raise ConfigError("--live runs T2: pass --estimator PATH")
+            live_result = _live(data, estimator, report.n_d, live_questions, model, cache_dir)
+    payload = report.to_dict() | {"plot": figure}
+    if live_result is not None:
+        payload["live"] = live_result
+    if as_json:
+        emit(True, payload)
+        return
+    title = (
+        f"Budget policies on {report.questions} questions (pools of M={report.pool_sizes[0]}"
+        f"..{report.pool_sizes[1]}; {report.replays} replays; N_D from {report.n_d_source})"
+    )
+    table = Table(title=title)
+    for column in report.header:
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for row in report.table():
+        table.add_row(*row)
+    console().print(table)
+    if live_result is not None:
+        from t2_agents.evaluate.live import live_table
+
+        header, rows = live_table(live_result)
+        live_view = Table(
+            title=f"Live on {live_result['model']}: {live_result['questions']} questions"
+        )
+        for column in header:
+            live_view.add_column(column, justify="left" if column == "policy" else "right")
+        for cells in rows:
+            live_view.add_row(*cells)
+        console().print(live_view)
+    if report.budget is not None:
+        err_console.print(f"alloc budget: {report.budget} samples ({report.budget_source})")
+    if figure:
+        err_console.print(f"figure written to {figure}")
+
+
+def _default_policies(estimator: Path | None, train_data: list[Path] | None) -> tuple[str, ...]:
+    names = ["fixed", "nd", "oracle", "adaptive", "esc"]
+    if estimator is not None:
+        names += ["t2", "hybrid"] + (["alloc"] if train_data else [])
+    return tuple(names)
+
+
+def _live(
+    data: list[Path], estimator: Path, n_d: int, questions: int, model: str | None,
+    cache_dir: str | None,
+) -> LiveResult:  # fmt: skip
+    from t2_agents.collect import load_collection
+    from t2_agents.evaluate.live import live_eval
+
+    engine = load_engine_for_cli(model or load_collection(data[0]).config.model, cache_dir)
+    with progress_bar("live") as (bar, tick):
+        del bar
+        return live_eval(
+            engine, data, estimator, n_d=n_d, questions=questions,
+            progress=lambda done, total: tick(done, total, done),
+        )  # fmt: skip

@@ -1,0 +1,55 @@
+"""The shipped estimator and loading T2 policies (t2_agents.shipped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from t2_agents.cli.demo import run_demo
+from t2_agents.errors import ArtifactError
+from t2_agents.evaluate.questions import heldout_questions
+from t2_agents.shipped import (
+    DEFAULT_ESTIMATOR,
+    choose_policy,
+    default_estimator_path,
+    load_t2_policy,
+    resolve_estimator,
+)
+
+
+def test_shipped_estimator_path() -> None:
+    assert default_estimator_path() in (DEFAULT_ESTIMATOR, None)
+
+
+def test_choose_policy_falls_back_without_an_estimator(
+    fake_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import t2_agents.shipped as shipped
+
+    notes: list[str] = []
+    monkeypatch.setattr(shipped, "default_estimator_path", lambda: None)
+    policy = choose_policy(fake_engine, on_fallback=notes.append)
+    assert policy.name == "fixed-8" and "t2 train" in notes[0]
+
+
+def test_missing_estimator_says_how_to_fix(tmp_path: Path, fake_engine: Any) -> None:
+    with pytest.raises(ArtifactError, match=r"t2 train.*--estimator"):
+        resolve_estimator(tmp_path / "nothing")
+    with pytest.raises(ArtifactError, match="--estimator"):
+        run_demo(fake_engine, questions=1, estimator=tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_fixture_estimator_loads_for_the_engine(engine: Any, fixture_estimator: Path) -> None:
+    policy = load_t2_policy(engine, fixture_estimator)
+    assert tuple(policy.layers) == (4, 15, 24)  # conftest.FIXTURE_LAYERS
+    question = heldout_questions(1, tasks=("products",), seed=5)[0]
+    features = engine.encode([question.prompt], list(policy.layers))[0]
+    assert policy.choose(features=features, question=question.prompt, n_min=1, n_max=8) in (
+        1,
+        2,
+        4,
+        8,
+    )
