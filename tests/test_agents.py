@@ -1,4 +1,4 @@
-"""Tests of t2_agents.agents: the scripted tool caller, the agent helpers and the lazy engine.
+"""Tests of t2_agents.agents: the scripted tool caller and the agent harness.
 
 All run on :class:`~t2_agents.backends.fake.FakeEngine` (fast); the agent on the real default
 model is covered by ``test_graphs.py`` and ``test_examples.py``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import HumanMessage
 
-from t2_agents.agents import LazyEngine, ScriptedToolCaller, make_agent, run_agent
+from t2_agents.agents import ScriptedToolCaller, make_agent, run_agent
 from t2_agents.backends.fake import FakeEngine
 from t2_agents.errors import ConfigError
 from t2_agents.evaluate.questions import heldout_questions
@@ -46,17 +46,3 @@ def test_run_agent_grades_every_tool_call() -> None:
     assert ledger.summary()["samples"] == 6
     with pytest.raises(ConfigError, match="at least one question"):
         run_agent(agent, [])
-
-
-def test_lazy_engine_builds_once_on_first_use() -> None:
-    built: list[FakeEngine] = []
-
-    def factory() -> FakeEngine:
-        built.append(FakeEngine(hidden_size=4))
-        return built[-1]
-
-    engine = LazyEngine(factory)
-    assert not engine.loaded and repr(engine) == "LazyEngine(loaded=False)"
-    assert engine.hidden_size == 4 and engine.identity == "fake-engine"
-    assert engine.encode(["q"], [0, 1]).shape == (1, 2, 4)
-    assert engine.loaded and len(built) == 1

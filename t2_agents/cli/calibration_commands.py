@@ -262,7 +262,8 @@ def train(
                 data_set.features, data_set.labels, layers=data_set.layers, grid=grid,
                 n_min=n_min, n_max=data_set.n_max, model_identity=data_set.model,
                 hidden_size=int(data_set.features.shape[2]), config=config, n_d=data_set.n_d,
-                curves=data_set.curves, groups=data_set.keys, tolerance_target=tolerance_target,
+                curves=data_set.curves, groups=data_set.keys, tasks=data_set.tasks,
+                tolerance_target=tolerance_target,
                 guard=GuardConfig() if guard else None, data_summary=data_set.summary,
                 progress=lambda _name, done, _total: progress.update(bar, completed=done),
             )  # fmt: skip
