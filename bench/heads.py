@@ -12,6 +12,10 @@ collections, after dropping (and counting) held-out questions that appear in tra
   the gain and its paired-bootstrap 95 % interval, the difference to fixed N_D and its interval,
   for all held-out questions, the tasks seen in training and the tasks never seen.
 
+Heads are compared on their probes' own budgets (``predict(..., guard=False)``); the chosen head
+is then reported as shipped, with its distribution guard (:mod:`t2_agents.guard`): questions far
+from the training set get the safe budget (``chosen_with_ood_fallback``, its own sweep).
+
     python bench/heads.py --train runs/cal/train/* --heldout runs/cal/heldout/* \\
         --out docs/results/heldout_heads.json --plot docs/heldout_pareto.png
 
@@ -33,6 +37,7 @@ import numpy as np
 from t2_agents.calibrate import TrainingSet, load_training_set
 from t2_agents.compare import equal_cost, fixed_accuracy, pareto
 from t2_agents.estimator import T2Estimator
+from t2_agents.guard import GuardConfig
 from t2_agents.probes import ProbeConfig
 
 HEADS = (("nstar", "mlp"), ("nstar", "ridge"), ("curve", "mlp"), ("curve", "ridge"))
@@ -59,6 +64,7 @@ def fit_head(data: TrainingSet, head: str, kind: str) -> tuple[T2Estimator, dict
         n_d=data.n_d,
         curves=data.curves,
         groups=data.keys,
+        guard=GuardConfig(),
         data_summary=data.summary,
     )
     info = report.to_dict()
@@ -68,29 +74,35 @@ def fit_head(data: TrainingSet, head: str, kind: str) -> tuple[T2Estimator, dict
 
 def _shifted(estimator: T2Estimator, features: np.ndarray, shift: float) -> np.ndarray:
     """nstar head with its log2 prediction shifted, mapped to the nearest budget in log2."""
-    log2 = estimator.predict_log2(features) + shift
+    log2 = np.log2(estimator.predict(features, guard=False).astype(np.float64)) + shift
     grid = np.arange(estimator.n_min, estimator.n_max + 1)
     nearest = np.argmin(np.abs(log2[:, None] - np.log2(grid)[None, :]), axis=1)
     return np.asarray(grid[nearest], dtype=np.int64)
 
 
-def sweep(estimator: T2Estimator, features: np.ndarray) -> list[tuple[str, float, np.ndarray]]:
+def sweep(
+    estimator: T2Estimator, features: np.ndarray, *, guard: bool
+) -> list[tuple[str, float, np.ndarray]]:
     """(knob, value, budgets) along each of the head's knobs."""
     if not estimator.has_knob:
-        return [("log2 shift", v, _shifted(estimator, features, v)) for v in KNOBS["log2 shift"]]
+        points = [(v, _shifted(estimator, features, v)) for v in KNOBS["log2 shift"]]
+        if guard and estimator.guard is not None:
+            slot = estimator.layers.index(estimator.guard.layer)
+            points = [(v, estimator.guard.apply(b, features[:, slot])) for v, b in points]
+        return [("log2 shift", v, b) for v, b in points]
     defaults = {"tolerance": estimator.default_tolerance, "price": estimator.default_price}
     return [
-        (rule, v, estimator.predict(features, **{rule: v}))
+        (rule, v, estimator.predict(features, **{rule: v}, guard=guard))
         for rule in ("tolerance", "price")
         for v in sorted({*KNOBS[rule], defaults[rule]})
     ]
 
 
 def report_head(
-    estimator: T2Estimator, held: TrainingSet, unseen: set[str], n_d: int
+    estimator: T2Estimator, held: TrainingSet, unseen: set[str], n_d: int, *, guard: bool = False
 ) -> dict[str, Any]:
-    """Knob sweep and default-knob comparisons on the held-out set."""
-    budgets = estimator.predict(held.features)
+    """Knob sweep and default-knob comparisons on the held-out set (with or without the guard)."""
+    budgets = estimator.predict(held.features, guard=guard)
     tasks = np.asarray(held.tasks)
     groups = {
         "all": np.ones(len(tasks), dtype=bool),
@@ -102,7 +114,7 @@ def report_head(
         for name, mask in groups.items()
         if mask.any()
     }
-    points = sweep(estimator, held.features)
+    points = sweep(estimator, held.features, guard=guard)
     xy = pareto(held.curves, [b for _, _, b in points])
     rule = estimator.default_rule if estimator.has_knob else "log2 shift"
     value = {"tolerance": estimator.default_tolerance, "price": estimator.default_price}
@@ -118,66 +130,22 @@ def report_head(
     }
 
 
-OOD_LAYER_SHARE = 0.5  # the middle layer (15 of 30), fixed before looking at held-out data
-OOD_NEIGHBOURS, OOD_DIMS, OOD_QUANTILE = 5, 64, 99.0
-
-
-def ood_flags(train: TrainingSet, held: TrainingSet) -> tuple[np.ndarray, dict[str, Any]]:
-    """Questions far from the training set: k-NN distance in a PCA of the middle layer.
-
-    Standardise the layer with training statistics, project on the top principal components of
-    the training questions, and flag a question whose distance to its k-th nearest training
-    question exceeds the 99th percentile of the training questions' own (leave-one-out)
-    distances. Everything is fitted on training data only.
-    """
-    slot = int(len(train.layers) * OOD_LAYER_SHARE)
-    xt = train.features[:, slot].astype(np.float64)
-    mean, std = xt.mean(axis=0), xt.std(axis=0) + 1e-6
-    zt = (xt - mean) / std
-    _, _, vt = np.linalg.svd(zt - zt.mean(axis=0), full_matrices=False)
-    proj = vt[:OOD_DIMS].T  # [d, k]
-    pt = zt @ proj
-    ph = ((held.features[:, slot].astype(np.float64) - mean) / std) @ proj
-
-    def kth(a: np.ndarray, self_: bool) -> np.ndarray:
-        d = ((a[:, None, :] - pt[None, :, :]) ** 2).sum(axis=-1)
-        if self_:
-            np.fill_diagonal(d, np.inf)
-        return np.asarray(np.sqrt(np.sort(d, axis=1)[:, OOD_NEIGHBOURS - 1]))
-
-    threshold = float(np.percentile(kth(pt, True), OOD_QUANTILE))
-    flags = kth(ph, False) > threshold
-    detector = {"layer": int(train.layers[slot]), "threshold": threshold}
-    detector |= {"neighbours": OOD_NEIGHBOURS, "dims": OOD_DIMS, "quantile": OOD_QUANTILE}
-    return flags, detector
-
-
-def safe_budget(train: TrainingSet, target: float = 0.01) -> int:
-    """The smallest fixed N whose training accuracy is within ``target`` of fixed N_D's."""
-    mean = train.curves.mean(axis=0)
-    return int(np.argmax(mean >= mean[train.n_d - 1] - target) + 1)
-
-
-def report_ood(estimator: T2Estimator, train: TrainingSet, held: TrainingSet,
-               unseen: set[str]) -> dict[str, Any]:  # fmt: skip
-    """The chosen head with a fall-back to a safe budget for questions far from training."""
-    flags, detector = ood_flags(train, held)
-    fallback = safe_budget(train)
-    budgets = estimator.predict(held.features)
-    guarded = np.where(flags, np.maximum(budgets, fallback), budgets)
+def report_guard(
+    estimator: T2Estimator, held: TrainingSet, unseen: set[str], n_d: int
+) -> dict[str, Any]:
+    """The head as shipped: budgets raised to the safe N for questions the guard flags."""
+    if estimator.guard is None:
+        raise SystemExit("the chosen estimator has no guard")
+    flags = estimator.out_of_distribution(held.features)
     tasks = np.asarray(held.tasks)
     is_unseen = np.isin(tasks, sorted(unseen))
     groups = {"all": np.ones(len(tasks), dtype=bool), "seen tasks": ~is_unseen,
               "unseen tasks": is_unseen}  # fmt: skip
     return {
-        "detector": detector,
-        "fallback_n": fallback,
+        "detector": estimator.guard.metadata(),
+        "fallback_n": estimator.guard.fallback_n,
         "flagged": {g: float(flags[m].mean()) for g, m in groups.items() if m.any()},
-        "default": {
-            g: equal_cost(held.curves[m], guarded[m], n_d=train.n_d).to_dict()
-            for g, m in groups.items()
-            if m.any()
-        },
+        **report_head(estimator, held, unseen, n_d, guard=True),
     }
 
 
@@ -198,6 +166,20 @@ def plot(results: dict[str, Any], path: Path) -> None:
                         label=f"{name}: {rule} sweep")  # fmt: skip
         d = head["default"]["all"]
         ax.plot(d["mean_n"], d["accuracy"], "*", ms=13, color=f"C{k}", mec="k")
+    shipped = results["chosen_with_ood_fallback"]
+    pts = sorted(
+        (p["mean_n"], p["accuracy"]) for p in shipped["sweep"] if p["knob"] == shipped["knob"]
+    )
+    ax.plot(
+        *zip(*pts, strict=True),
+        "D-",
+        ms=3,
+        color="k",
+        lw=1.5,
+        label=f"{results['chosen_on_validation']} + guard (shipped): {shipped['knob']} sweep",
+    )
+    d = shipped["default"]["all"]
+    ax.plot(d["mean_n"], d["accuracy"], "*", ms=15, color="k")
     o = results["oracle"]
     ax.plot(o["mean_n"], o["accuracy"], "rX", ms=10, label="oracle N*_x")
     ax.axhline(fixed[results["n_d"] - 1], color="grey", ls=":", lw=1, label=f"N_D={results['n_d']}")
@@ -271,7 +253,7 @@ def main() -> None:
     validation = results["validation"]
     chosen = max(validation, key=lambda k: validation[k]["equal_cost"]["gain"])
     results["chosen_on_validation"] = chosen
-    results["chosen_with_ood_fallback"] = report_ood(fitted[chosen], train, held, unseen)
+    results["chosen_with_ood_fallback"] = report_guard(fitted[chosen], held, unseen, train.n_d)
     print("with the OOD fall-back:", json.dumps(results["chosen_with_ood_fallback"]["flagged"]))
     results["fixed_at_n_d"] = fixed_accuracy(held.curves, float(train.n_d))
     args.out.parent.mkdir(parents=True, exist_ok=True)

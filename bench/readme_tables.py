@@ -14,6 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from t2_agents.compare import fixed_accuracy
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 
@@ -158,18 +162,14 @@ def targets_table() -> str:
 
 
 def knob_table() -> str:
-    """The chosen head's knob sweep on the held-out questions."""
+    """The shipped estimator's knob sweep (chosen head + guard) on the held-out questions."""
     data = _load("heldout_heads.json")
-    head = data["heads"][data["chosen_on_validation"]]
-    fixed = data["fixed"]
+    head = data["chosen_with_ood_fallback"]
+    fixed = np.array([data["fixed"]])
     out = ["| knob | value | mean N | accuracy | fixed N at equal cost |", "|---|---|---|---|---|"]
     for p in head["sweep"]:
         n = p["mean_n"]
-        low = int(n)
-        frac = n - low
-        at = fixed[low - 1] if frac == 0 or low >= len(fixed) else (
-            (1 - frac) * fixed[low - 1] + frac * fixed[low]
-        )  # fmt: skip
+        at = fixed_accuracy(fixed, n)
         mark = (
             " (default)" if p["knob"] == head["knob"] and p["value"] == head["default_knob"] else ""
         )

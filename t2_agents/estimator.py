@@ -27,8 +27,9 @@ regressions (the linear baseline, same features, split and rounding).
 
 **Guard.** With ``guard=GuardConfig()`` (``t2 train`` does this by default) the estimator also
 fits a :class:`~t2_agents.guard.DistributionGuard` on the middle layer: a question whose
-features lie farther from the training questions than 99 % of them get at least the safe budget
-(the smallest fixed N within 1 point of N_D on training) instead of an extrapolated one.
+features lie farther from the training questions than 99 % of them gets at least the safe budget
+(the largest over training tasks of the smallest fixed N within 2 points of the task's N_D
+accuracy) instead of an extrapolated one.
 ``predict(..., guard=False)`` returns the probes' budgets alone.
 
 The validation split is grouped by question identity (``groups``): copies of one question never
@@ -289,6 +290,7 @@ class T2Estimator:
         n_d: int | None = None,
         curves: np.ndarray | None = None,
         groups: Sequence[str] | None = None,
+        tasks: Sequence[str] | None = None,
         tolerance_target: float = 0.01,
         guard: GuardConfig | None = None,
         data_summary: Mapping[str, object] | None = None,
@@ -302,6 +304,7 @@ class T2Estimator:
             curves: ``[Q, len(grid)]`` exact accuracy curves; required by the curve head.
             groups: Question identity per row (e.g. :func:`~t2_agents.data.question_key`);
                 rows of one group stay on one side of the train/validation split.
+            tasks: Task name per row; the guard's safe budget is the largest per-task one.
             tolerance_target: Curve head: the default tolerance is the largest one whose
                 validation accuracy is at least fixed ``N_D``'s minus this (needs ``n_d``).
             guard: Fit a :class:`~t2_agents.guard.DistributionGuard` on all rows (needs
@@ -356,7 +359,7 @@ class T2Estimator:
             slot = int(kept[len(kept) // 2])  # the middle of the layers that count
             fitted_guard = DistributionGuard.fit(
                 x[:, slot], layer=spec.layers[len(kept) // 2], curves=exact.numpy(),
-                grid=spec.grid, n_d=n_d, config=guard,
+                grid=spec.grid, n_d=n_d, tasks=tasks, config=guard,
             )  # fmt: skip
         estimator = cls(
             [probes[i] for i in kept], spec=spec, weights=weights[kept], config=config,

@@ -13,8 +13,11 @@ in that space. The threshold is the ``quantile`` percentile of the training ques
 distances (each one left out of its own neighbour list), so about 1 % of training-like
 questions are flagged.
 
-**Safe budget.** The smallest fixed ``N`` whose mean training accuracy is within
-``fallback_target`` of fixed ``N_D``'s: what a user without an estimator would pick.
+**Safe budget.** For each training task, the smallest fixed ``N`` whose mean accuracy on that
+task is within ``fallback_target`` (2 points) of the task's fixed-``N_D`` accuracy; the safe
+budget is the largest of these. A question unlike every training task is assumed to need as
+many paths as the slowest-converging task we know. Without task names the pooled training curve
+is used (a smaller, less cautious budget: easy tasks pull it down).
 
 Everything is fitted on training data only; the guard is stored in the estimator's artifact
 (``guard.safetensors`` + the ``guard`` entry of ``metadata.json``).
@@ -67,8 +70,8 @@ class GuardConfig:
     """Principal components kept (at most the hidden size and the training questions - 1)."""
     quantile: float = 99.0
     """Percentile of the training questions' own distances used as the threshold, in (0, 100]."""
-    fallback_target: float = 0.01
-    """The safe budget is the smallest fixed N within this accuracy of fixed N_D on training."""
+    fallback_target: float = 0.02
+    """Accuracy (0..1) a flagged question may lose against fixed N_D, per training task."""
 
     def __post_init__(self) -> None:
         for name in ("neighbours", "dims"):
@@ -121,6 +124,7 @@ class DistributionGuard:
         curves: np.ndarray,
         grid: Sequence[int],
         n_d: int,
+        tasks: Sequence[str] | None = None,
         config: GuardConfig | None = None,
     ) -> DistributionGuard:
         """Fit on the training questions' ``features`` [Q, d] of ``layer`` and their curves.
@@ -131,6 +135,8 @@ class DistributionGuard:
             curves: ``[Q, G]`` exact accuracy curves at the budgets of ``grid``.
             grid: The budgets of the curves' columns (increasing).
             n_d: The default fixed budget the safe budget is measured against (in ``grid``).
+            tasks: Each question's task; the safe budget is the largest per-task one.
+                None: one pooled curve.
             config: Distance and fall-back settings.
 
         Raises:
@@ -158,9 +164,15 @@ class DistributionGuard:
         points = z @ basis  # [Q, k]
         own = _kth_distance(points, points, config.neighbours, leave_out=True)
         threshold = float(np.percentile(own, config.quantile))
-        mean_curve = acc.mean(axis=0)
-        good = mean_curve >= mean_curve[budgets.index(n_d)] - config.fallback_target
-        fallback = budgets[int(np.argmax(good))]
+        names = np.asarray(["all"] * len(x) if tasks is None else list(tasks))
+        if len(names) != len(x):
+            raise ConfigError(
+                f"tasks has {len(names)} entries for {len(x)} questions; give one task per question"
+            )
+        fallback = max(
+            _safe_budget(acc[names == t].mean(axis=0), budgets, n_d, config.fallback_target)
+            for t in np.unique(names)
+        )
         return cls(layer=int(layer), mean=mean, std=std, basis=basis, points=points,
                    threshold=threshold, fallback_n=fallback, config=config)  # fmt: skip
 
@@ -230,6 +242,12 @@ class DistributionGuard:
             f"DistributionGuard(layer={self.layer}, points={len(self._points)}, "
             f"threshold={self.threshold:.3g}, fallback_n={self.fallback_n})"
         )
+
+
+def _safe_budget(curve: FloatArray, grid: list[int], n_d: int, target: float) -> int:
+    """The smallest grid budget whose mean accuracy is within ``target`` of ``n_d``'s."""
+    good = curve >= curve[grid.index(n_d)] - target
+    return grid[int(np.argmax(good))]
 
 
 def _kth_distance(a: FloatArray, b: FloatArray, k: int, *, leave_out: bool = False) -> FloatArray:

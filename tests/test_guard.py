@@ -32,7 +32,7 @@ def test_flags_far_questions_and_few_training_ones() -> None:
     x, curves = _training()
     guard = DistributionGuard.fit(x, layer=2, curves=curves, grid=GRID, n_d=8,
                                   config=GuardConfig(dims=12))  # fmt: skip
-    assert guard.fallback_n == 5  # the smallest N within 1 point of N_D = 8
+    assert guard.fallback_n == 5  # the smallest N within 2 points of N_D = 8
     assert guard.flags(x).mean() <= 0.03  # ~1 % by construction (99th percentile)
     rng = np.random.default_rng(1)
     near, _ = _training(q=50, seed=4)  # fresh draws from the training distribution
@@ -42,6 +42,19 @@ def test_flags_far_questions_and_few_training_ones() -> None:
     budgets = guard.apply(np.full(50, 2), far)
     assert set(budgets.tolist()) <= {2, 5} and (budgets == 5).mean() > 0.9
     assert guard.apply(np.full(50, 8), far).tolist() == [8] * 50  # never lowers a budget
+
+
+def test_safe_budget_is_the_slowest_training_task() -> None:
+    x, _ = _training(q=40)
+    fast = np.tile([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5], (20, 1))  # converged at N = 1
+    slow = np.tile([0.0, 0.1, 0.2, 0.3, 0.33, 0.35, 0.37, 0.38], (20, 1))  # needs N = 7
+    curves, tasks = np.vstack([fast, slow]), ["fast"] * 20 + ["slow"] * 20
+    per_task = DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8, tasks=tasks)
+    pooled = DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8)
+    assert per_task.fallback_n == 7  # 0.37 >= 0.38 - 0.02 > 0.35
+    assert pooled.fallback_n == 6  # pooled: 0.425 >= 0.44 - 0.02 > 0.415
+    with pytest.raises(ConfigError, match="tasks has 3 entries for 40 questions"):
+        DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8, tasks=["a"] * 3)
 
 
 def test_distance_matches_brute_force() -> None:
