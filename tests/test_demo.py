@@ -136,3 +136,40 @@ def test_run_demo_on_the_real_model(engine: Any, fixture_estimator: Path) -> Non
     tables = format_demo(result)
     assert all(isinstance(table, Table) for table in tables)
     assert tables[0].row_count == 2 and tables[1].row_count == 6
+
+
+def test_t2_demo_command_shows_both_policies_and_the_evidence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``t2 demo`` end to end on a fake engine shaped like the default model (shipped estimator)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from t2_agents.backends import factory
+    from t2_agents.backends.fake import FakeEngine
+    from t2_agents.cli import app
+    from t2_agents.shipped import default_estimator_path
+
+    if default_estimator_path() is None:
+        pytest.skip("no estimator is shipped")
+    kinds: list[str] = []
+
+    def default_shaped(*, kind: str, **kwargs: Any) -> FakeEngine:
+        kinds.append(kind)
+        return FakeEngine(identity="SmolLM2-135M-Instruct", num_layers=30, hidden_size=576)
+
+    monkeypatch.setattr(factory, "load_engine", default_shaped)
+    monkeypatch.setattr(factory, "preferred_local_kind", lambda: "vllm")
+    runner = CliRunner()
+    result = runner.invoke(app, ["demo", "--questions", "3", "--n-max", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert kinds == ["vllm"] and payload["settings"]["concurrency"] == 3  # auto: vLLM, all at once
+    assert payload["totals"]["fixed"]["samples"] == 12
+    assert payload["timing"]["engine"] == "vllm"
+    assert payload["evidence"]["figure"] == "docs/heldout_pareto.png"
+    text = runner.invoke(app, ["demo", "--questions", "2", "--engine", "transformers"])
+    assert text.exit_code == 0, text.output
+    assert "Held-out evidence" in text.stdout and "t2 eval --data" in text.stdout
+    assert kinds[-1] == "transformers"

@@ -13,19 +13,32 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from t2_agents.backends.base import Engine
 from t2_agents.errors import ConfigError
 
-__all__ = ["ENGINE_KINDS", "EngineKind", "load_engine"]
+__all__ = ["ENGINE_KINDS", "EngineKind", "load_engine", "preferred_local_kind"]
 
 EngineKind = Literal["transformers", "vllm", "server"]
 """``transformers`` or ``vllm`` in process; ``server``: decode on ``vllm serve`` replicas."""
 
 ENGINE_KINDS: tuple[str, ...] = ("transformers", "vllm", "server")
 """Every name :func:`load_engine` accepts."""
+
+
+def preferred_local_kind() -> EngineKind:
+    """The fastest in-process engine installed: ``vllm`` when vLLM is there, else ``transformers``.
+
+    Only looks the package up (``importlib.util.find_spec``); nothing is imported.
+
+    Example:
+        >>> preferred_local_kind() in ("vllm", "transformers")
+        True
+    """
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
 
 
 def load_engine(

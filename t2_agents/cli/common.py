@@ -130,10 +130,15 @@ def load_engine_for_cli(
 ) -> Engine:
     """:func:`t2_agents.backends.factory.load_engine` behind a spinner, libraries kept quiet.
 
+    ``kind="auto"`` picks :func:`~t2_agents.backends.factory.preferred_local_kind` (vLLM when
+    it is installed).
+
     Raises:
         ConfigError: Unknown ``kind`` (checked before the spinner: a typo should not look like
             a load), or what :func:`~t2_agents.backends.factory.load_engine` refuses.
     """
+    if kind == "auto":
+        kind = factory.preferred_local_kind()
     if kind not in factory.ENGINE_KINDS:
         raise ConfigError(f"--engine {kind!r} is not one of {', '.join(factory.ENGINE_KINDS)}")
     quiet_libraries()
