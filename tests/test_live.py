@@ -77,10 +77,27 @@ def test_live_eval_runs_every_live_policy(setup: dict[str, Any]) -> None:
     assert policies["fixed"]["mean_rounds"] == 1.0 and policies["adaptive"]["mean_rounds"] >= 4
     header, rows = live_table(out)
     assert "engine calls" in header and len(rows) == 6
-    with pytest.raises(ConfigError, match="add 't2' to the policies or pass run_budget"):
+    with pytest.raises(ConfigError, match=r"add 't2' to the policies \(--live-policies t2,budget"):
         live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, policies=["budget"])
-    with pytest.raises(ConfigError, match="not a non-empty subset"):
+    with pytest.raises(ConfigError, match=r"unknown policies \['beta'\]; choose from fixed, t2"):
         live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, policies=["beta"])
+
+
+def test_live_eval_runs_questions_concurrently(setup: dict[str, Any]) -> None:
+    from t2_agents.calibrate import record_key
+    from t2_agents.collect import load_collection
+
+    one = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, questions=6,
+                    policies=("fixed", "t2", "hybrid"))  # fmt: skip
+    ticks: list[tuple[int, int]] = []
+    many = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, questions=6,
+                     policies="fixed,T2, hybrid", concurrency=4,
+                     progress=lambda d, t: ticks.append((d, t)))  # fmt: skip
+    assert many["rows"] == one["rows"] and sorted(ticks) == [(d, 18) for d in range(1, 19)]
+    keys = {record_key(r) for r in load_collection(setup["folders"][0]).records}
+    assert all(row["key"] in keys for row in many["rows"])
+    with pytest.raises(ConfigError, match="concurrency=0"):
+        live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, concurrency=0)
 
 
 def test_live_questions_round_robin_over_folders(setup: dict[str, Any]) -> None:

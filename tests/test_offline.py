@@ -303,6 +303,34 @@ def test_eval_drops_and_counts_training_questions(collection: dict[str, Any]) ->
     assert report.extra["dropped"] == {"seen_in_training": 16, "duplicates": 0}
 
 
+def test_eval_on_chosen_questions_keeps_per_question_values(collection: dict[str, Any]) -> None:
+    from t2_agents.calibrate import record_key
+    from t2_agents.collect import load_collection
+
+    held = collection["held"]
+    keys = [record_key(r) for r in load_collection(held).records]
+    config = EvalConfig(policies=("nd", "t2", "hybrid"), replays=5)
+    full = evaluate_folders([held], estimator=collection["estimator"], config=config)
+    assert "question_keys" not in full.extra
+    chosen = {keys[3], keys[0], keys[7]}
+    report = evaluate_folders([held], estimator=collection["estimator"], config=config,
+                              questions=chosen)  # fmt: skip
+    assert report.questions == 3 and report.extra["question_keys"] == [keys[0], keys[3], keys[7]]
+    for row in report.results:
+        assert row.values is not None and len(row.values.credit) == 3
+        assert np.mean(row.values.credit) == pytest.approx(row.accuracy)
+        assert np.mean(row.values.samples) == pytest.approx(row.mean_samples)
+        assert np.mean(row.values.rounds) == pytest.approx(row.rounds)
+    t2 = full.result("t2").values
+    assert t2 is not None and report.result("t2").values.credit == tuple(  # type: ignore[union-attr]
+        t2.credit[i] for i in (0, 3, 7)
+    )
+    assert "values" not in json.dumps(report.to_dict())
+    with pytest.raises(DataError, match="none of the 1 questions asked for"):
+        evaluate_folders([held], estimator=collection["estimator"], config=config,
+                         questions={"not-a-key"})  # fmt: skip
+
+
 def test_cli_eval_table(collection: dict[str, Any]) -> None:
     args = ["eval", "--data", str(collection["folder"]), "--policies", "fixed,esc,nd",
             "--n-d", "2", "--replays", "5"]  # fmt: skip

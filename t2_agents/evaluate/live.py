@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from t2_agents.evaluate.head_to_head import (
     policy_totals,
     run_policy,
 )
-from t2_agents.evaluate.offline import load_collections
+from t2_agents.evaluate.offline import load_collections, parse_policies
 from t2_agents.graph import (
     CostLedger,
     RunBudget,
@@ -90,7 +91,8 @@ class LiveResult(TypedDict):
     policies: dict[str, PolicyTotals]
     """Per policy key: the totals (``policy`` holds the display name, e.g. ``fixed N_D=8``)."""
     rows: list[dict[str, Any]]
-    """One per question: ``id``, ``task``, ``gold`` and per policy key a :class:`LiveAnswer`."""
+    """One per question: ``id``, ``key`` (:func:`~t2_agents.calibrate.record_key`), ``task``,
+    ``gold`` and per policy key a :class:`LiveAnswer`."""
 
 
 def _pick(
@@ -140,6 +142,7 @@ def live_eval(
     policies: Sequence[str] = LIVE_POLICIES,
     stop: StopRules | None = None,
     run_budget: int | None = None,
+    concurrency: int = 1,
 ) -> LiveResult:
     """Run the live policies through the graph on ``questions`` collected questions.
 
@@ -156,17 +159,21 @@ def live_eval(
             ``run_budget``).
         stop: Settings of the stop rules (threshold, window...); None: the defaults.
         run_budget: Total samples of the ``budget`` run; None: what the ``t2`` run spent.
+        concurrency: Questions in flight at once within a policy (1: one after another); an
+            engine that batches concurrent requests (vLLM) answers many in about the time of
+            one. Questions of collections with the same sampling settings share one graph.
 
     Returns:
         A :class:`LiveResult`.
 
     Raises:
-        ConfigError: ``questions`` or ``n_d`` below 1, an unknown policy, ``budget`` without
-            ``t2`` or ``run_budget``.
+        ConfigError: ``questions``, ``n_d`` or ``concurrency`` below 1, an unknown policy,
+            ``budget`` without ``t2`` or ``run_budget``.
         DataError: No folder, or empty collections.
         ArtifactError: An estimator fitted on another model.
     """
     keys = _check(policies, questions, n_d, run_budget)
+    check_int("concurrency", concurrency, low=1)
     collections = load_collections(folders, "evaluation")
     if isinstance(estimator, str | Path):
         from t2_agents.estimator import T2Estimator
@@ -182,17 +189,23 @@ def live_eval(
             f"no question in {[str(f) for f in folders]} is new to the estimator ({skipped} were "
             "seen in training); evaluate on questions it never saw"
         )
+    from t2_agents.calibrate import record_key
+
     cfg = stop or StopRules()
     rows: list[dict[str, Any]] = [
-        {"id": record["id"], "task": record["task"], "gold": record["gold"]} for _, record in picked
-    ]
-    trials = [
-        (k, Trial(index=i, id=str(record["id"]), task=str(record["task"]),
-                  prompt=str(record["prompt"]), gold=str(record["gold"]),
-                  grade=functools.partial(is_right, record=record)))
-        for i, (k, record) in enumerate(picked)
+        {"id": record["id"], "key": record_key(record), "task": record["task"],
+         "gold": record["gold"]}
+        for _, record in picked
     ]  # fmt: skip
-    done, total = 0, len(picked) * len(keys)
+    settings = [_settings(c.config) for c in collections]
+    groups: dict[tuple[float, ...], list[Trial]] = {}  # questions that share a graph
+    for i, (k, record) in enumerate(picked):
+        groups.setdefault(settings[k], []).append(Trial(
+            index=i, id=str(record["id"]), task=str(record["task"]),
+            prompt=str(record["prompt"]), gold=str(record["gold"]),
+            grade=functools.partial(is_right, record=record),
+        ))  # fmt: skip
+    ticker = _Ticker(progress, len(picked) * len(keys))
     budget_total = run_budget
     totals: dict[str, PolicyTotals] = {}
     for key in keys:
@@ -201,20 +214,18 @@ def live_eval(
         budget = None
         if key == "budget":
             budget = RunBudget(total_samples=int(budget_total or 0), steps=len(picked))
-        graphs = [
-            _graph(engine, c.config, key, n_d=n_d, seed=seed, t2=t2, stop=cfg, budget=budget)
-            for c in collections
-        ]
         ledger = CostLedger()
-        outcomes: list[Outcome] = []
+        by_index: dict[int, Outcome] = {}
         wall = 0.0
-        for k, trial in trials:  # each question through its collection's graph, in order
-            run = run_policy(graphs[k], [trial], ledger=ledger, thread_id=f"live-{key}")
-            outcomes += run.outcomes
+        for setting, trials in groups.items():
+            graph = _graph(engine, setting, key, n_d=n_d, seed=seed, t2=t2, stop=cfg, budget=budget)
+            run = run_policy(
+                graph, trials, ledger=ledger, thread_id=f"live-{key}", concurrency=concurrency,
+                progress=ticker.event,
+            )  # fmt: skip
+            by_index.update((t.index, o) for t, o in zip(trials, run.outcomes, strict=True))
             wall += run.wall_seconds
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        outcomes = [by_index[i] for i in range(len(picked))]
         for row, outcome in zip(rows, outcomes, strict=True):
             row[key] = LiveAnswer(
                 n=outcome["samples"], answer=outcome["answer"], correct=outcome["correct"]
@@ -236,23 +247,41 @@ def live_eval(
 def _check(policies: Sequence[str], questions: int, n_d: int, run_budget: int | None) -> list[str]:
     check_int("questions", questions, low=1)
     check_int("n_d", n_d, low=1)
-    unknown = [p for p in policies if p not in LIVE_POLICIES]
-    if unknown or not policies:
-        raise ConfigError(
-            f"live policies {list(policies)} are not a non-empty subset of {list(LIVE_POLICIES)}"
-        )
-    keys = [p for p in LIVE_POLICIES if p in policies]
+    chosen = parse_policies(policies, allowed=LIVE_POLICIES, option="policies")
+    keys = [p for p in LIVE_POLICIES if p in chosen]
     if "budget" in keys and "t2" not in keys and run_budget is None:
         raise ConfigError(
-            "the budget run spends what the t2 run spent: add 't2' to the policies or pass "
-            "run_budget=SAMPLES"
+            "the budget run spends what the t2 run spent: add 't2' to the policies "
+            "(--live-policies t2,budget) or pass run_budget=SAMPLES"
         )
     return keys
 
 
+class _Ticker:
+    """Calls ``progress(done, total)`` once per finished (question, policy) run (thread-safe)."""
+
+    def __init__(self, progress: LiveProgress | None, total: int) -> None:
+        self._progress, self._total, self._done = progress, total, 0
+        self._lock = threading.Lock()
+
+    def event(self, index: int, event: dict[str, Any]) -> None:
+        del index
+        if self._progress is None or event.get("event") != "verdict":
+            return
+        with self._lock:
+            self._done += 1
+            self._progress(self._done, self._total)
+
+
+def _settings(config: Any) -> tuple[float, ...]:
+    """A collection's sampling settings: temperature, top-p, max tokens, pool size."""
+    return (float(config.temperature), float(config.top_p), int(config.max_tokens),
+            int(config.samples))  # fmt: skip
+
+
 def _graph(
     engine: Engine,
-    cfg: Any,
+    settings: tuple[float, ...],
     key: str,
     *,
     n_d: int,
@@ -268,9 +297,10 @@ def _graph(
             kind=key, threshold=stop.threshold, window=stop.window,  # type: ignore[arg-type]
             decisive_share=stop.decisive_share, min_votes=stop.min_votes,
         )  # fmt: skip
+    temperature, top_p, max_tokens, samples = settings
     context = ThinkingContext(
-        n_min=1, n_max=max(n_d, int(cfg.samples)), temperature=cfg.temperature,
-        top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=seed, stop=rule, run_budget=budget,
+        n_min=1, n_max=max(n_d, int(samples)), temperature=temperature, top_p=top_p,
+        max_tokens=int(max_tokens), seed=seed, stop=rule, run_budget=budget,
     )  # fmt: skip
     return build_parallel_thinking_graph(engine=engine, policy=policy, context=context)
 

@@ -41,7 +41,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -61,6 +61,7 @@ __all__ = [
     "EvalConfig",
     "EvalReport",
     "PolicyResult",
+    "QuestionValues",
     "evaluate_folders",
     "evaluate_pools",
     "load_collections",
@@ -127,24 +128,69 @@ class EvalConfig:
         )
 
 
-def parse_policies(policies: str | Sequence[str]) -> tuple[str, ...]:
-    """Policy names from a comma-separated string or a sequence, checked against :data:`POLICIES`.
+def parse_policies(
+    policies: str | Sequence[str],
+    *,
+    allowed: Sequence[str] = POLICIES,
+    option: str = "--policies",
+) -> tuple[str, ...]:
+    """Policy names from a comma-separated string or a sequence, checked against ``allowed``.
+
+    Args:
+        policies: ``"t2, esc"`` or ``["t2", "esc"]`` (case and spaces ignored, duplicates
+            dropped).
+        allowed: The registry of names (:data:`POLICIES`; the live run passes
+            :data:`~t2_agents.evaluate.live.LIVE_POLICIES`).
+        option: The option the names came from, for the message.
 
     Raises:
-        ConfigError: An unknown name (the message lists the allowed ones), or none at all.
+        ConfigError: An unknown name, or none at all; the message names the value, the allowed
+            names and the option to fix.
 
     Example:
         >>> parse_policies("t2, ESC")
         ('t2', 'esc')
+        >>> parse_policies("t2,beta", allowed=("t2", "esc"), option="--live-policies")
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        t2_agents.errors.ConfigError: --live-policies 't2,beta': unknown policies ['beta']; ...
     """
     items = policies.split(",") if isinstance(policies, str) else list(policies)
     names = tuple(dict.fromkeys(str(p).strip().lower() for p in items if str(p).strip()))
-    unknown = [n for n in names if n not in POLICIES]
+    unknown = [n for n in names if n not in allowed]
     if unknown or not names:
+        value = policies if isinstance(policies, str) else ",".join(map(str, policies))
         raise ConfigError(
-            f"unknown policies {unknown or list(items)}; choose from {', '.join(POLICIES)}"
+            f"{option} {value!r}: unknown policies {unknown or list(items)}; choose from "
+            f"{', '.join(allowed)} (comma-separated, e.g. {option} {','.join(allowed[:2])})"
         )
     return names
+
+
+@dataclass(frozen=True)
+class QuestionValues:
+    """A row's per-question values, in the pools' order (for paired comparisons; not in JSON).
+
+    Example:
+        >>> QuestionValues(credit=(1.0, 0.5), samples=(4.0, 2.0), tokens=(40.0, 9.0),
+        ...                rounds=(1.0, 1.0)).credit
+        (1.0, 0.5)
+    """
+
+    credit: tuple[float, ...]
+    """Exact credit (sequential policies: the mean over replays)."""
+    samples: tuple[float, ...]
+    """Completions drawn (sequential policies: the mean over replays)."""
+    tokens: tuple[float, ...]
+    """Completion tokens."""
+    rounds: tuple[float, ...]
+    """Sequential rounds."""
+
+
+def _values(credit: FloatArray, samples: FloatArray, tokens: FloatArray,
+            rounds: FloatArray) -> QuestionValues:  # fmt: skip
+    return QuestionValues(*(tuple(float(v) for v in a) for a in (credit, samples, tokens, rounds)))
 
 
 @dataclass(frozen=True)
@@ -173,6 +219,9 @@ class PolicyResult:
     """Share of the oracle's saving over N_D captured (None for fixed N or when undefined)."""
     delta_fixed: float | None = None
     """Accuracy minus fixed N interpolated at the same mean samples (None for fixed rows)."""
+    values: QuestionValues | None = field(default=None, repr=False, compare=False)
+    """Per-question values (None for the interpolated row); :meth:`EvalReport.to_dict` leaves
+    them out."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +277,8 @@ class EvalReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         out = asdict(self)
+        for row in out["results"]:
+            del row["values"]
         out["pool_sizes"] = list(self.pool_sizes)
         out["fixed_curve"] = list(self.fixed_curve)
         return out
@@ -267,10 +318,12 @@ def _check_budgets(name: str, budgets: IntArray, sizes: IntArray) -> None:
 def _exact_row(name: str, policy: str, budgets: IntArray, curves: list[FloatArray],
                mean_tokens: FloatArray) -> PolicyResult:  # fmt: skip
     credit = np.array([c[n - 1] for c, n in zip(curves, budgets, strict=True)])
+    tokens = budgets * mean_tokens
     return PolicyResult(
         name=name, policy=policy, accuracy=float(credit.mean()), accuracy_std=0.0,
-        mean_samples=float(budgets.mean()), mean_tokens=float((budgets * mean_tokens).mean()),
+        mean_samples=float(budgets.mean()), mean_tokens=float(tokens.mean()),
         rounds=1.0, max_rounds=1.0, exact=True,
+        values=_values(credit, budgets.astype(np.float64), tokens, np.ones(len(budgets))),
     )  # fmt: skip
 
 
@@ -299,6 +352,7 @@ def _sequential_rows(
             accuracy_std=float(per_replay.std()), mean_samples=float(samples[i].mean()),
             mean_tokens=float(tokens[i].mean()), rounds=float(rounds[i].mean()),
             max_rounds=float(rounds[i].max(axis=0).mean()), exact=False,
+            values=_values(*(a[i].mean(axis=1) for a in (credit, samples, tokens, rounds))),
         ))  # fmt: skip
     return rows
 
@@ -514,6 +568,7 @@ def evaluate_folders(
     estimator: str | Path | EstimatorLike | None = None,
     train_data: Sequence[str | Path] = (),
     config: EvalConfig | None = None,
+    questions: Collection[str] | None = None,
 ) -> EvalReport:
     """Load collections (and the estimator) and run :func:`evaluate_pools` on them.
 
@@ -521,6 +576,9 @@ def evaluate_folders(
     (``metadata["training_data"]["n_d"]``), else computed on the evaluated data (optimistic).
     For ``alloc``, ``train_data`` gives the curve model's training questions; their signal is
     the estimator's ``predict_log2`` on their features (:mod:`t2_agents.allocate`).
+    ``questions`` (question keys, :func:`~t2_agents.calibrate.record_key`) keeps only those
+    questions, e.g. the ones a live run answered; ``extra["question_keys"]`` then lists the
+    pools' keys in order.
 
     Raises:
         DataError: No folder, empty or corrupt collections.
@@ -530,6 +588,8 @@ def evaluate_folders(
     Example:
         >>> evaluate_folders(["runs/heldout/lcm"], estimator="artifacts/t2")  # doctest: +SKIP
     """
+    from t2_agents.calibrate import record_key
+
     cfg = config or EvalConfig()
     collections = load_collections(data, "evaluation")
     needs = [p for p in _NEED_ESTIMATOR if p in cfg.policies]
@@ -543,6 +603,16 @@ def evaluate_folders(
         )
     seen = _training_keys(est, train_data)
     keep, dropped = _unseen_rows(collections, seen)
+    keys = [[record_key(r) for r in c.records] for c in collections]
+    if questions is not None:
+        wanted = frozenset(questions)
+        keep = [mask & np.array([key in wanted for key in k], dtype=bool)
+                for mask, k in zip(keep, keys, strict=True)]  # fmt: skip
+        if not any(mask.any() for mask in keep):
+            raise DataError(
+                f"none of the {len(wanted)} questions asked for is an unseen question of "
+                f"{[str(f) for f in data]}; pass keys (record_key) of these folders' records"
+            )
     if not any(mask.any() for mask in keep):
         raise DataError(
             f"every question in {[str(f) for f in data]} was seen in training "
@@ -578,6 +648,11 @@ def evaluate_folders(
         report.extra["alloc_curves"] = model.to_dict()
     report.extra["folders"] = [str(f) for f in data]
     report.extra["dropped"] = dropped
+    if questions is not None:
+        report.extra["question_keys"] = [
+            key for k, mask in zip(keys, keep, strict=True)
+            for key, kept in zip(k, mask, strict=True) if kept
+        ]  # fmt: skip
     return report
 
 
