@@ -5,7 +5,8 @@ budget policy (fixed, oracle, T2...) chooses N from the question and, for T2, th
 states; N reasoning paths are sampled (one batched engine call, or one ``Send`` task per path);
 their final answers are extracted and majority-voted; a cost record tracks what the step spent.
 
-Modules: :mod:`~t2_agents.graph.state` (state, reducers, run settings and context),
+Modules: :mod:`~t2_agents.graph.settings` (the run settings, declared once),
+:mod:`~t2_agents.graph.state` (state, reducers and the run context),
 :mod:`~t2_agents.graph.budgets` (a budget for a whole agent run),
 :mod:`~t2_agents.graph.waves` (sequential waves and stop rules),
 :mod:`~t2_agents.graph.inflight` (cancelling a wave's paths in flight),
@@ -26,13 +27,8 @@ from __future__ import annotations
 from t2_agents.graph.budgets import RunBudget
 from t2_agents.graph.builder import ThinkingGraph, as_tool, build_parallel_thinking_graph
 from t2_agents.graph.ledger import CostLedger, compare_ledgers
-from t2_agents.graph.state import (
-    CONFIG_KEY,
-    ThinkingContext,
-    ThinkingInput,
-    ThinkingSettings,
-    ThinkingState,
-)
+from t2_agents.graph.settings import ThinkingSettings
+from t2_agents.graph.state import CONFIG_KEY, ThinkingContext, ThinkingInput, ThinkingState
 
 __all__ = [
     "CONFIG_KEY",

@@ -63,14 +63,8 @@ from t2_agents.graph.nodes import (
     route_fanout,
     sample_node,
 )
-from t2_agents.graph.state import (
-    CONFIG_KEY,
-    Fanout,
-    ThinkingContext,
-    ThinkingInput,
-    ThinkingSettings,
-    ThinkingState,
-)
+from t2_agents.graph.settings import Fanout, SettingsOverrides, ThinkingSettings
+from t2_agents.graph.state import CONFIG_KEY, ThinkingContext, ThinkingInput, ThinkingState
 from t2_agents.graph.waves import route_after_fanout, route_after_wave, wave_node
 from t2_agents.policies import BudgetPolicy
 from t2_agents.stop_rules import StopKind, StopRule
@@ -84,7 +78,7 @@ __all__ = [
 ]
 
 ThinkingGraph = CompiledStateGraph[
-    ThinkingState, ThinkingSettings | ThinkingContext, ThinkingInput, ThinkingState
+    ThinkingState, SettingsOverrides | ThinkingContext, ThinkingInput, ThinkingState
 ]
 """The type of a compiled parallel-thinking graph: its run context is a :class:`ThinkingSettings`
 (the JSON ``context_schema``; a dict is turned into one) or, in Python, a
@@ -169,8 +163,12 @@ def build_parallel_thinking_graph(
         check_engine(defaults.engine)
     attempts = retry.max_attempts if retry is not None else 1
     graph: StateGraph[
-        ThinkingState, ThinkingSettings | ThinkingContext, ThinkingInput, ThinkingState
-    ] = StateGraph(ThinkingState, context_schema=ThinkingSettings, input_schema=ThinkingInput)
+        ThinkingState, SettingsOverrides | ThinkingContext, ThinkingInput, ThinkingState
+    ] = StateGraph(
+        ThinkingState,
+        context_schema=ThinkingSettings,  # type: ignore[arg-type]  # a model derived at run time
+        input_schema=ThinkingInput,
+    )
     graph.add_node("budget", functools.partial(budget_node, defaults=defaults), retry_policy=retry)
     graph.add_node(
         "sample",

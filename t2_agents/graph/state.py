@@ -3,7 +3,8 @@
 The graph state is a ``TypedDict`` of plain JSON-ready values (so any checkpointer can store
 it). The live objects (engine, sampler, policy, extractor, ledger) are bound into the nodes when
 the graph is built (:func:`~t2_agents.graph.build_parallel_thinking_graph`); they never travel in
-the state. The graph's LangGraph ``context_schema`` is :class:`ThinkingSettings`, a model of plain
+the state. The graph's LangGraph ``context_schema`` is
+:data:`~t2_agents.graph.settings.ThinkingSettings`, a model of plain
 JSON fields, so the LangGraph server can build it from a run's ``context`` and show its JSON
 schema (``/assistants/{id}/schemas``).
 
@@ -26,6 +27,7 @@ tool) is ignored.
 
 Example:
     >>> ctx = ThinkingContext(n_max=4, fanout="send")
+    >>> from t2_agents.graph.settings import ThinkingSettings
     >>> resolve_context(ctx, ThinkingSettings(n_max=3), None).n_max
     3
     >>> resolve_context(ctx, None, {"configurable": {"t2": {"n_max": 2}}}).n_max
@@ -36,9 +38,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired, get_args
+from typing import TYPE_CHECKING, Annotated, Any, NotRequired, get_args
 
-from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypedDict
 
 from t2_agents.answers import AnswerExtractor, get_extractor
@@ -46,6 +47,7 @@ from t2_agents.backends.base import Engine, SamplingParams
 from t2_agents.checks import check_budget_range
 from t2_agents.errors import ConfigError
 from t2_agents.graph.ledger import CostLedger
+from t2_agents.graph.settings import BranchErrors, Fanout, RunSettings, SettingsOverrides
 from t2_agents.policies import BudgetPolicy
 from t2_agents.stop_rules import StopKind, StopRule
 from t2_agents.vote import VerdictDict
@@ -55,14 +57,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_KEY",
-    "BranchErrors",
     "BranchResult",
     "BranchTask",
-    "Fanout",
     "FeatureSummary",
     "ThinkingContext",
     "ThinkingInput",
-    "ThinkingSettings",
     "ThinkingState",
     "WaveRecord",
     "WaveTask",
@@ -71,17 +70,8 @@ __all__ = [
     "resolve_context",
 ]
 
-Fanout = Literal["batched", "send"]
-"""``batched``: one ``sample(n=N)`` call in one node; ``send``: one ``Send`` task per branch."""
-
-BranchErrors = Literal["record", "raise"]
-"""What a failed branch does: become a failed :class:`BranchResult`, or fail the run."""
-
 CONFIG_KEY = "t2"
 """Key under ``config["configurable"]`` holding a dict of :class:`ThinkingContext` overrides."""
-
-_NULLABLE = ("seed", "task")
-"""Settings whose None is a value (fresh randomness; the default extractor), not "unset"."""
 
 _INHERITED = ("engine", "sampler", "policy", "extractor", "ledger", "stop", "run_budget")
 
@@ -214,12 +204,15 @@ class ThinkingState(TypedDict, total=False):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ThinkingContext:
-    """The whole configuration of a step: the live objects and the sampling settings.
+class ThinkingContext(RunSettings):
+    """The whole configuration of a step: the live objects and the run settings.
 
-    The graph's defaults are one (``build_parallel_thinking_graph(context=...)``); a Python run
-    may pass another as its context (``graph.invoke(..., context=ThinkingContext(...))``). It is
-    not the graph's JSON ``context_schema``: that is :class:`ThinkingSettings`.
+    The settings (budget range, sampling, fan-out, task, stop rule...) are declared once, in
+    :class:`~t2_agents.graph.settings.RunSettings`; this class adds the live objects. The
+    graph's defaults are one (``build_parallel_thinking_graph(context=...)``); a Python run may
+    pass another as its context (``graph.invoke(..., context=ThinkingContext(...))``). The
+    graph's JSON ``context_schema`` is :data:`~t2_agents.graph.settings.ThinkingSettings`,
+    derived from the same declaration.
 
     Example:
         >>> ThinkingContext(n_min=2, n_max=8, temperature=0.5).sampling_params(seed=3).seed
@@ -232,36 +225,10 @@ class ThinkingContext:
     """Samples the branches when set (e.g. a chat model adapter); None uses ``engine``."""
     policy: BudgetPolicy | None = None
     """Chooses N; None means ``FixedPolicy(n_max)`` (plain self-consistency)."""
-    n_min: int = 1
-    """Smallest budget; the policy's choice is clamped to at least this."""
-    n_max: int = 8
-    """Largest budget; the policy's choice is clamped to at most this."""
-    temperature: float = 0.7
-    """Sampling temperature of every branch."""
-    top_p: float = 1.0
-    """Nucleus mass of every branch."""
-    max_tokens: int = 64
-    """Largest completion length of every branch."""
-    seed: int | None = 0
-    """Base seed: branch i samples with ``seed + i`` (None: fresh randomness); also the vote's
-    tie-breaking seed (0 when None)."""
-    fanout: Fanout = "batched"
-    """``batched`` (one ``sample(n=N)`` call) or ``send`` (one LangGraph task per branch)."""
-    task: str | None = None
-    """Task name choosing the answer extractor (:func:`t2_agents.answers.get_extractor`)."""
     extractor: AnswerExtractor | None = None
     """An explicit answer extractor; overrides ``task``."""
-    exact_seeds: bool = False
-    """Batched mode: when the engine does not declare ``per_path_seeds``, call ``sample(n=1)``
-    once per branch seed so answers equal send mode exactly (slower: no batching)."""
-    branch_errors: BranchErrors = "record"
-    """``record``: a failed branch (after retries) is kept with its error and the others vote;
-    ``raise``: the error fails the run, which a checkpointer can resume."""
     ledger: CostLedger | None = None
     """When set, every finished step's cost record is added to it."""
-    stop: StopRule | StopKind | None = None
-    """Sample in waves and stop by this rule (:class:`~t2_agents.stop_rules.StopRule`, or its
-    kind ``"adaptive"``/``"esc"``/``"hybrid"`` with default settings); None: one wave of N."""
     run_budget: RunBudget | RunAccount | None = None
     """A budget shared by every step of one agent run
     (:class:`~t2_agents.graph.budgets.RunBudget`: one account per ``thread_id``; or one
@@ -322,60 +289,6 @@ class ThinkingContext:
         return self.sampler if self.sampler is not None else self.require_engine()
 
 
-class ThinkingSettings(BaseModel):
-    """The JSON-ready run settings: the graph's LangGraph ``context_schema``.
-
-    Every field left out keeps the graph's default (set when the graph was built); only the
-    fields a run sets override it. A None counts as left out, except for ``seed`` (None: fresh
-    randomness) and ``task`` (None: the default extractor), where an explicit None overrides.
-    The live objects (engine, policy, extractor, ledger...) are not settings: they are bound when
-    the graph is built (or given in Python as a :class:`ThinkingContext`).
-
-    The LangGraph server builds it from a run's ``context`` (``{"context": {"n_max": 4}}``) and
-    serves its JSON schema; in Python, pass ``context=ThinkingSettings(...)`` or a dict.
-
-    Example:
-        >>> ThinkingSettings(n_max=4, seed=None).overrides()
-        {'n_max': 4, 'seed': None}
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-    n_min: int | None = None
-    """Smallest budget N (at least 1); left out: the graph's default."""
-    n_max: int | None = None
-    """Largest budget N; left out: the graph's default."""
-    temperature: float | None = None
-    """Sampling temperature of every branch (0: greedy)."""
-    top_p: float | None = None
-    """Nucleus mass of every branch, in (0, 1]."""
-    max_tokens: int | None = None
-    """Largest completion length of every branch, in tokens."""
-    seed: int | None = None
-    """Base seed: branch i samples with seed + i; an explicit null samples fresh randomness."""
-    fanout: Fanout | None = None
-    """batched: one sample(n=N) engine call; send: one LangGraph task per branch."""
-    task: str | None = None
-    """Task name choosing the answer extractor (e.g. "syllogism" for yes/no, "products" for a
-    number); an explicit null uses the default extractor."""
-    exact_seeds: bool | None = None
-    """Batched mode: sample each branch seed separately so answers equal send mode exactly."""
-    branch_errors: BranchErrors | None = None
-    """record: a failed branch is kept with its error and the others vote; raise: fail the run."""
-    stop: StopKind | None = None
-    """Sample in waves and stop early: adaptive (Adaptive-Consistency, one path per wave), esc
-    (windows of 4, stop on a unanimous window) or hybrid (a first wave of the policy's N, then
-    waves of 4 until the vote is decisive); left out: the graph's default (one wave of N)."""
-
-    def overrides(self) -> dict[str, Any]:
-        """The fields this run sets: ``{name: value}`` for :func:`dataclasses.replace`."""
-        return {
-            name: getattr(self, name)
-            for name in sorted(self.model_fields_set)
-            if getattr(self, name) is not None or name in _NULLABLE
-        }
-
-
 _FIELDS = frozenset(f.name for f in fields(ThinkingContext))
 
 
@@ -402,7 +315,7 @@ def resolve_context(
         3
     """
     resolved = defaults
-    if isinstance(context, ThinkingSettings):
+    if isinstance(context, SettingsOverrides):
         settings = context.overrides()
         if settings:
             resolved = replace(defaults, **settings)
