@@ -34,6 +34,7 @@ from t2_agents.cli.common import (
     load_engine_for_cli,
     progress_bar,
 )
+from t2_agents.policy_names import POLICY_NAMES, REPLAY_POLICIES
 
 if TYPE_CHECKING:
     from t2_agents.evaluate.live import LiveResult
@@ -114,7 +115,7 @@ def demo(
     )
 
 
-_EVAL_POLICIES = "fixed, nd, t2, oracle, adaptive, esc, hybrid, alloc"
+_EVAL_POLICIES = ", ".join(REPLAY_POLICIES)
 
 
 def eval_policies(
@@ -216,10 +217,12 @@ def eval_policies(
 
 
 def _default_policies(estimator: Path | None, train_data: list[Path] | None) -> tuple[str, ...]:
-    names = ["fixed", "nd", "oracle", "adaptive", "esc"]
-    if estimator is not None:
-        names += ["t2", "hybrid"] + (["alloc"] if train_data else [])
-    return tuple(names)
+    def applies(name: str) -> bool:  # alloc also needs the training folders (its curve model)
+        if not POLICY_NAMES[name].needs_estimator:
+            return True
+        return estimator is not None and (name != "alloc" or bool(train_data))
+
+    return tuple(name for name in REPLAY_POLICIES if applies(name))
 
 
 def _live(

@@ -28,6 +28,7 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
+from t2_agents import policy_names
 from t2_agents.answers import normalize_answer
 from t2_agents.backends.base import Engine
 from t2_agents.checks import check_int
@@ -61,7 +62,7 @@ __all__ = [
     "live_table",
 ]
 
-LIVE_POLICIES: tuple[str, ...] = ("fixed", "t2", "adaptive", "esc", "hybrid", "budget")
+LIVE_POLICIES: tuple[str, ...] = policy_names.LIVE_POLICIES
 """Keys of the runs in :func:`live_eval`'s result, in the order they run."""
 
 LiveProgress = Callable[[int, int], None]

@@ -54,6 +54,7 @@ from t2_agents.checks import check_int
 from t2_agents.curse import accuracy_curve, dataset_optimal_budget, optimal_budget
 from t2_agents.errors import ArtifactError, ConfigError, DataError
 from t2_agents.evaluate.replay import ReplayPool, Rule, StopRules, random_orders, replay_many
+from t2_agents.policy_names import POLICY_NAMES, REPLAY_POLICIES
 
 __all__ = [
     "POLICIES",
@@ -72,10 +73,10 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-POLICIES = ("fixed", "nd", "t2", "oracle", "adaptive", "esc", "hybrid", "alloc")
+POLICIES = REPLAY_POLICIES
 """Every policy name :class:`EvalConfig` and ``t2 eval --policies`` accept."""
 _SEQUENTIAL: tuple[Rule, ...] = ("adaptive", "esc", "hybrid")
-_NEED_ESTIMATOR = ("t2", "hybrid", "alloc")
+_NEED_ESTIMATOR = tuple(name for name in POLICIES if POLICY_NAMES[name].needs_estimator)
 
 
 @dataclass(frozen=True, kw_only=True)

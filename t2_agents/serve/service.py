@@ -37,6 +37,7 @@ from t2_agents.backends.base import Engine, RenderedPrompt
 from t2_agents.errors import ConfigError, T2Error
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
 from t2_agents.policies import BudgetPolicy, FixedPolicy, T2Policy
+from t2_agents.policy_names import SERVE_POLICIES
 from t2_agents.serve.config import ServeConfig, T2Options
 from t2_agents.serve.prompts import render_messages
 from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest, chunk
@@ -183,9 +184,10 @@ class ThinkingService:
             if not suffix.isdigit() or (n is not None and n != int(suffix)):
                 raise ApiError(400, f"t2.policy={name!r} is not fixed-<n>", param="t2.policy")
             name, n = "fixed", int(suffix)
-        if name not in (None, "t2", "fixed"):
+        if name is not None and name not in SERVE_POLICIES:
+            known = ", ".join(SERVE_POLICIES)
             raise ApiError(
-                400, f"t2.policy={name!r} is unknown; use t2, fixed or fixed-<n>", param="t2.policy"
+                400, f"t2.policy={name!r} is unknown; use {known} or fixed-<n>", param="t2.policy"
             )
         n_min = options.n_min if options.n_min is not None else self.config.n_min
         n_max = options.n_max if options.n_max is not None else self.config.n_max
