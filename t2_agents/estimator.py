@@ -175,9 +175,13 @@ class T2Estimator:
             raise ConfigError(f"need one probe and one weight per layer {list(spec.layers)}")
         if not (np.isfinite(w).all() and (w >= 0).all() and abs(w.sum() - 1.0) < 1e-6):
             raise ConfigError(f"weights={w.tolist()} must be non-negative and sum to 1")
-        if guard is not None and guard.layer not in spec.layers:
+        if guard is not None and (
+            guard.layer not in spec.layers or len(guard.safe_curve) != len(spec.grid)
+        ):
             raise ConfigError(
-                f"the guard reads layer {guard.layer}, not one of {list(spec.layers)}"
+                f"the guard reads layer {guard.layer} with a safe curve of "
+                f"{len(guard.safe_curve)} points; need one of layers {list(spec.layers)} and "
+                f"{len(spec.grid)} points (the grid): fit the guard with the estimator"
             )
         self._probes = [p.eval() for p in probes]
         self._guard = guard
@@ -368,8 +372,11 @@ class T2Estimator:
         return estimator, report
 
     # ------------------------------------------------------------------------------ inference
-    def predict_curve(self, features: np.ndarray) -> FloatArray:
+    def predict_curve(self, features: np.ndarray, *, guard: bool = True) -> FloatArray:
         """Predicted accuracy curve ``[Q, len(grid)]`` (curve head only).
+
+        With ``guard`` (and a :attr:`guard`), a question the guard flags gets the guard's safe
+        curve (the slowest training task's mean curve) instead of an extrapolated one.
 
         Example:
             >>> est.predict_curve(x).shape  # doctest: +SKIP
@@ -383,7 +390,11 @@ class T2Estimator:
                 "this estimator has the nstar head (it predicts log2 N*, not A(N)); train one "
                 "with --head curve to get curves"
             )
-        return self._combine(self._spec.check_features(features))
+        x = self._spec.check_features(features)
+        curves = self._combine(x)
+        if guard and self._guard is not None:
+            return self._guard.apply_curves(curves, self._guard_rows(self._guard, x))
+        return curves
 
     def predict_log2(self, features: np.ndarray) -> FloatArray:
         """Weighted log2 budget estimate for ``features`` [Q, L, d]; returns [Q] floats.
@@ -442,8 +453,7 @@ class T2Estimator:
             rule, value = self._rule(tolerance, price)
             budgets = _knob_budgets(self._spec, self._combine(x), rule, value)
         if guard and self._guard is not None:
-            slot = self._spec.layers.index(self._guard.layer)
-            budgets = self._guard.apply(budgets, x[:, slot])
+            budgets = self._guard.apply(budgets, self._guard_rows(self._guard, x))
         return budgets
 
     def out_of_distribution(self, features: np.ndarray) -> npt.NDArray[np.bool_]:
@@ -456,7 +466,7 @@ class T2Estimator:
         x = self._spec.check_features(features)
         if self._guard is None:
             return np.zeros(len(x), dtype=np.bool_)
-        return self._guard.flags(x[:, self._spec.layers.index(self._guard.layer)])
+        return self._guard.flags(self._guard_rows(self._guard, x))
 
     def _rule(self, tolerance: float | None, price: float | None) -> tuple[str, float]:
         if tolerance is not None and price is not None:
@@ -486,6 +496,12 @@ class T2Estimator:
         """
         x = self._spec.check_features(features, batched=False)  # [1, L, d]
         return int(self.predict(x, tolerance=tolerance, price=price, guard=guard)[0])
+
+    def _guard_rows(
+        self, guard: DistributionGuard, x: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """The guard's layer of ``x`` [Q, L, d]: [Q, d]."""
+        return x[:, self._spec.layers.index(guard.layer)]
 
     def _combine(self, x: npt.NDArray[np.float32]) -> FloatArray:
         preds = [

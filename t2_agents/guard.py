@@ -17,7 +17,9 @@ questions are flagged.
 task is within ``fallback_target`` (2 points) of the task's fixed-``N_D`` accuracy; the safe
 budget is the largest of these. A question unlike every training task is assumed to need as
 many paths as the slowest-converging task we know. Without task names the pooled training curve
-is used (a smaller, less cautious budget: easy tasks pull it down).
+is used (a smaller, less cautious budget: easy tasks pull it down). That task's mean accuracy
+curve is the *safe curve*: callers that spend by predicted curves (run budgets, batch
+allocation) use it instead of the probes' curve for a flagged question.
 
 Everything is fitted on training data only; the guard is stored in the estimator's artifact
 (``guard.safetensors`` + the ``guard`` entry of ``metadata.json``).
@@ -107,11 +109,13 @@ class DistributionGuard:
         points: FloatArray,
         threshold: float,
         fallback_n: int,
+        safe_curve: FloatArray,
         config: GuardConfig,
     ) -> None:
         self.layer, self.threshold, self.fallback_n, self.config = (
             layer, threshold, fallback_n, config
         )  # fmt: skip
+        self.safe_curve = np.asarray(safe_curve, dtype=np.float64)  # [G]
         self._mean, self._std = mean, std  # [d], [d]
         self._basis, self._points = basis, points  # [d, k], [n, k]
 
@@ -169,12 +173,12 @@ class DistributionGuard:
             raise ConfigError(
                 f"tasks has {len(names)} entries for {len(x)} questions; give one task per question"
             )
-        fallback = max(
-            _safe_budget(acc[names == t].mean(axis=0), budgets, n_d, config.fallback_target)
-            for t in np.unique(names)
-        )
+        per_task = [acc[names == t].mean(axis=0) for t in np.unique(names)]  # [G] each
+        safe = [_safe_budget(c, budgets, n_d, config.fallback_target) for c in per_task]
+        slowest = int(np.argmax(safe))
         return cls(layer=int(layer), mean=mean, std=std, basis=basis, points=points,
-                   threshold=threshold, fallback_n=fallback, config=config)  # fmt: skip
+                   threshold=threshold, fallback_n=safe[slowest], safe_curve=per_task[slowest],
+                   config=config)  # fmt: skip
 
     def distance(self, features: np.ndarray) -> FloatArray:
         """Distance ``[Q]`` of each row of ``features`` [Q, d] to its k-th nearest training row."""
@@ -190,12 +194,17 @@ class DistributionGuard:
         b = np.asarray(budgets, dtype=np.int64)
         return np.where(self.flags(features), np.maximum(b, self.fallback_n), b)
 
+    def apply_curves(self, curves: np.ndarray, features: np.ndarray) -> FloatArray:
+        """Predicted ``curves`` [Q, G] with flagged questions' rows replaced by the safe curve."""
+        c = np.asarray(curves, dtype=np.float64)
+        return np.where(self.flags(features)[:, None], self.safe_curve[None, :], c)
+
     # ------------------------------------------------------------------------------ storage
     def metadata(self) -> dict[str, Any]:
         """The JSON part of the guard (the tensors are in :meth:`tensors`)."""
         return {"layer": self.layer, "threshold": self.threshold, "fallback_n": self.fallback_n,
-                "points": len(self._points), "dims": int(self._basis.shape[1]),
-                "config": asdict(self.config)}  # fmt: skip
+                "safe_curve": self.safe_curve.tolist(), "points": len(self._points),
+                "dims": int(self._basis.shape[1]), "config": asdict(self.config)}  # fmt: skip
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """``mean`` [d], ``std`` [d], ``basis`` [d, k], ``points`` [n, k] as float32 tensors."""
@@ -227,15 +236,21 @@ class DistributionGuard:
             config = GuardConfig(**dict(meta["config"]))
             layer, fallback = int(meta["layer"]), int(meta["fallback_n"])
             threshold = float(meta["threshold"])
+            safe_curve = np.asarray([float(v) for v in meta["safe_curve"]], dtype=np.float64)
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ArtifactError(
                 f"{where}: the guard entry is malformed ({exc}); train again"
             ) from exc
         mean, std, basis, points = (tensors[name].double().numpy() for name in _TENSORS)
-        if not (std > 0).all() or not math.isfinite(threshold) or fallback < 1:
-            raise ArtifactError(f"{where}: the guard's std, threshold or fallback_n is invalid")
+        valid_curve = bool(((safe_curve >= 0) & (safe_curve <= 1)).all())
+        if not (std > 0).all() or not math.isfinite(threshold) or fallback < 1 or not valid_curve:
+            raise ArtifactError(
+                f"{where}: the guard's std, threshold, fallback_n or safe_curve is invalid; "
+                "train again"
+            )
         return cls(layer=layer, mean=mean, std=std, basis=basis, points=points,
-                   threshold=threshold, fallback_n=fallback, config=config)  # fmt: skip
+                   threshold=threshold, fallback_n=fallback, safe_curve=safe_curve,
+                   config=config)  # fmt: skip
 
     def __repr__(self) -> str:
         return (

@@ -42,6 +42,10 @@ def test_flags_far_questions_and_few_training_ones() -> None:
     budgets = guard.apply(np.full(50, 2), far)
     assert set(budgets.tolist()) <= {2, 5} and (budgets == 5).mean() > 0.9
     assert guard.apply(np.full(50, 8), far).tolist() == [8] * 50  # never lowers a budget
+    curves = guard.apply_curves(np.zeros((50, 8)), far)
+    flagged = guard.flags(far)
+    np.testing.assert_array_equal(curves[flagged], np.tile(guard.safe_curve, (flagged.sum(), 1)))
+    assert not curves[~flagged].any()
 
 
 def test_safe_budget_is_the_slowest_training_task() -> None:
@@ -52,6 +56,7 @@ def test_safe_budget_is_the_slowest_training_task() -> None:
     per_task = DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8, tasks=tasks)
     pooled = DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8)
     assert per_task.fallback_n == 7  # 0.37 >= 0.38 - 0.02 > 0.35
+    np.testing.assert_allclose(per_task.safe_curve, slow[0])  # the slowest task's curve
     assert pooled.fallback_n == 6  # pooled: 0.425 >= 0.44 - 0.02 > 0.415
     with pytest.raises(ConfigError, match="tasks has 3 entries for 40 questions"):
         DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8, tasks=["a"] * 3)
@@ -115,6 +120,9 @@ def test_estimator_applies_the_guard_and_can_skip_it(tmp_path: Path) -> None:
     raw, guarded = est.predict(far, guard=False), est.predict(far)
     np.testing.assert_array_equal(guarded, np.where(flags, np.maximum(raw, 5), raw))
     assert est.predict_one(far[0]) == guarded[0]
+    curves = est.predict_curve(far)
+    np.testing.assert_array_equal(curves[flags], np.tile(est.guard.safe_curve, (flags.sum(), 1)))
+    np.testing.assert_array_equal(curves[~flags], est.predict_curve(far, guard=False)[~flags])
     loaded = T2Estimator.load(est.save(tmp_path / "est"))
     assert loaded.guard is not None and loaded.guard.fallback_n == est.guard.fallback_n
     np.testing.assert_array_equal(loaded.predict(far), guarded)
@@ -152,4 +160,8 @@ def test_corrupt_guard_files_are_refused(tmp_path: Path) -> None:
     meta["guard"]["layer"] = 99
     (root / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="layer is one of"):
+        T2Estimator.load(root)
+    meta["guard"]["layer"], meta["guard"]["safe_curve"][0] = 7, 1.5
+    (root / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="safe_curve is invalid"):
         T2Estimator.load(root)
