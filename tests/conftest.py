@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +18,9 @@ from t2_agents.backends.base import (
     check_n,
     check_prompts,
 )
+from t2_agents.data import load_task
 from t2_agents.errors import EngineError
+from t2_agents.evaluate.questions import TASK_SETTINGS
 
 # One intra-op thread (set before torch is imported; export OMP_NUM_THREADS to override). On a
 # 2-core machine that is busy with other work, torch's default 2 spinning threads made a 2 x 8
@@ -156,3 +159,22 @@ def vllm_engine():  # type: ignore[no-untyped-def]
     engine = VLLMEngine(max_model_len=2048)
     yield engine
     engine.close()
+
+
+class TrainedOn:
+    """A stand-in estimator whose metadata lists the questions it was trained on."""
+
+    layers, n_min, n_max = (0, 3), 1, 4
+    model_identity, hidden_size = "fake", 8
+
+    def __init__(self, keys: list[str] | None) -> None:
+        self.metadata: dict[str, Any] = {"format": "t2-estimator"}
+        if keys is not None:
+            self.metadata["training_data"] = {"question_keys": keys, "questions": len(keys)}
+
+    def predict_one(self, features: Any) -> int:
+        return 2
+
+
+def lcm_keys(seed: int, size: int) -> list[str]:
+    return [q.key for q in load_task("lcm", size=size, seed=seed, config=TASK_SETTINGS["lcm"])]

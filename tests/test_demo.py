@@ -11,33 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import TrainedOn, lcm_keys
 from rich.table import Table
 
 from t2_agents.cli import demo
 from t2_agents.cli.demo import format_demo, heldout_evidence, run_demo
-from t2_agents.data import load_task, question_key
+from t2_agents.data import question_key
 from t2_agents.evaluate import questions as questions_module
-from t2_agents.evaluate.questions import TASK_SETTINGS
 from t2_agents.policies import T2Policy
-
-
-class _TrainedOn:
-    """A stand-in estimator whose metadata lists the questions it was trained on."""
-
-    layers, n_min, n_max = (0, 3), 1, 4
-    model_identity, hidden_size = "fake", 8
-
-    def __init__(self, keys: list[str] | None) -> None:
-        self.metadata: dict[str, Any] = {"format": "t2-estimator"}
-        if keys is not None:
-            self.metadata["training_data"] = {"question_keys": keys, "questions": len(keys)}
-
-    def predict_one(self, features: Any) -> int:
-        return 2
-
-
-def _lcm_keys(seed: int, size: int) -> list[str]:
-    return [q.key for q in load_task("lcm", size=size, seed=seed, config=TASK_SETTINGS["lcm"])]
 
 
 @pytest.mark.parametrize("recorded", [True, False])
@@ -46,8 +27,8 @@ def test_run_demo_never_draws_a_training_question(
 ) -> None:
     # The old shipped set: 200 lcm items of seed 1, which repeat most of the demo's questions.
     monkeypatch.setitem(questions_module.TASK_SETTINGS, "lcm", {"max_value": 12})
-    trained = sorted(set(_lcm_keys(1, 100)) | set(_lcm_keys(7, 30)))
-    estimator = _TrainedOn(trained if recorded else None)
+    trained = sorted(set(lcm_keys(1, 100)) | set(lcm_keys(7, 30)))
+    estimator = TrainedOn(trained if recorded else None)
     monkeypatch.setattr(demo, "resolve_estimator", lambda path=None: tmp_path)
     monkeypatch.setattr(
         demo, "load_t2_policy", lambda engine, path=None: T2Policy(estimator, engine=engine)
@@ -69,7 +50,7 @@ def test_run_demo_never_draws_a_training_question(
 def test_run_demo_runs_questions_concurrently(
     tmp_path: Path, fake_engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    estimator = _TrainedOn([])
+    estimator = TrainedOn([])
     monkeypatch.setattr(demo, "resolve_estimator", lambda path=None: tmp_path)
     monkeypatch.setattr(
         demo, "load_t2_policy", lambda engine, path=None: T2Policy(estimator, engine=engine)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from conftest import TrainedOn, lcm_keys
 
-from t2_agents.data import load_task
 from t2_agents.errors import ConfigError
 from t2_agents.evaluate import questions as questions_module
 from t2_agents.evaluate.questions import TASK_SETTINGS, heldout_questions, training_keys
@@ -24,28 +22,9 @@ def test_heldout_questions_take_tasks_in_turn() -> None:
         heldout_questions(2, tasks=())
 
 
-class _TrainedOn:
-    """A stand-in estimator whose metadata lists the questions it was trained on."""
-
-    layers, n_min, n_max = (0, 3), 1, 4
-    model_identity, hidden_size = "fake", 8
-
-    def __init__(self, keys: list[str] | None) -> None:
-        self.metadata: dict[str, Any] = {"format": "t2-estimator"}
-        if keys is not None:
-            self.metadata["training_data"] = {"question_keys": keys, "questions": len(keys)}
-
-    def predict_one(self, features: Any) -> int:
-        return 2
-
-
-def _lcm_keys(seed: int, size: int) -> list[str]:
-    return [q.key for q in load_task("lcm", size=size, seed=seed, config=TASK_SETTINGS["lcm"])]
-
-
 def test_training_keys_come_from_the_metadata() -> None:
-    assert training_keys(_TrainedOn(["a", "b"])) == {"a", "b"}
-    assert training_keys(_TrainedOn(None)) == frozenset()  # artifacts trained before the keys
+    assert training_keys(TrainedOn(["a", "b"])) == {"a", "b"}
+    assert training_keys(TrainedOn(None)) == frozenset()  # artifacts trained before the keys
     assert training_keys(object()) == frozenset()
 
 
@@ -66,7 +45,7 @@ def test_heldout_questions_when_training_saw_almost_every_question(
 ) -> None:
     # lcm with max_value 12 has 12 x 12 questions; load_task finds 143 of them for this seed
     monkeypatch.setitem(questions_module.TASK_SETTINGS, "lcm", {"max_value": 12})
-    every = _lcm_keys(2026, 143)
+    every = lcm_keys(2026, 143)
     drawn = heldout_questions(3, tasks=("lcm",), seed=2026, exclude=every[3:])
     assert {q.key for q in drawn} == set(every[:3])
     with pytest.raises(ConfigError, match=r"too few questions the estimator did not train on"):

@@ -15,8 +15,11 @@ from t2_agents.ask import AskResult
 from t2_agents.cli.common import (
     CacheOpt,
     EngineOpt,
+    EstimatorOpt,
     JsonOpt,
+    MaxTokensOpt,
     ModelOpt,
+    TemperatureOpt,
     console,
     emit,
     err_console,
@@ -36,15 +39,13 @@ def ask(
     model: ModelOpt = None,
     cache_dir: CacheOpt = None,
     engine_kind: EngineOpt = "transformers",
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
-    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per path.")] = 48,
+    temperature: TemperatureOpt = 0.7,
+    max_tokens: MaxTokensOpt = 48,
     seed: Annotated[int, typer.Option(help="Sampling and tie-break seed.")] = 0,
     task: Annotated[
         str | None, typer.Option(help="Answer extractor (e.g. lcm, syllogism).")
     ] = None,
-    estimator: Annotated[
-        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
-    ] = None,
+    estimator: EstimatorOpt = None,
     tolerance: Annotated[
         float | None,
         typer.Option(help="T2 cost knob: accuracy to give up vs the best predicted N (0..1)."),
@@ -115,9 +116,7 @@ def serve(
         list[str] | None,
         typer.Option("--base-url", help="--engine server: a replica root (repeat per replica)."),
     ] = None,
-    estimator: Annotated[
-        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
-    ] = None,
+    estimator: EstimatorOpt = None,
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
         "127.0.0.1"
     ),

@@ -27,7 +27,9 @@ from t2_agents.cli.common import (
     CacheOpt,
     EngineOpt,
     JsonOpt,
+    MaxTokensOpt,
     ModelOpt,
+    TemperatureOpt,
     console,
     emit,
     err_console,
@@ -49,8 +51,8 @@ def collect(
     task_config: Annotated[str | None, typer.Option(help="Task options as JSON.")] = None,
     data: Annotated[Path | None, typer.Option(help="JSONL file with question/answer.")] = None,
     seed: Annotated[int, typer.Option(help="Dataset and sampling seed.")] = 0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
-    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per completion.")] = 48,
+    temperature: TemperatureOpt = 0.7,
+    max_tokens: MaxTokensOpt = 48,
     layers: Annotated[
         str | None, typer.Option(help="Comma-separated layers (default all).")
     ] = None,

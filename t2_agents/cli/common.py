@@ -39,8 +39,11 @@ __all__ = [
     "BaseUrlOpt",
     "CacheOpt",
     "EngineOpt",
+    "EstimatorOpt",
     "JsonOpt",
+    "MaxTokensOpt",
     "ModelOpt",
+    "TemperatureOpt",
     "console",
     "emit",
     "err_console",
@@ -70,6 +73,11 @@ EngineOpt = Annotated[
         "(decode on vllm serve replicas given by --base-url, features from a local engine).",
     ),
 ]
+EstimatorOpt = Annotated[
+    str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
+]
+TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
+MaxTokensOpt = Annotated[int, typer.Option(help="Cap on tokens per path.")]
 BaseUrlOpt = Annotated[
     list[str] | None,
     typer.Option("--base-url", help="--engine server: a replica root (repeat per replica)."),

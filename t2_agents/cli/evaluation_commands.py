@@ -25,7 +25,9 @@ from rich.table import Table
 from t2_agents.cli.common import (
     BaseUrlOpt,
     CacheOpt,
+    EstimatorOpt,
     JsonOpt,
+    MaxTokensOpt,
     ModelOpt,
     console,
     emit,
@@ -49,10 +51,8 @@ def demo(
         typer.Option(help="Questions in flight at once (default: all on vLLM, 1 otherwise)."),
     ] = None,
     n_max: Annotated[int, typer.Option(help="Fixed N of the baseline and T2's cap.")] = 16,
-    estimator: Annotated[
-        str | None, typer.Option(help="T2 estimator folder (default: the shipped one).")
-    ] = None,
-    max_tokens: Annotated[int, typer.Option(help="Cap on tokens per path.")] = 48,
+    estimator: EstimatorOpt = None,
+    max_tokens: MaxTokensOpt = 48,
     seed: Annotated[int, typer.Option(help="Question seed (not a training seed).")] = 2026,
     model: ModelOpt = None,
     cache_dir: CacheOpt = None,
