@@ -45,7 +45,10 @@ __all__ = ["demo", "eval_policies"]
 
 
 def demo(
-    questions: Annotated[int, typer.Option(help="Held-out questions to answer.")] = 12,
+    questions: Annotated[
+        int | None,
+        typer.Option(help="Questions to answer (default: 12 on vLLM, 6 on transformers)."),
+    ] = None,
     concurrency: Annotated[
         int | None,
         typer.Option(help="Questions in flight at once (default: all on vLLM, 1 otherwise)."),
@@ -80,8 +83,11 @@ def demo(
     with handled(as_json):
         engine = load_engine_for_cli(model, cache_dir, kind, base_url)
         loaded = time.perf_counter()
+        batching = kind in ("vllm", "server")  # engines that batch concurrent requests
+        if questions is None:  # about two minutes on 2 CPU cores, model load included
+            questions = 12 if batching else 6
         if concurrency is None:
-            concurrency = questions if kind in ("vllm", "server") else 1
+            concurrency = questions if batching else 1
         progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err_console,
