@@ -31,18 +31,18 @@ from rich.console import Console
 from rich.table import Table
 from typing_extensions import TypedDict
 
+from t2_agents import (
+    CostLedger,
+    Engine,
+    ThinkingContext,
+    build_parallel_thinking_graph,
+    choose_policy,
+)
 from t2_agents.agents import AGENT_TASKS
-from t2_agents.backends.base import Engine
 from t2_agents.data import Question
 from t2_agents.evaluate.questions import heldout_questions
-from t2_agents.graph import (
-    CostLedger,
-    ThinkingContext,
-    ThinkingGraph,
-    build_parallel_thinking_graph,
-)
+from t2_agents.graph import ThinkingGraph
 from t2_agents.graph.ledger import StepRecord
-from t2_agents.shipped import choose_policy
 
 __all__ = ["WorksheetState", "build_worksheet_agent", "main"]
 
@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None, *, engine: Engine | None = None) -> 
     args = _parser().parse_args(argv)
     console = Console()
     if engine is None:
-        from t2_agents.backends.transformers import TransformersEngine
+        from t2_agents import TransformersEngine
 
         engine = TransformersEngine()
     policy = choose_policy(

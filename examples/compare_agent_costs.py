@@ -32,20 +32,22 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from t2_agents.agents import AGENT_TASKS, make_agent, run_agent
-from t2_agents.backends.base import Engine
-from t2_agents.data import Question
-from t2_agents.evaluate.questions import heldout_questions
-from t2_agents.graph import (
+from t2_agents import (
+    BudgetPolicy,
     CostLedger,
+    Engine,
+    FixedPolicy,
     RunBudget,
+    StopRule,
     ThinkingContext,
     build_parallel_thinking_graph,
-    compare_ledgers,
+    load_t2_policy,
+    make_agent,
 )
-from t2_agents.policies import BudgetPolicy, FixedPolicy
-from t2_agents.shipped import load_t2_policy
-from t2_agents.stop_rules import StopRule
+from t2_agents.agents import AGENT_TASKS, run_agent
+from t2_agents.data import Question
+from t2_agents.evaluate.questions import heldout_questions
+from t2_agents.graph import compare_ledgers
 
 __all__ = ["RUNS", "main", "plot_costs", "run_policy"]
 
@@ -216,7 +218,7 @@ def main(
     args = _parser().parse_args(argv)
     console = Console()
     if engine is None:
-        from t2_agents.backends.transformers import TransformersEngine
+        from t2_agents import TransformersEngine
 
         engine = TransformersEngine()
     t2 = policy if policy is not None else load_t2_policy(engine, args.estimator)

@@ -24,11 +24,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from t2_agents.agents import AGENT_TASKS, make_agent, run_agent
-from t2_agents.backends.base import Engine
+from t2_agents import (
+    CostLedger,
+    Engine,
+    ThinkingContext,
+    build_parallel_thinking_graph,
+    choose_policy,
+    make_agent,
+)
+from t2_agents.agents import AGENT_TASKS, run_agent
 from t2_agents.evaluate.questions import heldout_questions
-from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
-from t2_agents.shipped import choose_policy
 
 __all__ = ["main"]
 
@@ -64,7 +69,7 @@ def main(argv: Sequence[str] | None = None, *, engine: Engine | None = None) -> 
     args = _parser().parse_args(argv)
     console = Console()
     if engine is None:
-        from t2_agents.backends.transformers import TransformersEngine
+        from t2_agents import TransformersEngine
 
         engine = TransformersEngine()
     policy = choose_policy(

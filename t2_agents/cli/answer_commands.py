@@ -12,21 +12,7 @@ import typer
 from rich.table import Table
 
 from t2_agents.ask import AskResult
-from t2_agents.cli.common import (
-    CacheOpt,
-    EngineOpt,
-    EstimatorOpt,
-    JsonOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    TemperatureOpt,
-    console,
-    emit,
-    err_console,
-    handled,
-    load_engine_for_cli,
-    spinner,
-)
+from t2_agents.cli import common
 
 __all__ = ["ask", "serve"]
 
@@ -36,16 +22,16 @@ def ask(
     n: Annotated[
         int | None, typer.Option("--n", help="Paths to sample (default: T2 picks).")
     ] = None,
-    model: ModelOpt = None,
-    cache_dir: CacheOpt = None,
-    engine_kind: EngineOpt = "transformers",
-    temperature: TemperatureOpt = 0.7,
-    max_tokens: MaxTokensOpt = 48,
+    model: common.ModelOpt = None,
+    cache_dir: common.CacheOpt = None,
+    engine_kind: common.EngineOpt = "transformers",
+    temperature: common.TemperatureOpt = 0.7,
+    max_tokens: common.MaxTokensOpt = 48,
     seed: Annotated[int, typer.Option(help="Sampling and tie-break seed.")] = 0,
     task: Annotated[
         str | None, typer.Option(help="Answer extractor (e.g. lcm, syllogism).")
     ] = None,
-    estimator: EstimatorOpt = None,
+    estimator: common.EstimatorOpt = None,
     tolerance: Annotated[
         float | None,
         typer.Option(help="T2 cost knob: accuracy to give up vs the best predicted N (0..1)."),
@@ -54,18 +40,18 @@ def ask(
         float | None,
         typer.Option(help="T2 cost knob: accuracy one more path must buy (0..1)."),
     ] = None,
-    as_json: JsonOpt = False,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Sample N reasoning paths for QUESTION, vote, and show the answer and every path."""
     from t2_agents.ask import ask_question
     from t2_agents.policies import check_tolerance
 
-    with handled(as_json):
+    with common.handled(as_json):
         for name, value in (("tolerance", tolerance), ("price", price)):
             if value is not None:
                 check_tolerance(value, name=name)  # before the slow model load
-        engine = load_engine_for_cli(model, cache_dir, engine_kind)
-        progress = spinner("thinking")
+        engine = common.load_engine_for_cli(model, cache_dir, engine_kind)
+        progress = common.spinner("thinking")
         with progress:
             progress.add_task("think", total=None)
             result = ask_question(
@@ -81,7 +67,7 @@ def ask(
                 price=price,
             )
     if as_json:
-        emit(True, result)
+        common.emit(True, result)
         return
     _show_ask(result)
 
@@ -95,7 +81,7 @@ def _show_ask(result: AskResult) -> None:
     for i, path in enumerate(result["paths"]):
         text = path["text"].replace("\n", " ")
         table.add_row(str(i), str(path["answer"]), str(path["tokens"]), text[:120])
-    out = console()
+    out = common.console()
     out.print(table)
     verdict = result["verdict"]
     out.print(
@@ -116,7 +102,7 @@ def serve(
         list[str] | None,
         typer.Option("--base-url", help="--engine server: a replica root (repeat per replica)."),
     ] = None,
-    estimator: EstimatorOpt = None,
+    estimator: common.EstimatorOpt = None,
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = (
         "127.0.0.1"
     ),
@@ -140,9 +126,9 @@ def serve(
         typer.Option("--ignore-argument", help="Tool argument left out of the vote (repeat)."),
     ] = None,
     log_prompts: Annotated[bool, typer.Option(help="Log prompt texts (off by default).")] = False,
-    model: ModelOpt = None,
-    cache_dir: CacheOpt = None,
-    as_json: JsonOpt = False,
+    model: common.ModelOpt = None,
+    cache_dir: common.CacheOpt = None,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Serve T2 behind an OpenAI-compatible endpoint (/v1/chat/completions, /v1/completions)."""
     import logging
@@ -150,19 +136,19 @@ def serve(
     from t2_agents.serve import ServeConfig, load_service
     from t2_agents.serve import serve as run
 
-    with handled(as_json):
+    with common.handled(as_json):
         config = ServeConfig(
             host=host, port=port, api_key=api_key, model_name=model_name, max_n=max_n,
             n_max=n_max, max_tokens_cap=max_tokens_cap, max_concurrency=max_concurrency,
             request_timeout=request_timeout, ignore_arguments=tuple(ignore_argument or ()),
             log_prompts=log_prompts,
         )  # fmt: skip
-        engine = load_engine_for_cli(model, cache_dir, engine_kind, base_url)
+        engine = common.load_engine_for_cli(model, cache_dir, engine_kind, base_url)
         service = load_service(engine, config=config, estimator=estimator)
         policy = "fixed" if service.policy is None else service.policy.name
-        emit(as_json, {"url": f"http://{host}:{port}/v1", "model": service.model_name,
+        common.emit(as_json, {"url": f"http://{host}:{port}/v1", "model": service.model_name,
                         "policy": policy, "engine": engine_kind})  # fmt: skip
-        err_console.print(
+        common.err_console.print(
             f"serving {service.model_name} (policy {policy}) on http://{host}:{port}/v1"
             + ("" if api_key else " without an API key")
         )

@@ -22,21 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from t2_agents.cli.common import (
-    BaseUrlOpt,
-    CacheOpt,
-    EngineOpt,
-    JsonOpt,
-    MaxTokensOpt,
-    ModelOpt,
-    TemperatureOpt,
-    console,
-    emit,
-    err_console,
-    handled,
-    load_engine_for_cli,
-    progress_bar,
-)
+from t2_agents.cli import common
 
 __all__ = ["collect", "curse", "train"]
 
@@ -51,8 +37,8 @@ def collect(
     task_config: Annotated[str | None, typer.Option(help="Task options as JSON.")] = None,
     data: Annotated[Path | None, typer.Option(help="JSONL file with question/answer.")] = None,
     seed: Annotated[int, typer.Option(help="Dataset and sampling seed.")] = 0,
-    temperature: TemperatureOpt = 0.7,
-    max_tokens: MaxTokensOpt = 48,
+    temperature: common.TemperatureOpt = 0.7,
+    max_tokens: common.MaxTokensOpt = 48,
     layers: Annotated[
         str | None, typer.Option(help="Comma-separated layers (default all).")
     ] = None,
@@ -60,18 +46,18 @@ def collect(
         Path | None,
         typer.Option(help="A JSON plan of many collections, run in order on one engine."),
     ] = None,
-    model: ModelOpt = None,
-    cache_dir: CacheOpt = None,
-    engine_kind: EngineOpt = "transformers",
-    base_url: BaseUrlOpt = None,
-    as_json: JsonOpt = False,
+    model: common.ModelOpt = None,
+    cache_dir: common.CacheOpt = None,
+    engine_kind: common.EngineOpt = "transformers",
+    base_url: common.BaseUrlOpt = None,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Sample a pool of completions per question, grade them and store prompt features."""
     from t2_agents.collect import CollectConfig, load_plan
     from t2_agents.collect import collect as run_collect
     from t2_agents.errors import ConfigError
 
-    with handled(as_json):
+    with common.handled(as_json):
         single = (out, questions, samples)
         if plan is not None and any(v is not None for v in (*single, task, data)):
             raise ConfigError(
@@ -86,7 +72,7 @@ def collect(
             raise ConfigError(f"--task-config {task_config!r} is not JSON: {exc.msg}") from exc
         if plan is not None:
             load_plan(plan, model="?")  # a bad plan fails before the (slow) model load
-        engine = load_engine_for_cli(model, cache_dir, engine_kind, base_url)
+        engine = common.load_engine_for_cli(model, cache_dir, engine_kind, base_url)
         if plan is not None:
             jobs = load_plan(plan, model=engine.identity)
         else:
@@ -108,14 +94,16 @@ def collect(
         for number, (config, folder) in enumerate(jobs, start=1):
             started = time.perf_counter()
             label = f"[{number}/{len(jobs)}] {folder.name}" if len(jobs) > 1 else "collecting"
-            with progress_bar(label) as (bar, tick):
+            with common.progress_bar(label) as (bar, tick):
                 done = run_collect(engine, config, folder, progress=tick)
             del bar
             summaries.append(_collection_summary(done, time.perf_counter() - started))
-    emit(as_json, summaries[0] if plan is None else {"collections": summaries})
+    common.emit(as_json, summaries[0] if plan is None else {"collections": summaries})
     if not as_json:
         for summary in summaries:
-            err_console.print(f"collected {summary['questions']} questions into {summary['out']}")
+            common.err_console.print(
+                f"collected {summary['questions']} questions into {summary['out']}"
+            )
 
 
 def _parse_layers(text: str | None) -> tuple[int, ...] | None:
@@ -150,12 +138,12 @@ def curse(
     n_max: Annotated[int | None, typer.Option(help="Largest N (default: the pool size M).")] = None,
     draw: Annotated[str, typer.Option(help="'pool' (without replacement) or 'iid'.")] = "pool",
     eps: Annotated[float, typer.Option(help="Tolerance for N*_x.")] = 0.0,
-    as_json: JsonOpt = False,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Measure the overscaling curse per task: N_D, mean N*_x, overscaling index, utilisation."""
     from t2_agents.calibrate import curse_by_task
 
-    with handled(as_json):
+    with common.handled(as_json):
         reports = curse_by_task(data, n_max=n_max, draw=draw, eps=eps)
         figure = None
         if plot is not None:
@@ -164,7 +152,7 @@ def curse(
             figure = str(plot_curse(reports, plot))
     payload = {"tasks": {k: _curse_row(v) for k, v in reports.items()}, "plot": figure}
     if as_json:
-        emit(True, payload)
+        common.emit(True, payload)
         return
     table = Table(title="The overscaling curse (exact A(N) from the collected pools)")
     for column in (
@@ -181,9 +169,9 @@ def curse(
         table.add_column(column, justify="right")
     for task, report in reports.items():
         table.add_row(task, *_curse_cells(report))
-    console().print(table)
+    common.console().print(table)
     if figure:
-        err_console.print(f"figure written to {figure}")
+        common.err_console.print(f"figure written to {figure}")
 
 
 def _curse_cells(report: Any) -> list[str]:
@@ -236,7 +224,7 @@ def train(
         bool,
         typer.Option(help="Fit the out-of-distribution guard (far questions get a safe N)."),
     ] = True,
-    as_json: JsonOpt = False,
+    as_json: common.JsonOpt = False,
 ) -> None:
     """Train the T2 estimator (one probe per layer) on collected features and N*_x labels."""
     from t2_agents.calibrate import load_training_set
@@ -244,7 +232,7 @@ def train(
     from t2_agents.guard import GuardConfig
     from t2_agents.probes import ProbeConfig
 
-    with handled(as_json):
+    with common.handled(as_json):
         started = time.perf_counter()
         config = ProbeConfig(hidden=hidden, top_k=top_k, seed=seed, head=head,  # type: ignore[arg-type]
                              kind=probe)  # type: ignore[arg-type]  # fmt: skip
@@ -256,7 +244,7 @@ def train(
         grid = list(range(1, data_set.n_max + 1))
         progress = Progress(
             TextColumn("training probes"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=err_console,
+            TimeElapsedColumn(), console=common.err_console,
         )  # fmt: skip
         with progress:
             bar = progress.add_task("train", total=len(data_set.layers))
@@ -282,17 +270,17 @@ def train(
     payload = {"out": str(path), "seconds": round(seconds, 1), "validation": report.to_dict(),
                "training_data": data_set.summary, "heldout": held}  # fmt: skip
     if as_json:
-        emit(True, payload)
+        common.emit(True, payload)
         return
     table = Table(title=f"T2 estimator: validation on {report.n_val} held-back questions")
     for column in FitReport.header:
         table.add_column(column, justify="right")
     for row in report.table():
         table.add_row(*row)
-    console().print(table)
+    common.console().print(table)
     if held is not None:
-        console().print(_heldout_table(held))
-    err_console.print(f"estimator written to {path} in {seconds:.0f} s")
+        common.console().print(_heldout_table(held))
+    common.err_console.print(f"estimator written to {path} in {seconds:.0f} s")
 
 
 def _check_heldout_overlap(folders: list[Path], train_keys: frozenset[str], drop: bool) -> None:

@@ -5,7 +5,7 @@ The graph is ``START -> budget -> (sample | branch x N) -> aggregate -> END``:
 - ``budget`` chooses N with the policy (encoding the prompt only if the policy needs features);
 - a conditional edge sends the step to the batched ``sample`` node, or fans out one
   ``Send("branch", ...)`` per path (the mode can change per call, see
-  :class:`~t2_agents.graph.state.ThinkingSettings`);
+  :data:`~t2_agents.graph.settings.ThinkingSettings`);
 - with a stop rule (``stop=``, :mod:`t2_agents.stop_rules`), each wave goes to the ``wave``
   node, which votes, records the wave, streams a ``wave`` event and either stops or routes the
   next wave (one ``sample(n=wave)`` call, or one ``Send`` per path); finished waves are in the
@@ -30,7 +30,7 @@ uncommitted and run again. So with a checkpointer the builder sets ``max_concurr
 
 The live objects (engine, policy, sampler, extractor, ledger) are bound into the nodes when the
 graph is built; the graph's ``context_schema`` is the JSON-only
-:class:`~t2_agents.graph.state.ThinkingSettings`, so the compiled graph can be served as is by
+:data:`~t2_agents.graph.settings.ThinkingSettings`, so the compiled graph can be served as is by
 ``langgraph dev`` (a run's ``context`` or ``configurable["t2"]`` overrides single settings).
 
 Example:

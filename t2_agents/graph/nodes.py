@@ -3,7 +3,7 @@
 Every node is a plain function of ``(state, runtime, config)`` returning a partial update; the
 builder binds the graph's default :class:`~t2_agents.graph.state.ThinkingContext` (live objects
 included) with ``functools.partial``, and each node combines it with the run's context
-(``runtime.context``: usually a :class:`~t2_agents.graph.state.ThinkingSettings`, or a parent
+(``runtime.context``: usually a :data:`~t2_agents.graph.settings.ThinkingSettings`, or a parent
 graph's own context, which is ignored) and ``configurable["t2"]``
 (:func:`~t2_agents.graph.state.resolve_context`).
 
