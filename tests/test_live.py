@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import FakeEngine
 from typer.testing import CliRunner
@@ -77,7 +78,9 @@ def test_live_eval_runs_every_live_policy(setup: dict[str, Any]) -> None:
     assert policies["fixed"]["mean_rounds"] == 1.0 and policies["adaptive"]["mean_rounds"] >= 4
     header, rows = live_table(out)
     assert "engine calls" in header and len(rows) == 6
-    with pytest.raises(ConfigError, match=r"add 't2' to the policies \(--live-policies t2,budget"):
+    with pytest.raises(
+        ConfigError, match=r"add t2 \(policies=\('t2', 'budget'\)\) or pass run_budget"
+    ):
         live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, policies=["budget"])
     with pytest.raises(ConfigError, match=r"unknown policies \['beta'\]; choose from fixed, t2"):
         live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, policies=["beta"])
@@ -136,3 +139,56 @@ def test_cli_eval_live(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -
     missing = runner.invoke(cli.app, ["eval", "--data", folder, "--policies", "fixed", "--live",
                                       "--json"])  # fmt: skip
     assert missing.exit_code == 2 and "--estimator" in missing.stdout
+
+
+def test_cli_eval_live_policies_selects_a_subset(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(factory, "load_engine", lambda *args, **kwargs: FakeEngine())
+    folder, estimator = str(setup["folders"][0]), str(setup["estimator"])
+    base = ["eval", "--data", folder, "--estimator", estimator, "--policies", "fixed",
+            "--n-d", "2", "--replays", "5", "--live-questions", "2", "--json"]  # fmt: skip
+    result = runner.invoke(cli.app, [*base, "--live-policies", "hybrid, FIXED"])  # implies --live
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert list(json.loads(result.stdout)["live"]["policies"]) == ["fixed", "hybrid"]
+    bad = runner.invoke(cli.app, [*base, "--live-policies", "fixed,beta"])
+    assert bad.exit_code == 2
+    message = json.loads(bad.stdout)["error"]["message"]
+    assert "--live-policies 'fixed,beta': unknown policies ['beta']" in message
+    assert "choose from fixed, t2, adaptive, esc, hybrid, budget" in message
+    alone = runner.invoke(cli.app, [*base, "--live-policies", "budget"])
+    assert alone.exit_code == 2 and "--live-policies t2,budget" in alone.stdout
+
+
+def test_bench_live_vs_replay_pairs_the_same_questions(setup: dict[str, Any]) -> None:
+    """bench/live_vs_replay.py on the tiny collections: live and replay, same keys, CIs."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "live_vs_replay.py"
+    spec = importlib.util.spec_from_file_location("live_vs_replay", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.run(FakeEngine(), folders=setup["folders"], estimator=setup["estimator"],
+                    questions=5, concurrency=3, replays=5, resamples=200,
+                    train_data=setup["folders"][1:])  # fmt: skip
+    assert out["questions"] == 5 and out["skipped_seen_in_training"] == 4  # b: training
+    for mode in ("replay", "live"):
+        policies = out["modes"][mode]
+        assert list(policies) == list(bench.POLICIES)
+        for p in policies.values():
+            assert len(p["per_question"]["credit"]) == 5
+            assert np.mean(p["per_question"]["credit"]) == pytest.approx(p["accuracy"])
+            assert np.mean(p["per_question"]["samples"]) == pytest.approx(p["mean_samples"])
+        c = out["comparisons"][mode]
+        d = c["hybrid_minus_nd_accuracy"]
+        want = policies["hybrid"]["accuracy"] - policies["fixed"]["accuracy"]
+        assert (
+            d["difference"] == pytest.approx(want)
+            and d["ci"][0] <= want + 1e-12 <= d["ci"][1] + 2e-12
+        )
+        assert c["budget_target_met"] == (c["budget_minus_t2_accuracy"]["difference"] >= 0)
+    assert out["modes"]["live"]["budget"]["samples"] <= out["live_run_budget"]
+    table = bench.plot(out | {"engine": "fake"}, Path(setup["estimator"]).parent / "lvr.png")
+    assert table.stat().st_size > 0

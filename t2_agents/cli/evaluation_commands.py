@@ -36,10 +36,11 @@ from t2_agents.cli.common import (
     load_engine_for_cli,
     progress_bar,
 )
-from t2_agents.policy_names import POLICY_NAMES, REPLAY_POLICIES
+from t2_agents.policy_names import LIVE_POLICIES, POLICY_NAMES, REPLAY_POLICIES
 
 if TYPE_CHECKING:
     from t2_agents.evaluate.live import LiveResult
+    from t2_agents.stop_rules import StopRules
 
 __all__ = ["demo", "eval_policies"]
 
@@ -122,6 +123,7 @@ def demo(
 
 
 _EVAL_POLICIES = ", ".join(REPLAY_POLICIES)
+_LIVE_POLICIES = ", ".join(LIVE_POLICIES)
 
 
 def eval_policies(
@@ -161,20 +163,35 @@ def eval_policies(
     live_questions: Annotated[
         int, typer.Option("--live-questions", help="Questions of the live run (round-robin).")
     ] = 8,
+    live_policies: Annotated[
+        str | None,
+        typer.Option(
+            "--live-policies",
+            help=f"The live policies to run, comma-separated, from {_LIVE_POLICIES} (default: "
+            "all; budget spends what t2 spent, so it needs t2); implies --live.",
+        ),
+    ] = None,
     model: ModelOpt = None,
     cache_dir: CacheOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare budget policies by replaying collected pools: accuracy, samples, tokens, rounds.
 
-    With --live, fixed N_D and T2 also answer the first questions through the graph on the
-    collections' model (default: the model the first folder was collected with).
+    With --live, the live policies (all, or those of --live-policies) also answer the first
+    questions through the graph on the collections' model (default: the model the first folder
+    was collected with), with the same stop-rule settings as the replay.
     """
     from t2_agents.errors import ConfigError
     from t2_agents.evaluate.offline import EvalConfig, evaluate_folders, parse_policies, plot_eval
 
     with handled(as_json):
         chosen = parse_policies(policies) if policies else _default_policies(estimator, train_data)
+        live_keys = LIVE_POLICIES
+        if live_policies is not None:  # checked before the replay runs and the engine loads
+            from t2_agents.evaluate.live import parse_live_policies
+
+            live_keys = parse_live_policies(live_policies, option="--live-policies")
+            live = True
         config = EvalConfig(
             policies=chosen, replays=replays, seed=seed, threshold=threshold, window=window,
             n_d=n_d, budget=budget,
@@ -187,7 +204,10 @@ def eval_policies(
         if live:
             if estimator is None:
                 raise ConfigError("--live runs T2: pass --estimator PATH")
-            live_result = _live(data, estimator, report.n_d, live_questions, model, cache_dir)
+            live_result = _live(
+                data, estimator, report.n_d, live_questions, model, cache_dir,
+                policies=live_keys, stop=config.stop_rules,
+            )  # fmt: skip
     payload = report.to_dict() | {"plot": figure}
     if live_result is not None:
         payload["live"] = live_result
@@ -233,7 +253,7 @@ def _default_policies(estimator: Path | None, train_data: list[Path] | None) -> 
 
 def _live(
     data: list[Path], estimator: Path, n_d: int, questions: int, model: str | None,
-    cache_dir: str | None,
+    cache_dir: str | None, *, policies: tuple[str, ...], stop: StopRules,
 ) -> LiveResult:  # fmt: skip
     from t2_agents.collect import load_collection
     from t2_agents.evaluate.live import live_eval
@@ -242,6 +262,6 @@ def _live(
     with progress_bar("live") as (bar, tick):
         del bar
         return live_eval(
-            engine, data, estimator, n_d=n_d, questions=questions,
+            engine, data, estimator, n_d=n_d, questions=questions, policies=policies, stop=stop,
             progress=lambda done, total: tick(done, total, done),
         )  # fmt: skip

@@ -60,6 +60,7 @@ __all__ = [
     "is_right",
     "live_eval",
     "live_table",
+    "parse_live_policies",
 ]
 
 LIVE_POLICIES: tuple[str, ...] = policy_names.LIVE_POLICIES
@@ -245,17 +246,43 @@ def live_eval(
     }
 
 
-def _check(policies: Sequence[str], questions: int, n_d: int, run_budget: int | None) -> list[str]:
-    check_int("questions", questions, low=1)
-    check_int("n_d", n_d, low=1)
-    chosen = parse_policies(policies, allowed=LIVE_POLICIES, option="policies")
-    keys = [p for p in LIVE_POLICIES if p in chosen]
+def parse_live_policies(
+    policies: str | Sequence[str], *, run_budget: int | None = None, option: str = "policies"
+) -> tuple[str, ...]:
+    """Live policy keys from ``"t2, hybrid"`` or a sequence, in :data:`LIVE_POLICIES`' order.
+
+    Args:
+        policies: Names from :data:`LIVE_POLICIES` (the registry
+            :data:`t2_agents.policy_names.POLICY_NAMES`), comma-separated or a sequence.
+        run_budget: The ``budget`` run's total samples, if given.
+        option: Where the names came from, for the message (``t2 eval``: ``--live-policies``).
+
+    Raises:
+        ConfigError: An unknown name or none (naming the value, the allowed names and the fix),
+            or ``budget`` without ``t2`` and without ``run_budget``.
+
+    Example:
+        >>> parse_live_policies("hybrid, T2")
+        ('t2', 'hybrid')
+    """
+    chosen = parse_policies(policies, allowed=LIVE_POLICIES, option=option)
+    keys = tuple(p for p in LIVE_POLICIES if p in chosen)
     if "budget" in keys and "t2" not in keys and run_budget is None:
+        fixed = ("t2", *keys)
+        fix = f"{option} {','.join(fixed)}" if option.startswith("-") else f"{option}={fixed!r}"
         raise ConfigError(
-            "the budget run spends what the t2 run spent: add 't2' to the policies "
-            "(--live-policies t2,budget) or pass run_budget=SAMPLES"
+            f"{option} {','.join(keys)!r}: the budget run spends what the t2 run spent; add t2 "
+            f"({fix}) or pass run_budget=SAMPLES"
         )
     return keys
+
+
+def _check(
+    policies: Sequence[str], questions: int, n_d: int, run_budget: int | None
+) -> tuple[str, ...]:
+    check_int("questions", questions, low=1)
+    check_int("n_d", n_d, low=1)
+    return parse_live_policies(policies, run_budget=run_budget)
 
 
 class _Ticker:
