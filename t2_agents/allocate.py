@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from t2_agents.checks import check_int
 from t2_agents.errors import ConfigError, DataError
 
 __all__ = ["DifficultyCurves", "allocate_budget", "concave_envelope"]
@@ -112,8 +113,7 @@ class DifficultyCurves:
             )
         if not (np.isfinite(s).all() and np.isfinite(c).all()):
             raise DataError("signal or curves hold NaN/inf; pass finite values")
-        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-            raise ConfigError(f"bins={bins!r} must be an int >= 1")
+        check_int("bins", bins, low=1)
         if not prior >= 0.0:
             raise ConfigError(f"prior={prior!r} must be >= 0 (pseudo-questions)")
         quantiles = np.quantile(s, np.linspace(0.0, 1.0, bins + 1)[1:-1], method="higher")
