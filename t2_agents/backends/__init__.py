@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from t2_agents.backends.base import (
     Completion,
+    Encoder,
     Engine,
     FinishReason,
+    Sampler,
     SamplingParams,
     check_layers,
     check_n,
@@ -31,8 +33,10 @@ from t2_agents.backends.base import (
 
 __all__ = [
     "Completion",
+    "Encoder",
     "Engine",
     "FinishReason",
+    "Sampler",
     "SamplingParams",
     "check_layers",
     "check_n",

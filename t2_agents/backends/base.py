@@ -35,9 +35,11 @@ from t2_agents.errors import ConfigError, PromptError, TransientEngineError
 __all__ = [
     "CANCEL_EVENT",
     "Completion",
+    "Encoder",
     "Engine",
     "FinishReason",
     "RenderedPrompt",
+    "Sampler",
     "SamplingParams",
     "cancel_requested",
     "check_layers",
@@ -136,8 +138,8 @@ class Completion:
 
 
 @runtime_checkable
-class Engine(Protocol):
-    """What the library needs from a model runtime (transformers, vLLM, a server...)."""
+class Encoder(Protocol):
+    """The encoder role: render a prompt and read its final-token hidden states (T2's features)."""
 
     @property
     def identity(self) -> str:
@@ -162,6 +164,11 @@ class Engine(Protocol):
         """Final-prompt-token hidden states, ``[n_prompts, n_layers, hidden_size]`` float32."""
         ...
 
+
+@runtime_checkable
+class Sampler(Protocol):
+    """The sampler role: decode reasoning paths. All a ``ThinkingContext(sampler=...)`` needs."""
+
     def sample(
         self, prompts: Sequence[str], n: int, params: SamplingParams
     ) -> list[list[Completion]]:
@@ -171,6 +178,15 @@ class Engine(Protocol):
         ``n > 1`` there (the local engines decode it once and repeat it).
         """
         ...
+
+
+@runtime_checkable
+class Engine(Encoder, Sampler, Protocol):
+    """What the library needs from a model runtime (transformers, vLLM, a server...): both roles.
+
+    A runtime that only decodes (a remote chat model) needs only :class:`Sampler`, and goes in
+    ``ThinkingContext(sampler=...)`` next to an engine that encodes.
+    """
 
 
 def check_prompts(prompts: Sequence[str]) -> list[str]:

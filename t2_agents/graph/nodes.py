@@ -63,7 +63,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from t2_agents.backends.base import CANCEL_EVENT, Completion, Engine, SamplingParams
+from t2_agents.backends.base import CANCEL_EVENT, Completion, Sampler, SamplingParams
 from t2_agents.errors import ConfigError, EngineError, PromptError, TransientEngineError
 from t2_agents.graph.budgets import grant_step, settle_step
 from t2_agents.graph.inflight import WaveBoard, board_for, can_fire_within_a_wave
@@ -503,11 +503,11 @@ def _must_raise(exc: Exception, ctx: ThinkingContext, attempt: int, max_attempts
     return ctx.branch_errors == "raise"
 
 
-def _one(sampler: Engine, question: str, params: SamplingParams) -> Completion:
+def _one(sampler: Sampler, question: str, params: SamplingParams) -> Completion:
     return _many(sampler, question, 1, params)[0]
 
 
-def _many(sampler: Engine, question: str, n: int, params: SamplingParams) -> list[Completion]:
+def _many(sampler: Sampler, question: str, n: int, params: SamplingParams) -> list[Completion]:
     out = sampler.sample([question], n, params)
     if len(out) != 1 or len(out[0]) != n:
         shape = [len(row) for row in out]

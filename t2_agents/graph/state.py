@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NotRequired, get_args
 from typing_extensions import TypedDict
 
 from t2_agents.answers import AnswerExtractor, get_extractor
-from t2_agents.backends.base import Engine, SamplingParams
+from t2_agents.backends.base import Engine, Sampler, SamplingParams
 from t2_agents.checks import check_budget_range
 from t2_agents.errors import ConfigError
 from t2_agents.graph.ledger import CostLedger
@@ -221,8 +221,9 @@ class ThinkingContext(RunSettings):
 
     engine: Engine | None = None
     """Renders prompts and encodes features; also samples unless ``sampler`` is set."""
-    sampler: Engine | None = None
-    """Samples the branches when set (e.g. a chat model adapter); None uses ``engine``."""
+    sampler: Sampler | None = None
+    """Samples the branches when set (any :class:`~t2_agents.backends.base.Sampler`, e.g. a
+    chat model adapter); None uses ``engine``."""
     policy: BudgetPolicy | None = None
     """Chooses N; None means ``FixedPolicy(n_max)`` (plain self-consistency)."""
     extractor: AnswerExtractor | None = None
@@ -284,7 +285,7 @@ class ThinkingContext(RunSettings):
             )
         return self.engine
 
-    def require_sampler(self) -> Engine:
+    def require_sampler(self) -> Sampler:
         """The engine that samples branches (``sampler`` or ``engine``)."""
         return self.sampler if self.sampler is not None else self.require_engine()
 
