@@ -64,6 +64,7 @@ def fit_head(data: TrainingSet, head: str, kind: str) -> tuple[T2Estimator, dict
         n_d=data.n_d,
         curves=data.curves,
         groups=data.keys,
+        tasks=data.tasks,
         guard=GuardConfig(),
         data_summary=data.summary,
     )
