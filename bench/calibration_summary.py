@@ -4,8 +4,9 @@ For every folder the plan names (its final size): distinct questions (by key), m
 accuracy, mean completion tokens, the share of completions cut at ``max_tokens``, the SHA-256 of
 its batch records in order (``batches/*.jsonl``; features are re-encodable from the prompts),
 and how many of its questions also appear in the
-training folders (what `t2 train --drop-overlap` and `t2 eval` drop and count); and the wall
-time from the first batch of the plan to its last.
+training folders (what `t2 train --drop-overlap` and `t2 eval` drop and count). Collection
+times come from `t2 collect --json` (each collection's ``seconds``), not from file times: a git
+checkout gives every batch file the same time.
 
     python bench/calibration_summary.py bench/calibration_plan.json \\
         --out docs/results/calibration_data.json
@@ -39,10 +40,7 @@ def summarise(folder: Path) -> dict[str, Any]:
         if line.strip()
     ]
     samples = [s for r in records for s in r["samples"]]
-    times = [p.stat().st_mtime for p in batches]
     return {
-        "first_batch": min(times, default=0.0),
-        "last_batch": max(times, default=0.0),
         "questions": len(records),
         "distinct": len({record_key(r) for r in records}),
         "accuracy": sum(r["accuracy"] for r in records) / max(1, len(records)),
@@ -74,10 +72,7 @@ def main() -> None:
         if not name.startswith("train/"):
             row["seen_in_training"] = sum(k in train_keys for k in keys)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    starts = [r.pop("first_batch") for r in rows.values() if r["questions"]]
-    ends = [r.pop("last_batch") for r in rows.values() if r["questions"]]
-    wall = (max(ends) - min(starts)) / 60 if starts else 0.0
-    summary = {"plan": str(args.plan), "wall_minutes": wall, "folders": rows}
+    summary = {"plan": str(args.plan), "folders": rows}
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
     for name, row in rows.items():
         seen = row.get("seen_in_training", "-")

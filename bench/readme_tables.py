@@ -53,8 +53,7 @@ def calibration_table() -> str:
             f"`{r['records_sha256'][:12]}` |"
         )
     total = sum(r["questions"] for r in rows.values())
-    minutes = data["wall_minutes"]
-    out.append(f"| all | | {total} | | | | | wall time {minutes:.0f} min |")
+    out.append(f"| all | | {total} | | | | | |")
     return "\n".join(out)
 
 
