@@ -15,7 +15,7 @@ from pathlib import Path
 
 from t2_agents.backends.base import SamplingParams
 from t2_agents.backends.transformers import TransformersEngine
-from t2_agents.data import load_task
+from t2_agents.tasks import load_task
 
 _TASK_CONFIG = {"max_digits": 1, "max_terms": 3, "allow_parentheses": False}
 

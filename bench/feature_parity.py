@@ -18,7 +18,7 @@ import numpy as np
 
 from t2_agents.backends.transformers import TransformersEngine
 from t2_agents.backends.vllm import VLLMEngine
-from t2_agents.data import load_task
+from t2_agents.tasks import load_task
 
 _TASKS = {
     "basic_arithmetic": {"max_digits": 1, "max_terms": 3, "allow_parentheses": False},

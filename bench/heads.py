@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from t2_agents.calibrate import TrainingSet, load_training_set
 from t2_agents.compare import equal_cost, fixed_accuracy, pareto
 from t2_agents.estimator import T2Estimator
 from t2_agents.guard import GuardConfig
 from t2_agents.probes import ProbeConfig
+from t2_agents.training_set import TrainingSet, load_training_set
 
 HEADS = (("nstar", "mlp"), ("nstar", "ridge"), ("curve", "mlp"), ("curve", "ridge"))
 KNOBS: dict[str, tuple[float, ...]] = {

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from t2_agents.backends.base import SamplingParams
-from t2_agents.data import load_task, question_key
+from t2_agents.tasks import load_task, question_key
 
 # As measured (bench/results/task_probe.json). basic_arithmetic with "/" turned out to have wrong
 # gold answers at these settings ("Calculate 4 / 1." -> "2"), so the calibration plan drops "/".

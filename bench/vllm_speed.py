@@ -29,7 +29,7 @@ from typing import Any
 from t2_agents.backends.base import SamplingParams
 from t2_agents.backends.transformers import TransformersEngine
 from t2_agents.backends.vllm import VLLMEngine
-from t2_agents.data import load_task
+from t2_agents.tasks import load_task
 
 _LAYERS = [11, 14, 16, 17, 19, 20, 21, 22]  # the shipped estimator's layers
 _TASK_CONFIG = {"max_digits": 1, "max_terms": 3, "allow_parentheses": False}

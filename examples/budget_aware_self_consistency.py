@@ -39,10 +39,10 @@ from t2_agents import (
     choose_policy,
 )
 from t2_agents.agents import AGENT_TASKS
-from t2_agents.data import Question
 from t2_agents.evaluate.questions import heldout_questions
 from t2_agents.graph import ThinkingGraph
 from t2_agents.graph.ledger import StepRecord
+from t2_agents.tasks import Question
 
 __all__ = ["WorksheetState", "build_worksheet_agent", "main"]
 

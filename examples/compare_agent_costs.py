@@ -45,9 +45,9 @@ from t2_agents import (
     make_agent,
 )
 from t2_agents.agents import AGENT_TASKS, run_agent
-from t2_agents.data import Question
 from t2_agents.evaluate.questions import heldout_questions
 from t2_agents.graph import compare_ledgers
+from t2_agents.tasks import Question
 
 __all__ = ["RUNS", "main", "plot_costs", "run_policy"]
 

@@ -306,7 +306,7 @@ class T2Estimator:
             features: ``[Q, L, d]`` final-prompt-token hidden states.
             labels: ``N*_x`` per question (grid values).
             curves: ``[Q, len(grid)]`` exact accuracy curves; required by the curve head.
-            groups: Question identity per row (e.g. :func:`~t2_agents.data.question_key`);
+            groups: Question identity per row (e.g. :func:`~t2_agents.tasks.question_key`);
                 rows of one group stay on one side of the train/validation split.
             tasks: Task name per row; the guard's safe budget is the largest per-task one.
             tolerance_target: Curve head: the default tolerance is the largest one whose

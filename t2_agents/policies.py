@@ -19,7 +19,7 @@ Policies:
 - :class:`FixedPolicy` — always ``n`` (plain self-consistency).
 - :class:`CallablePolicy` — any function of the question (and features).
 - :class:`OraclePolicy` — a lookup ``question -> N*`` (e.g. the labels computed by
-  :mod:`t2_agents.curse`), for upper-bound comparisons.
+  :mod:`t2_agents.curves`), for upper-bound comparisons.
 - :class:`T2Policy` — the layer-wise probe estimator on the prompt's hidden states.
 
 Example:

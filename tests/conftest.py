@@ -18,9 +18,9 @@ from t2_agents.backends.base import (
     check_n,
     check_prompts,
 )
-from t2_agents.data import load_task
 from t2_agents.errors import EngineError
 from t2_agents.evaluate.questions import TASK_SETTINGS
+from t2_agents.tasks import load_task
 
 # One intra-op thread (set before torch is imported; export OMP_NUM_THREADS to override). On a
 # 2-core machine that is busy with other work, torch's default 2 spinning threads made a 2 x 8

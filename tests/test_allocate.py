@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from t2_agents.allocate import DifficultyCurves, allocate_budget, concave_envelope
-from t2_agents.curse import accuracy_curve
+from t2_agents.curves import accuracy_curve
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.evaluate.offline import EvalConfig, evaluate_pools
 from t2_agents.evaluate.replay import ReplayPool

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from t2_agents.collect import CollectConfig, collect, load_collection, load_plan
-from t2_agents.data import question_key
 from t2_agents.errors import ConfigError, DataError, EngineError
 from t2_agents.evaluate.replay import ReplayPool
+from t2_agents.tasks import question_key
 
 LAYERS = (0, 3)
 

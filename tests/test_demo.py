@@ -16,9 +16,9 @@ from rich.table import Table
 
 from t2_agents.cli import demo
 from t2_agents.cli.demo import format_demo, heldout_evidence, run_demo
-from t2_agents.data import question_key
 from t2_agents.evaluate import questions as questions_module
 from t2_agents.policies import T2Policy
+from t2_agents.tasks import question_key
 
 
 @pytest.mark.parametrize("recorded", [True, False])

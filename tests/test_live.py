@@ -21,10 +21,10 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Two tiny collections and a T2 estimator fitted on their features."""
-    from t2_agents.calibrate import load_training_set
     from t2_agents.collect import CollectConfig, collect
     from t2_agents.estimator import T2Estimator
     from t2_agents.probes import ProbeConfig
+    from t2_agents.training_set import load_training_set
 
     root = tmp_path_factory.mktemp("live")
     folders = []
@@ -87,8 +87,8 @@ def test_live_eval_runs_every_live_policy(setup: dict[str, Any]) -> None:
 
 
 def test_live_eval_runs_questions_concurrently(setup: dict[str, Any]) -> None:
-    from t2_agents.calibrate import record_key
     from t2_agents.collect import load_collection
+    from t2_agents.training_set import record_key
 
     one = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, questions=6,
                     policies=("fixed", "t2", "hybrid"))  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from t2_agents.cli import app, expand_multi_value
-from t2_agents.curse import accuracy_curve, optimal_budget
+from t2_agents.curves import accuracy_curve, optimal_budget
 from t2_agents.errors import ArtifactError, ConfigError, DataError
 from t2_agents.evaluate.offline import (
     POLICIES,
@@ -234,10 +234,10 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tiny collection (FakeEngine of conftest) and T2 estimators fitted on its features."""
     from conftest import FakeEngine
 
-    from t2_agents.calibrate import load_training_set
     from t2_agents.collect import CollectConfig, collect
     from t2_agents.estimator import T2Estimator
     from t2_agents.probes import ProbeConfig
+    from t2_agents.training_set import load_training_set
 
     root = tmp_path_factory.mktemp("eval")
     source = root / "questions.jsonl"
@@ -304,8 +304,8 @@ def test_eval_drops_and_counts_training_questions(collection: dict[str, Any]) ->
 
 
 def test_eval_on_chosen_questions_keeps_per_question_values(collection: dict[str, Any]) -> None:
-    from t2_agents.calibrate import record_key
     from t2_agents.collect import load_collection
+    from t2_agents.training_set import record_key
 
     held = collection["held"]
     keys = [record_key(r) for r in load_collection(held).records]

@@ -27,10 +27,10 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from typing_extensions import TypedDict
 
 from t2_agents.agents.scripted_model import ScriptedToolCaller, message_text
-from t2_agents.data import DEFAULT_INSTRUCTION, Question
 from t2_agents.errors import ConfigError, DependencyError
 from t2_agents.graph import CostLedger, ThinkingGraph, as_tool
 from t2_agents.graph.budgets import RunAccount, RunBudget
+from t2_agents.tasks import DEFAULT_INSTRUCTION, Question
 
 if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph

@@ -21,8 +21,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
-from t2_agents.data import DEFAULT_INSTRUCTION
 from t2_agents.errors import ConfigError
+from t2_agents.tasks import DEFAULT_INSTRUCTION
 
 __all__ = ["ScriptedToolCaller", "message_text"]
 

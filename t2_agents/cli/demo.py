@@ -27,7 +27,6 @@ from rich.table import Table
 from typing_extensions import TypedDict
 
 from t2_agents.backends.base import Engine
-from t2_agents.data import Question
 from t2_agents.evaluate.head_to_head import (
     Outcome,
     PolicyTotals,
@@ -40,6 +39,7 @@ from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking
 from t2_agents.graph.ledger import compare_ledgers
 from t2_agents.policies import BudgetPolicy, FixedPolicy
 from t2_agents.shipped import load_t2_policy, resolve_estimator
+from t2_agents.tasks import Question
 
 __all__ = [
     "POLICY_KEYS",

@@ -93,7 +93,7 @@ class LiveResult(TypedDict):
     policies: dict[str, PolicyTotals]
     """Per policy key: the totals (``policy`` holds the display name, e.g. ``fixed N_D=8``)."""
     rows: list[dict[str, Any]]
-    """One per question: ``id``, ``key`` (:func:`~t2_agents.calibrate.record_key`), ``task``,
+    """One per question: ``id``, ``key`` (:func:`~t2_agents.training_set.record_key`), ``task``,
     ``gold`` and per policy key a :class:`LiveAnswer`."""
 
 
@@ -105,7 +105,7 @@ def _pick(
     Records whose question key is in ``exclude`` (seen in training) or already picked are
     skipped; the second value counts the skipped records that were seen in training.
     """
-    from t2_agents.calibrate import record_key
+    from t2_agents.training_set import record_key
 
     picked: list[tuple[int, dict[str, Any]]] = []
     seen, skipped = set(exclude), 0
@@ -191,7 +191,7 @@ def live_eval(
             f"no question in {[str(f) for f in folders]} is new to the estimator ({skipped} were "
             "seen in training); evaluate on questions it never saw"
         )
-    from t2_agents.calibrate import record_key
+    from t2_agents.training_set import record_key
 
     cfg = stop or StopRules()
     rows: list[dict[str, Any]] = [

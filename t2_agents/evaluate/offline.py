@@ -1,7 +1,7 @@
 """Policy evaluation: budget policies side by side on the same questions, in replay mode.
 
 Each question's collected pool of ``M`` completions stands in for the model. A policy that fixes
-``N`` before sampling is scored exactly with ``A_x(N)`` (:func:`~t2_agents.curse.accuracy_curve`:
+``N`` before sampling is scored exactly with ``A_x(N)`` (:func:`~t2_agents.curves.accuracy_curve`:
 draws without replacement, uniform tie rule). A sequential policy is replayed on ``R`` seeded
 random orders of each pool (:mod:`t2_agents.evaluate.replay`, which defines the stopping rules).
 
@@ -51,7 +51,7 @@ import numpy.typing as npt
 
 from t2_agents.allocate import DifficultyCurves, allocate_budget
 from t2_agents.checks import check_int
-from t2_agents.curse import accuracy_curve, dataset_optimal_budget, optimal_budget
+from t2_agents.curves import accuracy_curve, dataset_optimal_budget, optimal_budget
 from t2_agents.errors import ArtifactError, ConfigError, DataError
 from t2_agents.evaluate.replay import ReplayPool, Rule, StopRules, random_orders, replay_many
 from t2_agents.policy_names import POLICY_NAMES, REPLAY_POLICIES
@@ -577,7 +577,7 @@ def evaluate_folders(
     (``metadata["training_data"]["n_d"]``), else computed on the evaluated data (optimistic).
     For ``alloc``, ``train_data`` gives the curve model's training questions; their signal is
     the estimator's ``predict_log2`` on their features (:mod:`t2_agents.allocate`).
-    ``questions`` (question keys, :func:`~t2_agents.calibrate.record_key`) keeps only those
+    ``questions`` (question keys, :func:`~t2_agents.training_set.record_key`) keeps only those
     questions, e.g. the ones a live run answered; ``extra["question_keys"]`` then lists the
     pools' keys in order.
 
@@ -589,7 +589,7 @@ def evaluate_folders(
     Example:
         >>> evaluate_folders(["runs/heldout/lcm"], estimator="artifacts/t2")  # doctest: +SKIP
     """
-    from t2_agents.calibrate import record_key
+    from t2_agents.training_set import record_key
 
     cfg = config or EvalConfig()
     collections = load_collections(data, "evaluation")
@@ -659,7 +659,7 @@ def evaluate_folders(
 
 def _training_keys(est: EstimatorLike | None, folders: Sequence[str | Path]) -> frozenset[str]:
     """Keys of every question the estimator (or the given training folders) saw."""
-    from t2_agents.calibrate import record_key
+    from t2_agents.training_set import record_key
 
     keys: set[str] = set(getattr(est, "training_keys", ()) if est is not None else ())
     for collection in load_collections(folders, "training") if folders else []:
@@ -671,7 +671,7 @@ def _unseen_rows(
     collections: Sequence[Any], seen: frozenset[str]
 ) -> tuple[list[npt.NDArray[np.bool_]], dict[str, int]]:
     """Per collection, a mask of first occurrences of questions not in ``seen``; counts."""
-    from t2_agents.calibrate import distinct_rows
+    from t2_agents.training_set import distinct_rows
 
     rows, dropped = distinct_rows(collections, seen)
     masks = [np.zeros(len(c.records), dtype=bool) for c in collections]

@@ -18,8 +18,8 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from t2_agents.checks import check_int
-from t2_agents.data import Question, load_task
 from t2_agents.errors import ConfigError
+from t2_agents.tasks import Question, load_task
 
 __all__ = ["DEFAULT_TASKS", "TASK_SETTINGS", "heldout_questions", "training_keys"]
 
@@ -63,14 +63,14 @@ def heldout_questions(
     with :data:`TASK_SETTINGS`' options (reasoning-gym's defaults for other tasks) and ``seed``.
     A seed alone does not hold questions out (easy task settings have small question spaces, so
     other seeds repeat them): pass the estimator's training question keys as ``exclude`` (see
-    :func:`training_keys`) and every question whose :attr:`~t2_agents.data.Question.key` is
+    :func:`training_keys`) and every question whose :attr:`~t2_agents.tasks.Question.key` is
     among them is skipped.
 
     Args:
         questions: How many questions (>= 1).
         tasks: reasoning-gym task names (at least one).
         seed: Dataset seed.
-        exclude: Question keys (:func:`~t2_agents.data.question_key`) never to draw.
+        exclude: Question keys (:func:`~t2_agents.tasks.question_key`) never to draw.
 
     Returns:
         The questions, in the order described.

@@ -6,7 +6,7 @@ rule, so what it would have sampled is read off the pool instead of decoded. Its
 majority vote over what it drew with the library's tie rule (:mod:`t2_agents.vote`: uniform among
 the tied top answers) taken in expectation, ``k/t`` when ``k`` of the ``t`` tied answers are
 correct, instead of drawing; completions without an answer do not vote. Over random orders a
-fixed ``N`` averages to the exact ``A_x(N)`` of :func:`~t2_agents.curse.accuracy_curve`.
+fixed ``N`` averages to the exact ``A_x(N)`` of :func:`~t2_agents.curves.accuracy_curve`.
 
 Stopping rules (every rule stops at the pool size ``M`` at the latest; the criteria are those of
 :mod:`t2_agents.stop_rules`, which the live graph applies wave by wave):
@@ -44,7 +44,7 @@ import numpy as np
 import numpy.typing as npt
 
 from t2_agents.checks import check_int
-from t2_agents.curse import AnswerPool
+from t2_agents.curves import AnswerPool
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.stop_rules import (
     StopRules,

@@ -1,4 +1,4 @@
-"""Tests of t2_agents.data: reasoning-gym tasks, JSONL files and their graders."""
+"""Tests of t2_agents.tasks: reasoning-gym tasks, JSONL files and their graders."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from t2_agents.data import DEFAULT_INSTRUCTION, load_jsonl, load_task, question_key
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.tasks import DEFAULT_INSTRUCTION, load_jsonl, load_task, question_key
 
 
 # ------------------------------------------------------------------------------ load_task

@@ -1,6 +1,6 @@
 """Calibration: collected pools -> per-task curse statistics -> labels and features for T2.
 
-This module joins :mod:`t2_agents.collect` (pools + features), :mod:`t2_agents.curse` (exact
+This module joins :mod:`t2_agents.collect` (pools + features), :mod:`t2_agents.curves` (exact
 A_x(N), N*_x) and :mod:`t2_agents.estimator` (the probes). ``t2 curse`` and ``t2 train`` call it.
 
 Example:
@@ -21,9 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from t2_agents.collect import Collection, load_collection
-from t2_agents.curse import AnswerPool, CurseReport, budget_labels, curse_report
-from t2_agents.data import DEFAULT_INSTRUCTION, question_key
+from t2_agents.curves import AnswerPool, CurseReport, budget_labels, curse_report
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.tasks import DEFAULT_INSTRUCTION, question_key
 
 __all__ = [
     "TrainingSet",
@@ -278,7 +278,7 @@ def _check_same(collections: Sequence[Collection], names: Sequence[str]) -> None
 
 
 def _curves_of(pools: Sequence[AnswerPool], n_max: int, draw: Draw) -> npt.NDArray[np.float64]:
-    from t2_agents.curse import accuracy_curve
+    from t2_agents.curves import accuracy_curve
 
     return np.stack([accuracy_curve(p, n_max, model=draw) for p in pools])
 
