@@ -7,7 +7,7 @@ with a fixed budget ``n_max``, through the head-to-head runner
 (:mod:`t2_agents.evaluate.head_to_head`), and puts accuracy, samples, tokens and wall time side
 by side. A dozen live questions cannot show an accuracy difference, so the result also carries
 the held-out evidence that ships with the estimator (:func:`heldout_evidence`: T2 and fixed N on
-656 held-out questions, the Pareto figure, and the command that reproduces them).
+the held-out questions, the Pareto figure, and the command that reproduces them).
 :func:`format_demo` renders it as rich tables for ``t2 demo``.
 
 Example:
