@@ -269,8 +269,8 @@ def plot(result: Mapping[str, Any], path: str | Path) -> Path:
         xs = [replay["mean_samples"], live["mean_samples"]]
         ys = [replay["accuracy"], live["accuracy"]]
         ax.plot(xs, ys, "-", color=f"C{k}", lw=1, alpha=0.6)
-        ax.plot(*zip(xs[:1], ys[:1], strict=True), "o", mfc="none", color=f"C{k}", ms=8)
-        ax.plot(*zip(xs[1:], ys[1:], strict=True), "o", color=f"C{k}", ms=8, label=NAMES[key])
+        ax.plot(xs[0], ys[0], "o", mfc="none", color=f"C{k}", ms=8)
+        ax.plot(xs[1], ys[1], "o", color=f"C{k}", ms=8, label=NAMES[key])
     ax.set_xscale("log", base=2)
     ax.set(xlabel="mean samples per question (log2)", ylabel="accuracy")
     ax.set_title(
@@ -278,7 +278,7 @@ def plot(result: Mapping[str, Any], path: str | Path) -> Path:
         f"{result['engine']}"
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=120)

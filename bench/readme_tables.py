@@ -1,7 +1,8 @@
 """The README's calibration and evidence tables, rendered from the committed results files.
 
 ``tests/test_readme.py`` renders every table here and checks that the README contains it
-verbatim, so a README number can only come from a results file in ``docs/results/``.
+verbatim, so a README number can only come from a results file in ``docs/results/`` (or, for
+the benchmarks of ``bench/``, in ``bench/results/``).
 
     python bench/readme_tables.py          # print every table
     python bench/readme_tables.py --write  # replace the table after each <!-- table:NAME -->
@@ -20,10 +21,11 @@ from t2_agents.compare import fixed_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
+BENCH_RESULTS = ROOT / "bench" / "results"
 
 
-def _load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((RESULTS / name).read_text(encoding="utf-8"))
+def _load(name: str, folder: Path = RESULTS) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((folder / name).read_text(encoding="utf-8"))
     return data
 
 
@@ -192,6 +194,55 @@ def eval_table() -> str:
     return "\n".join(out)
 
 
+def live_table() -> str:
+    """``bench/live_vs_replay.py``: every live policy replayed and live on the same questions."""
+    data = _load("live_vs_replay.json", BENCH_RESULTS)
+    replay, live = data["modes"]["replay"], data["modes"]["live"]
+    out = [
+        "| policy | accuracy replay | accuracy live | mean samples replay | mean samples live | "
+        "mean tokens replay | mean tokens live | rounds replay | rounds live | wall s live |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, name in data["names"].items():
+        r, v = replay[key], live[key]
+        if key == "fixed":
+            name = f"{name}={data['n_d']}"
+        elif key == "budget":
+            budgets = data["replay_alloc_budget"], data["live_run_budget"]
+            name = f"{name} (B = {budgets[0]} replay, {budgets[1]} live)"
+        out.append(
+            f"| {name} | {r['accuracy']:.3f} | {v['accuracy']:.3f} | {r['mean_samples']:.2f} | "
+            f"{v['mean_samples']:.2f} | {r['mean_tokens']:.0f} | {v['mean_tokens']:.0f} | "
+            f"{r['rounds']:.1f} | {v['rounds']:.1f} | {v['wall_seconds']:.0f} |"
+        )
+    return "\n".join(out)
+
+
+def live_targets_table() -> str:
+    """The issue's live targets, replay and live, with paired bootstrap intervals."""
+    data = _load("live_vs_replay.json", BENCH_RESULTS)
+    out = ["| target | mode | measured (95 % CI) | met |", "|---|---|---|---|"]
+    for mode in ("replay", "live"):
+        c = data["comparisons"][mode]
+        met = {k: "yes" if v else "no" for k, v in c["targets"].items()}
+        acc, samples = c["hybrid_minus_nd_accuracy"], c["hybrid_minus_adaptive_samples"]
+        budget, rounds = c["budget_minus_t2_accuracy"], c["hybrid_and_adaptive_rounds"]
+        out += [
+            f"| hybrid within 1 point of N_D's accuracy | {mode} | {_pt(acc['difference'])} "
+            f"{_ci(acc['ci'])} points | {met['hybrid_within_1_point_of_nd']} |",
+            f"| hybrid: fewer samples than Adaptive-Consistency | {mode} | "
+            f"{samples['difference']:+.2f} [{samples['ci'][0]:+.2f}, {samples['ci'][1]:+.2f}] "
+            f"samples per question | {met['hybrid_fewer_samples_than_adaptive']} |",
+            f"| hybrid: fewer rounds than Adaptive-Consistency | {mode} | {rounds[0]:.1f} vs "
+            f"{rounds[1]:.1f} rounds per question | {met['hybrid_fewer_rounds_than_adaptive']} |",
+            f"| run budget at per-call T2's total samples at least as accurate as per-call T2 | "
+            f"{mode} | {_pt(budget['difference'])} {_ci(budget['ci'])} points "
+            f"({c['budget_samples']:.2f} vs {c['t2_samples']:.2f} samples) | "
+            f"{met['budget_at_least_as_accurate_as_t2']} |",
+        ]
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -201,6 +252,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "targets": targets_table,
     "knob": knob_table,
     "eval": eval_table,
+    "live": live_table,
+    "live_targets": live_targets_table,
 }
 
 
