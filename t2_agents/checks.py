@@ -42,7 +42,7 @@ def check_int(name: str, value: object, *, low: int) -> int:
         200
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ConfigError(f"{name}={value!r} must be an int >= {low}")
+        raise ConfigError(f"{name}={value!r} is not an int >= {low}; pass {name} >= {low}")
     return int(value)
 
 

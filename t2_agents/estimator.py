@@ -70,10 +70,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from t2_agents.artifact import load_artifact, metadata_header, save_artifact
+from t2_agents.checks import check_optional_int
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.guard import DistributionGuard, GuardConfig
 from t2_agents.policies import check_tolerance
-from t2_agents.probes import EstimatorSpec, LayerProbe, ProbeConfig, check_int, make_probe
+from t2_agents.probes import EstimatorSpec, LayerProbe, ProbeConfig, make_probe
 
 __all__ = ["FitReport", "T2Estimator"]
 
@@ -328,7 +329,7 @@ class T2Estimator:
             None if curves is None and not curve else _check_curves(curves, len(x), len(spec.grid))
         )
         target = exact if curve and exact is not None else y
-        check_int("n_d", n_d, 1, optional=True)
+        check_optional_int("n_d", n_d, low=1)
         summary = _check_summary(data_summary)
         train, val = _split(len(y), config, groups)
         probes, preds, epochs = [], [], []

@@ -7,7 +7,6 @@
 - :func:`make_probe`: the probe a configuration and spec describe (training and loading agree);
 - :class:`EstimatorSpec`: the validated identity of an estimator (model, hidden size, layers,
   grid and clamp range), with the grid mapping and the feature checks;
-- :func:`check_int`: the integer-argument check shared by the estimator modules.
 
 :mod:`t2_agents.estimator` combines the probes into a
 :class:`~t2_agents.estimator.T2Estimator`; :mod:`t2_agents.artifact` stores them.
@@ -31,6 +30,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from t2_agents.checks import check_int, check_optional_int
 from t2_agents.errors import ConfigError, DataError
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "EstimatorSpec",
     "LayerProbe",
     "ProbeConfig",
-    "check_int",
     "make_probe",
 ]
 
@@ -101,12 +100,12 @@ class ProbeConfig:
     """Ridge penalties tried per layer (on standardised features); validation picks one."""
 
     def __post_init__(self) -> None:
-        check_int("hidden", self.hidden, 1, optional=True)
-        check_int("epochs", self.epochs, 1)
-        check_int("patience", self.patience, 1)
-        check_int("batch_size", self.batch_size, 1)
-        check_int("seed", self.seed, 0)
-        check_int("top_k", self.top_k, 1, optional=True)
+        check_optional_int("hidden", self.hidden, low=1)
+        check_int("epochs", self.epochs, low=1)
+        check_int("patience", self.patience, low=1)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("seed", self.seed, low=0)
+        check_optional_int("top_k", self.top_k, low=1)
         _check_number("dropout", self.dropout, lambda v: 0 <= v < 1, "in [0, 1)")
         _check_number("lr", self.lr, lambda v: v > 0, "> 0")
         _check_number("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0")
@@ -130,18 +129,6 @@ class ProbeConfig:
     def probe_width(self, d: int) -> int:
         """Hidden width used for inputs of size ``d``."""
         return self.hidden if self.hidden is not None else max(1, d // 8)
-
-
-def check_int(name: str, value: object, low: int, *, optional: bool = False) -> None:
-    """Raise a ConfigError unless ``value`` is an int ``>= low`` (or None when ``optional``).
-
-    Example:
-        >>> check_int("top_k", 3, 1)
-    """
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ConfigError(f"{name}={value!r} is not an int >= {low}; pass {name} >= {low}")
 
 
 def _check_number(name: str, value: object, ok: Callable[[float], bool], rule: str) -> None:
@@ -242,18 +229,18 @@ class EstimatorSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.model_identity, str) or not self.model_identity.strip():
             raise ConfigError(f"model_identity={self.model_identity!r} must be a non-empty str")
-        check_int("hidden_size", self.hidden_size, 1)
+        check_int("hidden_size", self.hidden_size, low=1)
         for name, values, low in (("layers", self.layers, 0), ("grid", self.grid, 1)):
             if not values:
                 raise ConfigError(f"{name} is empty; pass at least one value")
             for v in values:
-                check_int(f"{name} entry", v, low)
+                check_int(f"{name} entry", v, low=low)
         if len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"layers={list(self.layers)} has duplicates; list each layer once")
         if any(b <= a for a, b in zip(self.grid, self.grid[1:], strict=False)):
             raise ConfigError(f"grid={list(self.grid)} is not strictly increasing")
-        check_int("n_min", self.n_min, 1)
-        check_int("n_max", self.n_max, self.n_min)
+        check_int("n_min", self.n_min, low=1)
+        check_int("n_max", self.n_max, low=self.n_min)
         if not self.candidates.size:
             raise ConfigError(f"no grid value lies in [n_min={self.n_min}, n_max={self.n_max}]")
 

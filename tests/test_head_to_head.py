@@ -46,7 +46,7 @@ def test_outcomes_follow_the_trials_and_the_ledger_sums_them(concurrency: int) -
 
 
 def test_bad_concurrency_and_empty_runs() -> None:
-    with pytest.raises(ConfigError, match="concurrency=0 must be an int >= 1"):
+    with pytest.raises(ConfigError, match="concurrency=0 is not an int >= 1"):
         run_policy(_graph(1), _trials(1), ledger=CostLedger(), concurrency=0)
     empty = policy_totals(CostLedger(), PolicyRun([], 0.0), policy="t2")
     assert empty["questions"] == 0 and empty["accuracy"] is None and empty["mean_rounds"] is None
