@@ -45,6 +45,9 @@ class AskResult(TypedDict):
     """Paths sampled."""
     policy: str
     """``fixed`` (``n`` was given) or the policy that chose ``n`` (``t2``)."""
+    out_of_distribution: bool
+    """T2's distribution guard found the question unlike its training questions and gave it at
+    least the safe budget (always False for a given ``n``)."""
     verdict: VerdictDict
     paths: list[PathResult]
     completion_tokens: int
@@ -59,16 +62,17 @@ def _choose_n(
     n: int | None,
     estimator: str | None,
     knobs: dict[str, float | None],
-) -> tuple[int, str]:
+) -> tuple[int, str, bool]:
     if n is not None:
-        return n, "fixed"
+        return n, "fixed", False
     policy = choose_policy(
         engine, estimator, tolerance=knobs.get("tolerance"), price=knobs.get("price")
     )
     features = engine.encode([prompt], list(policy.layers))[0] if policy.needs_features else None
     # No cap here: the engine checks n against its own max_n with a clear error.
     chosen = policy.choose(features=features, question=prompt, n_min=1, n_max=1 << 16)
-    return chosen, policy.name
+    flagged = getattr(policy, "out_of_distribution", None)
+    return chosen, policy.name, bool(flagged(features)) if flagged is not None else False
 
 
 def ask_question(
@@ -108,7 +112,7 @@ def ask_question(
     prompt = f"{question.rstrip()} {instruction}".strip()
     started = time.perf_counter()
     knobs = {"tolerance": tolerance, "price": price}
-    chosen, policy = _choose_n(engine, prompt, n, estimator, knobs)
+    chosen, policy, unfamiliar = _choose_n(engine, prompt, n, estimator, knobs)
     decided = time.perf_counter()
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
     paths = engine.sample([prompt], chosen, params)[0]
@@ -119,6 +123,7 @@ def ask_question(
         "question": question,
         "n": chosen,
         "policy": policy,
+        "out_of_distribution": unfamiliar,
         "verdict": verdict.to_dict(),
         "paths": [
             {"answer": a, "text": p.text, "tokens": p.completion_tokens, "finish": p.finish_reason}

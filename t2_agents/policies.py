@@ -311,6 +311,9 @@ class T2Policy:
             ``price``) uses the estimator's default rule and value (calibrated on validation).
         price: The other knob of a curve-head estimator: the accuracy (0..1) one more path
             must buy; the budget maximises predicted accuracy minus ``price`` per path.
+        guard: Apply the estimator's distribution guard (questions unlike the training ones get
+            its safe budget). False when your questions are like the training questions but
+            phrased differently; better, calibrate on your own questions.
 
     Raises:
         ArtifactError: ``engine`` is not the model the estimator was fitted on.
@@ -326,7 +329,7 @@ class T2Policy:
         't2'
     """
 
-    __slots__ = ("_checked", "estimator", "name", "price", "tolerance")
+    __slots__ = ("_checked", "estimator", "guard", "name", "price", "tolerance")
 
     def __init__(
         self,
@@ -335,6 +338,7 @@ class T2Policy:
         engine: object | None = None,
         tolerance: float | None = None,
         price: float | None = None,
+        guard: bool = True,
     ) -> None:
         for attribute in ("layers", "predict_one", "model_identity", "hidden_size"):
             if not hasattr(estimator, attribute):
@@ -359,6 +363,7 @@ class T2Policy:
         self.estimator = estimator
         self.tolerance = tolerance
         self.price = price
+        self.guard = bool(guard)
         self.name = "t2"
         self._checked: set[tuple[str, int]] = set()
         if engine is not None:
@@ -413,11 +418,34 @@ class T2Policy:
             ConfigError: ``features`` is None or its shape does not match the estimator.
         """
         array = self._features(features)
+        options: dict[str, Any] = {}
         if self.tolerance is not None:
-            return int(self.estimator.predict_one(array, tolerance=self.tolerance))  # type: ignore[call-arg]
-        if self.price is not None:
-            return int(self.estimator.predict_one(array, price=self.price))  # type: ignore[call-arg]
-        return int(self.estimator.predict_one(array))
+            options["tolerance"] = self.tolerance
+        elif self.price is not None:
+            options["price"] = self.price
+        if self._guard_off():
+            options["guard"] = False
+        return int(self.estimator.predict_one(array, **options))
+
+    def _guard_off(self) -> bool:
+        """The user turned off a guard the estimator has (duck-typed estimators have none)."""
+        return not self.guard and getattr(self.estimator, "guard", None) is not None
+
+    def out_of_distribution(self, features: Features | None) -> bool:
+        """True when the estimator's distribution guard flags ``features`` (``[L, d]``).
+
+        A flagged question lies farther from the training questions than 99 % of them, and
+        :meth:`choose` gives it at least the guard's safe budget. False for an estimator
+        without a guard.
+
+        Raises:
+            ConfigError: ``features`` is None or its shape does not match the estimator.
+        """
+        array = self._features(features)
+        flags = getattr(self.estimator, "out_of_distribution", None)
+        if flags is None or not self.guard:
+            return False
+        return bool(flags(array[None])[0])
 
     def predict_curve(self, features: Features | None) -> npt.NDArray[np.float64] | None:
         """Predicted accuracy ``A(N)`` for ``N = 1..max(grid)`` (curve head), else None.
@@ -431,7 +459,9 @@ class T2Policy:
         if not getattr(self.estimator, "has_knob", False):
             return None
         array = self._features(features)
-        values = np.asarray(self.estimator.predict_curve(array[None]), dtype=np.float64)[0]  # type: ignore[attr-defined]
+        options = {"guard": False} if self._guard_off() else {}
+        predict = self.estimator.predict_curve  # type: ignore[attr-defined]
+        values = np.asarray(predict(array[None], **options), dtype=np.float64)[0]
         grid = [int(g) for g in getattr(self.estimator, "grid", range(1, len(values) + 1))]
         index = np.searchsorted(np.asarray(grid), np.arange(1, max(grid) + 1), side="right")
         return np.asarray(values[np.maximum(index - 1, 0)], dtype=np.float64)
@@ -453,6 +483,7 @@ class T2Policy:
     def __repr__(self) -> str:
         knob = "" if self.tolerance is None else f", tolerance={self.tolerance}"
         knob += "" if self.price is None else f", price={self.price}"
+        knob += "" if self.guard else ", guard=False"
         return (
             f"T2Policy(model={self.estimator.model_identity!r}, layers={list(self.layers)}{knob})"
         )

@@ -165,3 +165,26 @@ def test_corrupt_guard_files_are_refused(tmp_path: Path) -> None:
     (root / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="safe_curve is invalid"):
         T2Estimator.load(root)
+
+
+def test_t2_policy_reports_the_guard_and_chooses_the_guarded_budget() -> None:
+    from t2_agents.policies import T2Policy
+
+    est, x = _estimator(GuardConfig(dims=8))
+    policy = T2Policy(est)
+    noise = np.random.default_rng(5).normal(size=x[:10].shape) * np.linspace(1.0, 3.0, 8)
+    far = (x[:10] + 4.0 * noise).astype(np.float32)
+    for row in (*far, *x[:10]):
+        flagged = policy.out_of_distribution(row)
+        assert flagged == bool(est.out_of_distribution(row[None])[0])
+        assert policy.choose(features=row, question="q", n_min=1, n_max=8) == est.predict_one(row)
+    assert any(policy.out_of_distribution(row) for row in far)
+    unguarded = T2Policy(est, guard=False)
+    assert not any(unguarded.out_of_distribution(row) for row in far)
+    for row in far:
+        want = int(est.predict(row[None], guard=False)[0])
+        assert unguarded.choose(features=row, question="q", n_min=1, n_max=8) == want
+    np.testing.assert_array_equal(
+        unguarded.predict_curve(far[0])[: len(GRID)], est.predict_curve(far[:1], guard=False)[0]
+    )
+    assert "guard=False" in repr(unguarded)

@@ -73,7 +73,10 @@ def ask(
 
 
 def _show_ask(result: AskResult) -> None:
-    table = Table(title=f"{result['n']} paths ({result['policy']})")
+    guard = (
+        ", unlike the training questions: the safe budget" if result["out_of_distribution"] else ""
+    )
+    table = Table(title=f"{result['n']} paths ({result['policy']}{guard})")
     table.add_column("#", justify="right")
     table.add_column("answer")
     table.add_column("tokens", justify="right")
