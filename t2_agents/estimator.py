@@ -330,6 +330,8 @@ class T2Estimator:
         )
         target = exact if curve and exact is not None else y
         check_optional_int("n_d", n_d, low=1)
+        if guard is not None and (exact is None or n_d is None):
+            raise ConfigError("guard= needs curves= and n_d= (the safe budget comes from them)")
         summary = _check_summary(data_summary)
         train, val = _split(len(y), config, groups)
         probes, preds, epochs = [], [], []
@@ -358,9 +360,7 @@ class T2Estimator:
         kept = np.flatnonzero(weights > 0)
         spec = replace(spec, layers=tuple(spec.layers[i] for i in kept))
         fitted_guard = None
-        if guard is not None:
-            if exact is None or n_d is None:
-                raise ConfigError("guard= needs curves= and n_d= (the safe budget comes from them)")
+        if guard is not None and exact is not None and n_d is not None:
             slot = int(kept[len(kept) // 2])  # the middle of the layers that count
             fitted_guard = DistributionGuard.fit(
                 x[:, slot], layer=spec.layers[len(kept) // 2], curves=exact.numpy(),
