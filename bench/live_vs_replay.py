@@ -14,6 +14,9 @@ differences, and the targets met or not, in replay and live:
   and in fewer rounds;
 - the run budget at the same total samples is at least as accurate as per-call T2.
 
+The same comparisons are also replayed on every held-out question the estimator never saw
+(``replay_all``: about 600 questions, no live run), for narrower intervals than the live subset.
+
     python bench/live_vs_replay.py --questions 80 --engine vllm \\
         --out bench/results/live_vs_replay.json --plot docs/live_vs_replay.png
 
@@ -88,9 +91,13 @@ def paired_difference(
     return {"difference": row.vs_n_d, "ci": list(row.vs_n_d_ci), "questions": row.questions}
 
 
-def _replay(report: EvalReport, keys: Sequence[str]) -> dict[str, Any]:
-    """Per live key: the replay row's totals and its per-question values in ``keys``' order."""
-    order = [report.extra["question_keys"].index(k) for k in keys]
+def _replay(report: EvalReport, keys: Sequence[str] | None) -> dict[str, Any]:
+    """Per live key: the replay row's totals and its per-question values in ``keys``' order
+    (None: the report's order)."""
+    if keys is None:
+        order = list(range(report.questions))
+    else:
+        order = [report.extra["question_keys"].index(k) for k in keys]
     out: dict[str, Any] = {}
     for live_key, policy in POLICIES.items():
         row = next((r for r in report.results if r.policy == policy), None)
@@ -225,6 +232,18 @@ def run(
     )
     replay_seconds = time.perf_counter() - began
     modes = {"replay": _replay(report, keys), "live": _live(live)}
+    whole = evaluate_folders(folders, estimator=est, config=config, train_data=train_data)
+    everything = _replay(whole, None)
+    replay_all = {
+        "questions": whole.questions,
+        "dropped": whole.extra["dropped"],
+        "alloc_budget": whole.budget,
+        "comparisons": compare(everything, resamples=resamples, seed=seed),
+        "modes": {
+            k: {m: v for m, v in row.items() if m != "per_question"}
+            for k, row in everything.items()
+        },
+    }
     return {
         "questions": len(keys),
         "question_keys": keys,
@@ -250,6 +269,7 @@ def run(
         "seconds": {"live": live_seconds, "replay": replay_seconds},
         "modes": modes,
         "comparisons": {m: compare(modes[m], resamples=resamples, seed=seed) for m in modes},
+        "replay_all": replay_all,
         "live_rows": live["rows"],
     }
 
@@ -341,6 +361,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for mode in ("replay", "live"):
         print(mode, json.dumps(result["comparisons"][mode]["targets"]))
+    print("replay, all held-out", json.dumps(result["replay_all"]["comparisons"]["targets"]))
     return result
 
 

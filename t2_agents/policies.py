@@ -427,6 +427,38 @@ class T2Policy:
             options["guard"] = False
         return int(self.estimator.predict_one(array, **options))
 
+    def choose_cap(
+        self, *, features: Features | None, tolerance: float, n_min: int, n_max: int
+    ) -> int:
+        """The budget where the predicted accuracy curve saturates: the hybrid's cap.
+
+        The smallest ``N`` whose predicted accuracy is within ``tolerance`` of the predicted
+        best (guarded like :meth:`choose`), clamped to ``n_min..n_max``; ``n_max`` for an
+        estimator without a curve head (nothing predicts where it saturates).
+
+        Raises:
+            ConfigError: ``features`` is None or its shape does not match the estimator, or
+                ``tolerance`` is outside ``[0, 1]``.
+
+        Example:
+            >>> class Const:
+            ...     layers, n_min, n_max = [3], 1, 8
+            ...     model_identity, hidden_size = "toy", 4
+            ...     def predict_one(self, features): return 5
+            >>> T2Policy(Const()).choose_cap(features=np.zeros((1, 4)), tolerance=0.0,
+            ...                              n_min=1, n_max=16)
+            16
+        """
+        check_tolerance(tolerance, name="cap_tolerance")
+        array = self._features(features)
+        if not getattr(self.estimator, "has_knob", False):
+            return n_max
+        options: dict[str, Any] = {"tolerance": tolerance}
+        if self._guard_off():
+            options["guard"] = False
+        cap = int(self.estimator.predict_one(array, **options))
+        return max(n_min, min(n_max, cap))
+
     def _guard_off(self) -> bool:
         """The user turned off a guard the estimator has (duck-typed estimators have none)."""
         return not self.guard and getattr(self.estimator, "guard", None) is not None

@@ -16,9 +16,14 @@ Rules (:class:`StopRule` ``kind``):
   breaks unanimity).
 * ``"hybrid"`` (ours): a first parallel wave of the budget policy's ``N`` (T2's prediction),
   then waves of ``window`` paths while the vote is not *decisive*: at least ``min_votes`` valid
-  votes and a leader share ``>= decisive_share`` or the Beta probability ``>= threshold``.
+  votes and a leader share ``>= decisive_share`` or the Beta probability ``>= threshold``, up to
+  its own cap: the budget where the policy's predicted accuracy curve saturates (the smallest
+  ``N`` within ``cap_tolerance`` of the predicted best; ``n_max`` for a policy without a curve).
 
 Every rule stops at the cap (``n_max``) at the latest. Paths without an answer never vote.
+Why the hybrid has its own cap: a small model seldom agrees with itself, so a vote that must
+become decisive runs on to ``n_max`` on hard questions, where the curve head already predicts
+that more paths buy nothing.
 
 Example:
     >>> rule = StopRule(kind="esc", window=2)
@@ -79,10 +84,22 @@ class StopRules:
     """Leader share of the valid votes that makes the hybrid's vote decisive."""
     min_votes: int = 2
     """Valid votes the hybrid needs before its vote can be decisive."""
+    cap_tolerance: float | None = 0.0
+    """The hybrid's cap: the smallest N whose predicted accuracy (the budget policy's curve
+    head) is within this accuracy (0..1) of the predicted best; 0: where the predicted curve
+    peaks. None, or a policy without a predicted curve: ``n_max``."""
 
     def __post_init__(self) -> None:
         check_int("window", self.window, low=1)
         check_int("min_votes", self.min_votes, low=1)
+        cap = self.cap_tolerance
+        if cap is not None and (
+            isinstance(cap, bool) or not isinstance(cap, int | float) or not 0.0 <= cap <= 1.0
+        ):
+            raise ConfigError(
+                f"cap_tolerance={cap!r} is not an accuracy in [0, 1]; pass e.g. 0.0 (cap the "
+                "hybrid where its predicted curve peaks) or None (cap at n_max)"
+            )
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float):
             raise ConfigError(f"threshold={self.threshold!r} must be a number in [0.5, 1)")
         if not 0.5 <= self.threshold < 1.0:

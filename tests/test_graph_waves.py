@@ -180,3 +180,51 @@ def test_esc_windows_are_never_cut_short() -> None:
     engine = FakeEngine(answers={"7": 1.0}, delay={0: 0.0, 1: 0.0, 2: 0.1, 3: 0.1})
     state, _ = _run(engine, n_max=8, fanout="send", stop="esc")
     assert state["cost"]["cancelled"] == 0 and state["stopped"] == "esc"
+
+
+class _CappedPolicy:
+    """A policy that predicts where its accuracy saturates (like a curve-head T2Policy)."""
+
+    name, needs_features, layers = "capped", False, ()
+
+    def __init__(self, first: int, cap: int) -> None:
+        self.first, self.cap = first, cap
+        self.tolerances: list[float] = []
+
+    def choose(self, *, features: Any, question: str, n_min: int, n_max: int) -> int:
+        return self.first
+
+    def choose_cap(self, *, features: Any, tolerance: float, n_min: int, n_max: int) -> int:
+        self.tolerances.append(tolerance)
+        return self.cap
+
+
+@pytest.mark.parametrize("fanout", ["batched", "send"])
+def test_hybrid_stops_at_the_policy_s_predicted_saturation_budget(fanout: str) -> None:
+    policy = _CappedPolicy(first=3, cap=6)
+    rule = StopRule(kind="hybrid", cap_tolerance=0.01)
+    state, events = _run(FakeEngine(answers=SPLIT), policy=policy, n_max=16, fanout=fanout,
+                         stop=rule)  # fmt: skip
+    assert policy.tolerances == [0.01]
+    budget = next(e for e in events if e["event"] == "budget")
+    assert budget["n_cap"] == state["n_cap"] == 6 and budget["n_max"] == 16
+    sizes = [w["size"] for w in state["waves"]]
+    assert sizes[0] == 3 and sum(sizes) <= 6  # 3, then a wave cut from 4 to 3
+    if state["stopped"] == "cap":
+        assert sizes == [3, 3] and state["cost"]["samples"] == 6
+    assert state["stopped"] in {"cap", "decisive"}
+    assert state["stop_rule"]["cap_tolerance"] == 0.01
+
+
+def test_the_hybrid_cap_is_n_max_without_a_cap_rule_and_never_below_the_first_wave() -> None:
+    policy = _CappedPolicy(first=3, cap=6)
+    no_cap = StopRule(kind="hybrid", cap_tolerance=None)
+    state, _ = _run(FakeEngine(answers=SPLIT), policy=policy, n_max=9, stop=no_cap)
+    assert state["n_cap"] == 9 and policy.tolerances == []
+    assert state["stopped"] != "cap"
+    low = _CappedPolicy(first=5, cap=2)  # a cap under the first wave: the first wave stands
+    state, _ = _run(FakeEngine(answers=SPLIT), policy=low, n_max=9, stop="hybrid")
+    assert state["n_cap"] == 5 and [w["size"] for w in state["waves"]] == [5]
+    assert state["stopped"] in {"cap", "decisive"}
+    fixed, _ = _run(FakeEngine(answers=SPLIT), policy=FixedPolicy(3), n_max=9, stop="hybrid")
+    assert fixed["n_cap"] == 9  # nothing predicts a saturation budget: n_max

@@ -190,5 +190,9 @@ def test_bench_live_vs_replay_pairs_the_same_questions(setup: dict[str, Any]) ->
         )
         assert c["budget_target_met"] == (c["budget_minus_t2_accuracy"]["difference"] >= 0)
     assert out["modes"]["live"]["budget"]["samples"] <= out["live_run_budget"]
+    whole = out["replay_all"]
+    assert whole["questions"] >= out["questions"] and set(whole["modes"]) == set(bench.POLICIES)
+    assert all("per_question" not in row for row in whole["modes"].values())
+    assert set(whole["comparisons"]["targets"]) == set(out["comparisons"]["replay"]["targets"])
     table = bench.plot(out | {"engine": "fake"}, Path(setup["estimator"]).parent / "lvr.png")
     assert table.stat().st_size > 0

@@ -151,6 +151,35 @@ def test_hybrid_stops_after_a_decisive_first_wave() -> None:
     assert split.samples.tolist() == [12] and split.rounds.tolist() == [3]
 
 
+def test_hybrid_stops_at_its_cap() -> None:
+    split = _pool("ab" * 6)
+    order = [list(range(12))]
+    for cap, samples, rounds in [(6, 6, 2), (5, 5, 2), (4, 4, 1), (99, 12, 3)]:
+        out = replay_many(split, ["hybrid", "adaptive"], orders=order, n=4, cap=cap)
+        assert out["hybrid"].samples.tolist() == [samples], cap
+        assert out["hybrid"].rounds.tolist() == [rounds], cap
+        assert out["adaptive"].samples.tolist() == [12]  # the cap is the hybrid's only
+    decisive = replay(_pool("a" * 12), "hybrid", n=1, replays=5)  # stops before any cap
+    capped = replay_many(_pool("a" * 12), ["hybrid"], orders=[list(range(12))], n=1, cap=8)
+    assert capped["hybrid"].samples.tolist() == decisive.samples[:1].tolist() == [5]
+    with pytest.raises(ConfigError, match=r"cap=3 is below its first wave n=4"):
+        replay_many(split, ["hybrid"], orders=order, n=4, cap=3)
+
+
+def test_evaluate_pools_caps_the_hybrid_per_question() -> None:
+    pools = _random_pools(12, 16, seed=3)
+    config = EvalConfig(policies=("hybrid",), replays=30)
+    t2 = np.full(12, 2)
+    free = evaluate_pools(pools, config=config, t2=t2).result("hybrid")
+    caps = np.array([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+    capped = evaluate_pools(pools, config=config, t2=t2, t2_cap=caps).result("hybrid")
+    assert capped.values is not None and free.values is not None
+    assert all(s <= c for s, c in zip(capped.values.samples, caps, strict=True))
+    assert capped.values.samples[0] == 2 and capped.mean_samples < free.mean_samples
+    with pytest.raises(ConfigError, match=r"t2_cap has shape \(3,\); pass one cap per pool"):
+        evaluate_pools(pools, config=config, t2=t2, t2_cap=[4, 4, 4])
+
+
 def test_replay_bad_input() -> None:
     pool = _pool("aab")
     with pytest.raises(ConfigError, match=r"n within 1\.\.M=3"):
@@ -369,3 +398,43 @@ def test_estimator_of_another_width_is_refused(collection: dict[str, Any]) -> No
     with pytest.raises(ArtifactError, match="hidden size 16"):
         evaluate_folders([collection["folder"]], estimator=Wide(),  # type: ignore[arg-type]
                          config=EvalConfig(policies=("t2",)))  # fmt: skip
+
+
+class _CurveHeadLike:
+    """The fixture estimator, answering like a curve head: T2's N 2, saturating at 5."""
+
+    has_knob = True
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.tolerances: list[float | None] = []
+        self.layers, self.metadata = inner.layers, inner.metadata
+        self.model_identity, self.hidden_size = inner.model_identity, inner.hidden_size
+        self.training_keys = inner.training_keys
+
+    def predict(self, features: np.ndarray, *, tolerance: float | None = None) -> np.ndarray:
+        self.tolerances.append(tolerance)
+        return np.full(len(features), 2 if tolerance is None else 5, dtype=np.int64)
+
+    def predict_log2(self, features: np.ndarray) -> np.ndarray:
+        return np.log2(self.predict(features)).astype(np.float64)
+
+
+def test_eval_caps_the_hybrid_at_the_curve_head_s_saturation_budget(
+    collection: dict[str, Any],
+) -> None:
+    from t2_agents.estimator import T2Estimator
+
+    est = _CurveHeadLike(T2Estimator.load(collection["estimator"]))
+    held = [collection["held"]]
+    capped = evaluate_folders(held, estimator=est, config=EvalConfig(policies=("hybrid",)))
+    assert est.tolerances == [None, 0.0]
+    row = capped.result("hybrid")
+    assert row.values is not None and max(row.values.samples) <= 5
+    off = EvalConfig(policies=("hybrid",), cap_tolerance=None)
+    free = evaluate_folders(held, estimator=est, config=off).result("hybrid")
+    assert est.tolerances[2:] == [None] and free.mean_samples >= row.mean_samples
+    code, payload = _invoke(["eval", "--data", str(collection["held"]), "--estimator",
+                             str(collection["estimator"]), "--policies", "hybrid", "--no-cap",
+                             "--replays", "5", "--json"])  # fmt: skip
+    assert code == 0 and payload["results"][0]["policy"] == "hybrid"

@@ -205,3 +205,20 @@ def test_t2_policy_tolerance_errors() -> None:
         T2Policy(_KnobEstimator(), price=-1)
     with pytest.raises(ConfigError, match="are two rules; give one of them"):
         T2Policy(_KnobEstimator(), tolerance=0.01, price=0.01)
+
+
+def test_t2_policy_cap_is_the_curve_head_s_budget_at_the_cap_tolerance() -> None:
+    est = _KnobEstimator()
+    features = np.zeros((1, 4), np.float32)
+    policy = T2Policy(est)
+    assert policy.choose_cap(features=features, tolerance=0.0, n_min=1, n_max=16) == 8
+    assert policy.choose_cap(features=features, tolerance=0.05, n_min=3, n_max=16) == 3
+    assert policy.choose_cap(features=features, tolerance=0.0, n_min=1, n_max=6) == 6
+    assert est.seen == [0.0, 0.05, 0.0]
+    with pytest.raises(ConfigError, match=r"cap_tolerance=2 is not an accuracy in \[0, 1\]"):
+        policy.choose_cap(features=features, tolerance=2, n_min=1, n_max=8)
+    with pytest.raises(ConfigError, match="needs features"):
+        policy.choose_cap(features=None, tolerance=0.0, n_min=1, n_max=8)
+    nstar = _KnobEstimator()
+    nstar.has_knob = False
+    assert T2Policy(nstar).choose_cap(features=features, tolerance=0.0, n_min=1, n_max=16) == 16

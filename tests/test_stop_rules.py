@@ -110,3 +110,14 @@ def test_array_criteria_match_scalar_ones() -> None:
         for r1, r2 in zip(top1.tolist(), top2.tolist(), strict=True)
     ]
     assert got.tolist() == want == [[True, False], [False, False]]
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "0.1", True])
+def test_cap_tolerance_outside_0_1_is_refused_with_the_fix(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"cap_tolerance=.* is not an accuracy in \[0, 1\].*None"):
+        StopRule(kind="hybrid", cap_tolerance=bad)  # type: ignore[arg-type]
+
+
+def test_cap_tolerance_defaults_to_the_predicted_peak_and_none_turns_it_off() -> None:
+    assert StopRule(kind="hybrid").cap_tolerance == 0.0
+    assert StopRules(cap_tolerance=None).cap_tolerance is None

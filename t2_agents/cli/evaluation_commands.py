@@ -152,6 +152,17 @@ def eval_policies(
         float, typer.Option(help="Beta stopping probability (adaptive, hybrid).")
     ] = 0.95,
     window: Annotated[int, typer.Option(help="ESC window and hybrid wave size.")] = 4,
+    cap_tolerance: Annotated[
+        float,
+        typer.Option(
+            "--cap-tolerance",
+            help="The hybrid's cap: the smallest N within this accuracy of the curve head's "
+            "predicted best (0: where the predicted curve peaks).",
+        ),
+    ] = 0.0,
+    no_cap: Annotated[
+        bool, typer.Option("--no-cap", help="Cap the hybrid at the pool size (n_max) instead.")
+    ] = False,
     live: Annotated[
         bool,
         typer.Option(
@@ -194,7 +205,7 @@ def eval_policies(
             live = True
         config = EvalConfig(
             policies=chosen, replays=replays, seed=seed, threshold=threshold, window=window,
-            n_d=n_d, budget=budget,
+            cap_tolerance=None if no_cap else cap_tolerance, n_d=n_d, budget=budget,
         )  # fmt: skip
         report = evaluate_folders(
             data, estimator=estimator, train_data=train_data or (), config=config

@@ -7,7 +7,8 @@ max tokens) and each record's task extractor:
 
 - ``fixed``: ``FixedPolicy(N_D)``; ``t2``: the T2 policy, one wave;
 - ``adaptive``, ``esc``, ``hybrid``: the live stop rules of :mod:`t2_agents.stop_rules` (the
-  hybrid's first wave is T2's N), with the replay's settings (``stop``);
+  hybrid's first wave is T2's N, its cap T2's predicted saturation budget at
+  ``stop.cap_tolerance``), with the replay's settings (``stop``);
 - ``budget``: T2 under one :class:`~t2_agents.graph.RunBudget` for all the questions, of as
   many samples as the ``t2`` run spent (``run_budget`` overrides), so both cost the same.
 
@@ -324,6 +325,7 @@ def _graph(
         rule = StopRule(
             kind=key, threshold=stop.threshold, window=stop.window,  # type: ignore[arg-type]
             decisive_share=stop.decisive_share, min_votes=stop.min_votes,
+            cap_tolerance=stop.cap_tolerance,
         )  # fmt: skip
     temperature, top_p, max_tokens, samples = settings
     context = ThinkingContext(
@@ -339,9 +341,13 @@ def _names(n_d: int, stop: StopRules, budget: int | None) -> dict[str, str]:
         "t2": "t2",
         "adaptive": f"adaptive ({stop.threshold:g})",
         "esc": f"esc (window {stop.window})",
-        "hybrid": f"hybrid (t2, then {stop.window})",
+        "hybrid": f"hybrid (t2, then {stop.window}{_cap_label(stop)})",
         "budget": f"t2, run budget {budget}",
     }
+
+
+def _cap_label(stop: StopRules) -> str:
+    return "" if stop.cap_tolerance is None else f", cap at tolerance {stop.cap_tolerance:g}"
 
 
 def live_table(result: LiveResult) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:

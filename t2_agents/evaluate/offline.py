@@ -18,7 +18,8 @@ Policies (names for ``--policies``); every one is capped at the question's pool 
   stop after a unanimous window.
 * ``hybrid`` (ours): T2's ``N`` as the first parallel wave, then waves of ``window`` samples until
   the vote is decisive (>= ``min_votes`` valid votes and a leader share >= ``decisive_share`` or
-  the Beta probability >= ``threshold``).
+  the Beta probability >= ``threshold``) or the cap: the curve head's predicted saturation budget
+  at ``cap_tolerance`` (the pool size for an estimator without a curve head, or ``None``).
 * ``alloc`` (ours): a total budget spread over the batch by predicted marginal gain
   (:mod:`t2_agents.allocate`), scored exactly; a row with fixed ``N`` interpolated at its mean
   ``N`` follows it. The budget defaults to T2's total, so it competes with T2 at equal cost.
@@ -102,6 +103,9 @@ class EvalConfig:
     """Leader share of the valid votes that makes the hybrid's vote decisive."""
     min_votes: int = 2
     """Valid votes the hybrid needs before a vote can be decisive."""
+    cap_tolerance: float | None = 0.0
+    """The hybrid's cap: the smallest N whose predicted accuracy is within this of the
+    predicted best (curve head); None: the pool size."""
     n_d: int | None = None
     """Fixed N_D to report (None: computed on the evaluated data, labelled optimistic)."""
     budget: int | None = None
@@ -126,6 +130,7 @@ class EvalConfig:
             window=self.window,
             decisive_share=self.decisive_share,
             min_votes=self.min_votes,
+            cap_tolerance=self.cap_tolerance,
         )
 
 
@@ -329,7 +334,10 @@ def _exact_row(name: str, policy: str, budgets: IntArray, curves: list[FloatArra
 
 
 def _sequential_rows(
-    pools: Sequence[ReplayPool], config: EvalConfig, first_waves: IntArray | None
+    pools: Sequence[ReplayPool],
+    config: EvalConfig,
+    first_waves: IntArray | None,
+    caps: IntArray | None,
 ) -> list[PolicyResult]:
     rules: list[Rule] = [r for r in _SEQUENTIAL if r in config.policies]
     if not rules:
@@ -341,7 +349,8 @@ def _sequential_rows(
     for q, pool in enumerate(pools):
         orders = random_orders(pool.size, config.replays, rng)
         first = None if first_waves is None else int(first_waves[q])
-        out = replay_many(pool, rules, orders=orders, stop=stop, n=first)
+        cap = None if caps is None or first is None else max(first, int(caps[q]))
+        out = replay_many(pool, rules, orders=orders, stop=stop, n=first, cap=cap)
         for i, rule in enumerate(rules):
             credit[i, q], samples[i, q] = out[rule].credit, out[rule].samples
             tokens[i, q], rounds[i, q] = out[rule].tokens, out[rule].rounds
@@ -363,6 +372,7 @@ def evaluate_pools(
     *,
     config: EvalConfig | None = None,
     t2: Sequence[int] | IntArray | None = None,
+    t2_cap: Sequence[int] | IntArray | None = None,
     predicted_curves: npt.ArrayLike | None = None,
     n_d_source: str = "given",
     budget_source: str | None = None,
@@ -374,6 +384,8 @@ def evaluate_pools(
         config: Policies and their settings.
         t2: T2's budget per question (needed by ``t2``, ``hybrid`` and ``alloc``'s default
             budget).
+        t2_cap: The hybrid's cap per question (its predicted saturation budget; raised to
+            ``t2`` where below); None: the pool size.
         predicted_curves: ``alloc``'s predicted ``A_hat_x(N)``, ``[Q, n]``, from features only.
         n_d_source: Label of ``config.n_d`` when it is set.
         budget_source: Label of ``config.budget`` when it is set.
@@ -395,6 +407,9 @@ def evaluate_pools(
         raise ConfigError(f"policies {missing} need T2's budgets; pass an estimator")
     if t2_n is not None:
         _check_budgets("T2", t2_n, sizes)
+    caps = None if t2_cap is None else np.asarray(t2_cap, dtype=np.int64)
+    if caps is not None and caps.shape != (len(pools),):
+        raise ConfigError(f"t2_cap has shape {caps.shape}; pass one cap per pool ({len(pools)})")
     curves = [accuracy_curve(p.pool, p.size) for p in pools]
     mean_curve = np.mean([c[:m_min] for c in curves], axis=0)
     mean_tokens = np.array([np.mean(p.tokens) for p in pools])
@@ -421,7 +436,7 @@ def evaluate_pools(
     oracle = np.array([optimal_budget(c) for c in curves], dtype=np.int64)
     if "oracle" in cfg.policies:
         rows.append(_exact_row("oracle", "oracle", oracle, curves, mean_tokens))
-    rows += _sequential_rows(pools, cfg, t2_n)
+    rows += _sequential_rows(pools, cfg, t2_n, caps)
     budget = None
     extra: dict[str, Any] = {}
     if "alloc" in cfg.policies:
@@ -626,7 +641,7 @@ def evaluate_folders(
         for r, kept in zip(c.records, mask, strict=True)
         if kept
     ]
-    t2 = predicted = None
+    t2 = caps = predicted = None
     model: DifficultyCurves | None = None
     n_d_source = "given"
     if est is not None:
@@ -635,6 +650,8 @@ def evaluate_folders(
             for c, f, mask in zip(collections, data, keep, strict=True)
         ]
         t2 = np.concatenate([est.predict(x) for x in features]).astype(np.int64)
+        if "hybrid" in cfg.policies:
+            caps = _hybrid_caps(est, features, cfg.cap_tolerance)
         training_n_d = est.metadata.get("training_data", {}).get("n_d")
         if cfg.n_d is None and training_n_d is not None:
             cfg = replace(cfg, n_d=int(training_n_d))
@@ -642,7 +659,7 @@ def evaluate_folders(
         if "alloc" in cfg.policies:
             predicted, model = _alloc_curves(est, features, train_data, cfg.bins)
     report = evaluate_pools(
-        pools, config=cfg, t2=t2, predicted_curves=predicted, n_d_source=n_d_source,
+        pools, config=cfg, t2=t2, t2_cap=caps, predicted_curves=predicted, n_d_source=n_d_source,
         budget_source="given" if cfg.budget is not None else None,
     )  # fmt: skip
     if model is not None:
@@ -655,6 +672,16 @@ def evaluate_folders(
             for key, kept in zip(k, mask, strict=True) if kept
         ]  # fmt: skip
     return report
+
+
+def _hybrid_caps(
+    est: EstimatorLike, features: Sequence[np.ndarray], tolerance: float | None
+) -> IntArray | None:
+    """The hybrid's cap per question: the curve head's budget at ``tolerance`` (None: none)."""
+    if tolerance is None or not getattr(est, "has_knob", False):
+        return None
+    predict: Any = est.predict
+    return np.concatenate([predict(x, tolerance=tolerance) for x in features]).astype(np.int64)
 
 
 def _training_keys(est: EstimatorLike | None, folders: Sequence[str | Path]) -> frozenset[str]:

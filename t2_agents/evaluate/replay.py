@@ -24,7 +24,8 @@ Stopping rules (every rule stops at the pool size ``M`` at the latest; the crite
 * ``"hybrid"`` (ours): a first parallel wave of ``n`` completions (T2's budget), then one more
   wave of ``window`` completions while the vote is not *decisive*: at least ``min_votes`` valid
   votes, and a leader share of the valid votes ``>= decisive_share`` or the Beta probability
-  above ``>= threshold``. Rounds: 1 + the follow-up waves.
+  above ``>= threshold``, stopping at ``cap`` (T2's predicted saturation budget) at the latest.
+  Rounds: 1 + the follow-up waves.
 
 Example:
     >>> pool = ReplayPool(("4", "4", "5", "4"), (3, 3, 3, 3), frozenset({"4"}))
@@ -185,7 +186,9 @@ class Replay:
     """Sequential waves."""
 
 
-def _stops(trace: _Trace, rule: Rule, config: StopRules, first: int) -> tuple[IntArray, IntArray]:
+def _stops(
+    trace: _Trace, rule: Rule, config: StopRules, first: int, cap: int
+) -> tuple[IntArray, IntArray]:
     """Samples drawn when ``rule`` stops ``[R]`` and the rounds it took ``[R]``."""
     r, m = trace.seq.shape
     n = np.arange(1, m + 1)
@@ -204,6 +207,7 @@ def _stops(trace: _Trace, rule: Rule, config: StopRules, first: int) -> tuple[In
     else:
         ok = decisive(trace.top1, trace.top2, trace.valid, config)
         ok &= (n >= first) & ((n - first) % w == 0)
+        ok[:, cap - 1] = True  # the live waves are cut to the cap too
     ok[:, -1] = True
     samples = np.argmax(ok, axis=1).astype(np.int64) + 1
     if rule == "adaptive":
@@ -234,6 +238,7 @@ def replay_many(
     orders: npt.ArrayLike,
     stop: StopRules | None = None,
     n: int | None = None,
+    cap: int | None = None,
 ) -> dict[Rule, Replay]:
     """Replay several rules on the same orders (one shared vote trace).
 
@@ -243,9 +248,12 @@ def replay_many(
         orders: Replay orders ``[R, M]``, each row a permutation of ``0..M-1``.
         stop: Rule settings.
         n: The fixed ``N`` (``"fixed"``) and the hybrid's first wave (``1..M``).
+        cap: The hybrid's last sample (its predicted saturation budget), at least ``n``;
+            larger than ``M`` or None: ``M``.
 
     Raises:
-        ConfigError: Unknown rule, bad orders, or ``n`` missing or outside ``1..M``.
+        ConfigError: Unknown rule, bad orders, ``n`` missing or outside ``1..M``, or ``cap``
+            below ``n``.
 
     Example:
         >>> pool = ReplayPool(("7",) * 8, (5,) * 8, frozenset({"7"}))
@@ -262,6 +270,9 @@ def replay_many(
         if n is None or isinstance(n, bool) or not 1 <= n <= pool.size:
             raise ConfigError(f"fixed/hybrid need n within 1..M={pool.size}; got n={n!r}")
         first = int(n)
+    last = pool.size if cap is None else min(pool.size, int(cap))
+    if cap is not None and (isinstance(cap, bool) or cap < first):
+        raise ConfigError(f"the hybrid's cap={cap!r} is below its first wave n={first}")
     perm = np.asarray(orders, dtype=np.int64)
     if perm.ndim != 2 or perm.shape[1] != pool.size or perm.shape[0] < 1:
         raise ConfigError(f"orders have shape {perm.shape}; pass [replays, M={pool.size}]")
@@ -271,7 +282,7 @@ def replay_many(
     rows = np.arange(perm.shape[0])
     out: dict[Rule, Replay] = {}
     for rule in rules:
-        samples, rounds = _stops(trace, rule, cfg, first)
+        samples, rounds = _stops(trace, rule, cfg, first, last)
         out[rule] = Replay(
             trace.credit[rows, samples - 1], samples, trace.tokens[rows, samples - 1], rounds
         )

@@ -102,7 +102,8 @@ class StepRecord:
     waves: list[dict[str, Any]] = field(default_factory=list)
     """Per wave of a stop rule: size, samples so far, tokens, seconds, running vote, decision."""
     stopped: str | None = None
-    """Why a stop rule stopped (``adaptive``, ``esc``, ``decisive``, ``n_max``, ``run budget``)."""
+    """Why a stop rule stopped (``adaptive``, ``esc``, ``decisive``, ``n_max``, ``run budget``,
+    or ``cap``: the hybrid reached its predicted saturation budget below ``n_max``)."""
     budget: dict[str, Any] | None = None
     """With a run budget: the step's grant (``wanted``, ``granted``, ``used``, ``over_budget``)
     and the run's ``total_samples``, ``spent_samples`` and ``remaining_samples`` after it."""

@@ -147,8 +147,10 @@ def budget_node(
         summary = summarize_features(features, layers)
     raw = policy.choose(features=features, question=question, n_min=ctx.n_min, n_max=ctx.n_max)
     n, warning = clamp_budget(raw, n_min=ctx.n_min, n_max=ctx.n_max)
+    n_cap = ctx.n_max
     if rule is not None:
         n = rule.wave_sizes(first=n, n_max=ctx.n_max)[0]
+        n_cap = _hybrid_cap(rule, policy, features, first=n, ctx=ctx)
     name = policy.name if rule is None else _rule_name(rule, policy)
     budget: dict[str, Any] | None = None
     error: str | None = None
@@ -159,7 +161,7 @@ def budget_node(
             wanted=n,
             curve=_curve(policy, features),
             n_min=ctx.n_min,
-            n_max=ctx.n_max,
+            n_max=n_cap,
             max_tokens=ctx.max_tokens,
         )
         warning = budget["warning"] or warning
@@ -172,6 +174,7 @@ def budget_node(
             "n": n,
             "n_min": ctx.n_min,
             "n_max": ctx.n_max,
+            "n_cap": n_cap,
             "policy": name,
             "warning": warning,
             "features": summary,
@@ -186,6 +189,7 @@ def budget_node(
         "n": n,
         "n_min": ctx.n_min,
         "n_max": ctx.n_max,
+        "n_cap": n_cap,
         "policy": name,
         "budget_warning": warning,
         "features": summary,
@@ -213,6 +217,24 @@ def budget_node(
     }
 
 
+def _hybrid_cap(
+    rule: StopRule,
+    policy: BudgetPolicy,
+    features: npt.NDArray[np.float32] | None,
+    *,
+    first: int,
+    ctx: ThinkingContext,
+) -> int:
+    """The step's cap: the hybrid's predicted saturation budget (at least its first wave)."""
+    choose_cap = getattr(policy, "choose_cap", None)
+    if rule.kind != "hybrid" or rule.cap_tolerance is None or not callable(choose_cap):
+        return ctx.n_max
+    cap = choose_cap(
+        features=features, tolerance=rule.cap_tolerance, n_min=ctx.n_min, n_max=ctx.n_max
+    )
+    return max(first, int(cap))
+
+
 def _rule_name(rule: StopRule, policy: BudgetPolicy) -> str:
     return f"{rule.name}+{policy.name}" if rule.kind == "hybrid" else rule.name
 
@@ -224,6 +246,7 @@ def _rule_dict(rule: StopRule) -> dict[str, Any]:
         "window": rule.window,
         "decisive_share": rule.decisive_share,
         "min_votes": rule.min_votes,
+        "cap_tolerance": rule.cap_tolerance,
         "wave": rule.follow_up(),
     }
 

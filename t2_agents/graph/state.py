@@ -181,6 +181,7 @@ class ThinkingState(TypedDict, total=False):
     n: int
     n_min: int
     n_max: int
+    n_cap: int
     policy: str
     budget_warning: str | None
     features: FeatureSummary | None

@@ -61,8 +61,10 @@ def wave_node(
 ) -> dict[str, Any]:
     """Vote after a wave, record it, emit a ``wave`` event; stop or plan the next wave.
 
-    The next wave has the rule's follow-up size, cut to ``n_max`` and to what the run budget
-    grants; the rule stops at ``n_max``, or with reason ``"run budget"`` when nothing is granted.
+    The next wave has the rule's follow-up size, cut to the step's cap and to what the run
+    budget grants; the rule stops at the cap (reason ``"n_max"``, or ``"cap"`` for the hybrid's
+    predicted saturation budget below ``n_max``), or with reason ``"run budget"`` when nothing
+    is granted.
 
     Raises:
         ConfigError: The step has no stop rule (the graph only routes here when it has one).
@@ -77,13 +79,14 @@ def wave_node(
     drop_board(f"{state.get('step_id', '')}:{start}")
     wave = [b for b in branches if b["index"] >= start]
     n_max = int(state.get("n_max", ctx.n_max))
-    decision = rule.decide(answers, wave=answers[len(branches) - len(wave) :], n_max=n_max)
+    n_cap = min(n_max, int(state.get("n_cap", n_max)))
+    decision = rule.decide(answers, wave=answers[len(branches) - len(wave) :], n_max=n_cap)
     valid = [a for a in answers if a is not None]
     verdict = vote(valid, seed=vote_seed(branches)) if valid else None
-    reason = decision.reason
+    reason = "cap" if decision.reason == "n_max" and n_cap < n_max else decision.reason
     size = 0
     if not decision.stop:
-        wanted = min(rule.follow_up(), n_max - len(branches))
+        wanted = min(rule.follow_up(), n_cap - len(branches))
         size = extend_step(ctx.run_budget, config, state.get("run_budget"), wanted)
         reason = "continue" if size else "run budget"
     record: WaveRecord = {
