@@ -222,8 +222,10 @@ def live_targets_table() -> str:
     """The issue's live targets, replay and live, with paired bootstrap intervals."""
     data = _load("live_vs_replay.json", BENCH_RESULTS)
     out = ["| target | mode | measured (95 % CI) | met |", "|---|---|---|---|"]
-    for mode in ("replay", "live"):
-        c = data["comparisons"][mode]
+    whole = data["replay_all"]
+    modes = {"replay": data["comparisons"]["replay"], "live": data["comparisons"]["live"],
+             f"replay, all {whole['questions']} held-out": whole["comparisons"]}  # fmt: skip
+    for mode, c in modes.items():
         met = {k: "yes" if v else "no" for k, v in c["targets"].items()}
         acc, samples = c["hybrid_minus_nd_accuracy"], c["hybrid_minus_adaptive_samples"]
         budget, rounds = c["budget_minus_t2_accuracy"], c["hybrid_and_adaptive_rounds"]
@@ -243,6 +245,35 @@ def live_targets_table() -> str:
     return "\n".join(out)
 
 
+def hybrid_cap_table() -> str:
+    """``bench/hybrid_cap.py``: the hybrid's cap swept on a validation split of training tasks."""
+    data = _load("hybrid_cap_validation.json")
+    nd, ac = data["nd"], data["adaptive"]
+    out = [
+        "| hybrid cap_tolerance | mean cap | accuracy | mean samples | rounds | vs N_D (points) "
+        "| vs Adaptive-Consistency (samples) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        cap = "none (n_max)" if row["cap_tolerance"] is None else f"{row['cap_tolerance']:g}"
+        mean_cap = "32" if row["mean_cap"] is None else f"{row['mean_cap']:.1f}"
+        a, s = row["minus_nd_accuracy"], row["minus_adaptive_samples"]
+        out.append(
+            f"| {cap} | {mean_cap} | {row['accuracy']:.3f} | {row['mean_samples']:.2f} | "
+            f"{row['rounds']:.1f} | {_pt(a['difference'])} {_ci(a['ci'])} | "
+            f"{s['difference']:+.2f} [{s['ci'][0]:+.2f}, {s['ci'][1]:+.2f}] |"
+        )
+    out.append(
+        f"| (fixed N_D={data['n_d']}) | | {nd['accuracy']:.3f} | {nd['mean_samples']:.2f} | 1.0 "
+        f"| | |"
+    )
+    out.append(
+        f"| (Adaptive-Consistency) | | {ac['accuracy']:.3f} | {ac['mean_samples']:.2f} | "
+        f"{ac['rounds']:.1f} | | |"
+    )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -254,6 +285,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "eval": eval_table,
     "live": live_table,
     "live_targets": live_targets_table,
+    "hybrid_cap": hybrid_cap_table,
 }
 
 

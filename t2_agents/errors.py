@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "AllBranchesFailedError",
     "ArtifactError",
+    "CancelledCallError",
     "ConfigError",
     "DataError",
     "DependencyError",
@@ -50,6 +51,22 @@ class EngineError(T2Error):
 
 class TransientEngineError(EngineError):
     """An engine failure worth retrying (timeouts, 5xx answers, dropped connections)."""
+
+
+class CancelledCallError(EngineError):
+    """The caller cancelled an engine call (a stop rule fired); it carries what was generated.
+
+    Example:
+        >>> CancelledCallError("cut", prompt_tokens=30, completion_tokens=12).completion_tokens
+        12
+    """
+
+    def __init__(self, message: str, *, prompt_tokens: int = 0, completion_tokens: int = 0):
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        """Prompt tokens the engine had prefilled for the call (0: none reached the engine)."""
+        self.completion_tokens = completion_tokens
+        """Tokens decoded before the cancel was seen (the ledger's cost of the cut paths)."""
 
 
 class AllBranchesFailedError(EngineError):

@@ -178,3 +178,14 @@ class TrainedOn:
 
 def lcm_keys(seed: int, size: int) -> list[str]:
     return [q.key for q in load_task("lcm", size=size, seed=seed, config=TASK_SETTINGS["lcm"])]
+
+
+def load_script(path: Any, name: str) -> Any:
+    """Import a script that is not a package module (``bench/``, ``examples/``) by its path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -35,7 +35,7 @@ FAST_RETRY = RetryPolicy(
     retry_on=TransientEngineError,
 )  # fmt: skip
 STATE_KEYS = {
-    "question", "prompt", "n", "n_min", "n_max", "policy", "budget_warning", "features",
+    "question", "prompt", "n", "n_min", "n_max", "n_cap", "policy", "budget_warning", "features",
     "fanout", "params", "seeds", "branches", "answers", "verdict", "answer", "error", "cost",
     "started_at", "budget_seconds", "wave_start", "stop_rule", "waves", "stopped", "run_budget",
     "step_id",

@@ -2,7 +2,7 @@
 
 A stop rule that fires on part of a ``send`` wave cancels the paths still in flight: on vLLM the
 request is aborted (not decoded to the end), the cancelled paths do not vote, and the ledger
-counts only the tokens the engine reported.
+counts the tokens vLLM decoded before the abort (a cancellable call streams its progress).
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ def test_a_fired_rule_aborts_the_vllm_requests_still_in_flight(vllm_engine: Any)
         time.sleep(0.1)
     assert vllm_engine._engine.get_num_unfinished_requests() == 0  # vLLM aborted both
     cut = [b for b in state["branches"] if b["finish_reason"] == "cancelled"]
-    assert len(cut) == 2 and all(b["completion_tokens"] < LONG for b in cut)
+    # vLLM streams a cancellable call, so the tokens decoded before the abort are counted
+    assert len(cut) == 2 and all(0 < b["completion_tokens"] < LONG for b in cut)
+    assert all(b["prompt_tokens"] > 0 for b in cut)
     voted = [b for b in state["branches"] if b["finish_reason"] != "cancelled"]
     assert all(0 < b["completion_tokens"] <= 16 for b in voted)
     assert cost["completion_tokens"] == sum(b["completion_tokens"] for b in state["branches"])

@@ -162,14 +162,12 @@ def test_cli_eval_live_policies_selects_a_subset(
 
 def test_bench_live_vs_replay_pairs_the_same_questions(setup: dict[str, Any]) -> None:
     """bench/live_vs_replay.py on the tiny collections: live and replay, same keys, CIs."""
-    import importlib.util
     from pathlib import Path
 
+    from conftest import load_script
+
     path = Path(__file__).resolve().parents[1] / "bench" / "live_vs_replay.py"
-    spec = importlib.util.spec_from_file_location("live_vs_replay", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script(path, "live_vs_replay")
     out = bench.run(FakeEngine(), folders=setup["folders"], estimator=setup["estimator"],
                     questions=5, concurrency=3, replays=5, resamples=200,
                     train_data=setup["folders"][1:])  # fmt: skip

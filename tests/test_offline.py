@@ -438,3 +438,25 @@ def test_eval_caps_the_hybrid_at_the_curve_head_s_saturation_budget(
                              str(collection["estimator"]), "--policies", "hybrid", "--no-cap",
                              "--replays", "5", "--json"])  # fmt: skip
     assert code == 0 and payload["results"][0]["policy"] == "hybrid"
+
+
+def test_bench_hybrid_cap_sweeps_caps_on_a_validation_split(collection: dict[str, Any]) -> None:
+    """bench/hybrid_cap.py's split keeps questions whole; its sweep replays every cap."""
+    from conftest import load_script
+
+    from t2_agents.estimator import T2Estimator
+    from t2_agents.training_set import load_training_set
+
+    bench = load_script(Path(__file__).resolve().parents[1] / "bench" / "hybrid_cap.py", "cap")
+    keys = ["a", "b", "a", "c", "d", "e", "b"]
+    fit, val = bench.split(keys, seed=1)
+    assert not {keys[i] for i in fit} & {keys[i] for i in val} and len(fit) + len(val) == 7
+    data = load_training_set([collection["held"]])
+    pools = bench.pools_for([collection["held"]], data.keys)
+    assert [p.size for p in pools] == [8] * len(data.keys)
+    est = _CurveHeadLike(T2Estimator.load(collection["estimator"]))
+    out = bench.sweep(est, data, pools, seed=0)
+    assert [r["cap_tolerance"] for r in out["rows"]] == list(bench.CAPS)
+    capped = [r for r in out["rows"] if r["cap_tolerance"] is not None]
+    assert all(r["mean_samples"] <= 5 + 1e-9 and r["mean_cap"] == 5 for r in capped)
+    assert out["t2"]["mean_samples"] == 2 and out["nd"]["mean_samples"] == data.n_d

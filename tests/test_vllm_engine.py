@@ -163,6 +163,41 @@ def test_sample_shapes_and_token_counts(vllm_engine: Any) -> None:
 
 
 @needs_vllm
+def test_a_cancellable_call_streams_the_same_paths_and_reports_a_cut_s_tokens(
+    vllm_engine: Any,
+) -> None:
+    """With a cancel event the call streams (vLLM's cumulative outputs, one path per output).
+
+    Run to the end it returns what the final-only call returns; cancelled, it raises
+    CancelledCallError carrying the tokens decoded before the abort.
+    """
+    import time
+
+    from t2_agents.backends.base import CANCEL_EVENT
+    from t2_agents.errors import CancelledCallError
+
+    params = SamplingParams(seed=5, max_tokens=20)
+    plain = vllm_engine.sample([QUESTIONS[0]], 3, params)[0]
+    cancel = threading.Event()
+    token = CANCEL_EVENT.set(cancel)
+    try:
+        streamed = vllm_engine.sample([QUESTIONS[0]], 3, params)[0]
+        timer = threading.Timer(2.0, cancel.set)
+        timer.start()
+        started = time.perf_counter()
+        story = SamplingParams(temperature=0.0, max_tokens=2000)
+        with pytest.raises(CancelledCallError, match="cancelled") as caught:
+            vllm_engine.sample(["Write a very long story about a dragon."], 2, story)
+        timer.cancel()
+    finally:
+        CANCEL_EVENT.reset(token)
+    assert [c.completion_tokens for c in streamed] == [c.completion_tokens for c in plain]
+    assert [c.text for c in streamed] == [c.text for c in plain]
+    assert time.perf_counter() - started < 20  # aborted, not decoded to 2000 tokens
+    assert 0 < caught.value.completion_tokens < 2 * 2000 and caught.value.prompt_tokens > 0
+
+
+@needs_vllm
 def test_seeded_sampling_is_reproducible(vllm_engine: Any) -> None:
     """The same seeded call gives the same paths; the paths of one call differ.
 

@@ -57,7 +57,8 @@ CANCEL_EVENT: ContextVar[threading.Event | None] = ContextVar("t2_cancel_event",
 Context variables follow the work into LangGraph's worker threads. An engine that supports it
 stops early once the event is set: the transformers engine at the next generated token (and it
 does not start a call), the vLLM engine by cancelling its requests (vLLM aborts them), the
-server engine before its next HTTP request."""
+server engine before its next HTTP request. A call stopped before it returns raises
+:class:`~t2_agents.errors.CancelledCallError` with the tokens generated until then."""
 
 
 def cancel_requested() -> bool:

@@ -48,7 +48,13 @@ from t2_agents.backends.base import (
     check_prompts,
     transient_retrying,
 )
-from t2_agents.errors import ConfigError, EngineError, ModelError, TransientEngineError
+from t2_agents.errors import (
+    CancelledCallError,
+    ConfigError,
+    EngineError,
+    ModelError,
+    TransientEngineError,
+)
 
 __all__ = ["ServerConfig", "ServerEngine"]
 
@@ -184,7 +190,7 @@ class ServerEngine:
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if cancel_requested():
-            raise EngineError(f"the caller cancelled this call before POST {path}")
+            raise CancelledCallError(f"the caller cancelled this call before POST {path}")
         with self._lock:
             url = next(self._urls)
         self._check_model(url)

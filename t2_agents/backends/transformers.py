@@ -41,7 +41,7 @@ from t2_agents.backends.base import (
     render_chat,
 )
 from t2_agents.backends.default_model import ModelSpec, load_config, load_tokenizer, resolve_model
-from t2_agents.errors import ConfigError, EngineError, ModelError, PromptError
+from t2_agents.errors import CancelledCallError, ConfigError, ModelError, PromptError
 
 __all__ = ["TransformersConfig", "TransformersEngine"]
 
@@ -212,7 +212,7 @@ class TransformersEngine:
             extra["stopping_criteria"] = _stopping(cancel)
         with self._lock, torch.random.fork_rng(devices=[]), torch.inference_mode():
             if cancel is not None and cancel.is_set():
-                raise EngineError("the caller cancelled this sample call before it started")
+                raise CancelledCallError("the caller cancelled this sample call before it started")
             if seed is not None:
                 torch.manual_seed(seed)
             out = self.model.generate(

