@@ -4,7 +4,7 @@ Held-out questions the shipped estimator never saw (its stored training keys are
 ``t2 eval --live``), taken round-robin over the held-out folders, answered live by
 :func:`t2_agents.evaluate.live.live_eval` (fixed N_D, per-call T2, Adaptive-Consistency, ESC,
 the hybrid, and T2 under one run budget of the samples per-call T2 spent) and replayed on their
-collected pools by :func:`t2_agents.evaluate.offline.evaluate_folders` restricted to the same
+collected pools by :func:`t2_agents.evaluate.folders.evaluate_folders` restricted to the same
 question keys (``t2 eval``'s replay: N_D, T2 and the budget allocation ``alloc`` at T2's total
 are exact, the sequential rules averaged over random orders of each pool). Paired bootstrap
 95 % intervals over the questions (:func:`t2_agents.compare.equal_cost`) for the issue's three
@@ -40,8 +40,9 @@ import numpy as np
 
 from t2_agents.backends.base import Engine
 from t2_agents.compare import equal_cost
+from t2_agents.evaluate.folders import evaluate_folders
 from t2_agents.evaluate.live import LiveResult, live_eval
-from t2_agents.evaluate.offline import EvalConfig, EvalReport, evaluate_folders
+from t2_agents.evaluate.offline import EvalConfig, EvalReport
 
 ROOT = Path(__file__).resolve().parents[1]
 HELDOUT = "calibration/smollm2-135m-instruct/heldout/*"

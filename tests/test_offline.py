@@ -16,13 +16,8 @@ from typer.testing import CliRunner
 from t2_agents.cli import app, expand_multi_value
 from t2_agents.curves import accuracy_curve, optimal_budget
 from t2_agents.errors import ArtifactError, ConfigError, DataError
-from t2_agents.evaluate.offline import (
-    POLICIES,
-    EvalConfig,
-    evaluate_folders,
-    evaluate_pools,
-    plot_eval,
-)
+from t2_agents.evaluate.folders import evaluate_folders
+from t2_agents.evaluate.offline import POLICIES, EvalConfig, evaluate_pools, plot_eval
 from t2_agents.evaluate.replay import ReplayPool, StopRules, leader_probability, replay, replay_many
 
 runner = CliRunner()

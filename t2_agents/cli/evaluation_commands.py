@@ -193,7 +193,8 @@ def eval_policies(
     was collected with), with the same stop-rule settings as the replay.
     """
     from t2_agents.errors import ConfigError
-    from t2_agents.evaluate.offline import EvalConfig, evaluate_folders, parse_policies, plot_eval
+    from t2_agents.evaluate.folders import evaluate_folders
+    from t2_agents.evaluate.offline import EvalConfig, parse_policies, plot_eval
 
     with handled(as_json):
         chosen = parse_policies(policies) if policies else _default_policies(estimator, train_data)

@@ -34,6 +34,7 @@ from t2_agents.answers import normalize_answer
 from t2_agents.backends.base import Engine
 from t2_agents.checks import check_int
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.evaluate.folders import load_collections
 from t2_agents.evaluate.head_to_head import (
     Outcome,
     PolicyRun,
@@ -42,7 +43,7 @@ from t2_agents.evaluate.head_to_head import (
     policy_totals,
     run_policy,
 )
-from t2_agents.evaluate.offline import load_collections, parse_policies
+from t2_agents.evaluate.offline import parse_policies
 from t2_agents.graph import (
     CostLedger,
     RunBudget,

@@ -42,31 +42,29 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.allocate import DifficultyCurves, allocate_budget
+from t2_agents.allocate import allocate_budget
 from t2_agents.checks import check_int
 from t2_agents.curves import accuracy_curve, dataset_optimal_budget, optimal_budget
-from t2_agents.errors import ArtifactError, ConfigError, DataError
+from t2_agents.errors import ConfigError, DataError
 from t2_agents.evaluate.replay import ReplayPool, Rule, StopRules, random_orders, replay_many
 from t2_agents.policy_names import POLICY_NAMES, REPLAY_POLICIES
 
 __all__ = [
+    "NEED_ESTIMATOR",
     "POLICIES",
-    "EstimatorLike",
     "EvalConfig",
     "EvalReport",
     "PolicyResult",
     "QuestionValues",
-    "evaluate_folders",
     "evaluate_pools",
-    "load_collections",
     "parse_policies",
     "plot_eval",
 ]
@@ -77,7 +75,8 @@ IntArray = npt.NDArray[np.int64]
 POLICIES = REPLAY_POLICIES
 """Every policy name :class:`EvalConfig` and ``t2 eval --policies`` accept."""
 _SEQUENTIAL: tuple[Rule, ...] = ("adaptive", "esc", "hybrid")
-_NEED_ESTIMATOR = tuple(name for name in POLICIES if POLICY_NAMES[name].needs_estimator)
+NEED_ESTIMATOR = tuple(name for name in POLICIES if POLICY_NAMES[name].needs_estimator)
+"""The policies that need an estimator (its budgets, caps or curves)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -500,246 +499,6 @@ def _alloc_rows(
         mean_tokens=float(mean_n * mean_tokens.mean()), rounds=1.0, max_rounds=1.0, exact=True,
     )  # fmt: skip
     return budget, budget_source or "given", [row, same]
-
-
-class EstimatorLike(Protocol):
-    """What :func:`evaluate_folders` needs from an estimator (e.g. ``T2Estimator``)."""
-
-    @property
-    def layers(self) -> tuple[int, ...]:
-        """Feature layers, in the order of the features' second axis."""
-        ...
-
-    @property
-    def model_identity(self) -> str:
-        """Model the estimator was fitted on."""
-        ...
-
-    @property
-    def hidden_size(self) -> int:
-        """Feature width."""
-        ...
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Artifact metadata (``training_data.n_d`` is read when present)."""
-        ...
-
-    def predict(self, features: np.ndarray) -> IntArray:
-        """Budgets for features ``[Q, L, d]``."""
-        ...
-
-    def predict_log2(self, features: np.ndarray) -> FloatArray:
-        """Log2 budget estimates for features ``[Q, L, d]``."""
-        ...
-
-
-def _features_for(estimator: EstimatorLike, collection: Any, folder: str) -> np.ndarray:
-    model, width = collection.config.model, int(collection.features.shape[2])
-    if estimator.model_identity != model or estimator.hidden_size != width:
-        raise ArtifactError(
-            f"the estimator was fitted on {estimator.model_identity!r} (hidden size "
-            f"{estimator.hidden_size}) but {folder} holds {model!r} (width {width}); "
-            "use an estimator trained on this model's collections"
-        )
-    missing = [x for x in estimator.layers if x not in collection.layers]
-    if missing:
-        raise ArtifactError(
-            f"the estimator reads layers {missing} that {folder} did not store "
-            f"({list(collection.layers)}); collect with those --layers or retrain"
-        )
-    slots = [collection.layers.index(x) for x in estimator.layers]
-    return np.asarray(collection.features[:, slots, :])
-
-
-def load_collections(folders: Sequence[str | Path], what: str = "evaluation") -> list[Any]:
-    """Load ``t2 collect`` folders, refusing none given or none holding a question.
-
-    Args:
-        folders: Collection folders.
-        what: What they are for (``evaluation``, ``training``), for the messages.
-
-    Raises:
-        DataError: No folder, or no question in any of them.
-
-    Example:
-        >>> load_collections([])
-        Traceback (most recent call last):
-        ...
-        t2_agents.errors.DataError: no evaluation folder given; pass --data DIR (made by t2 collect)
-    """
-    from t2_agents.collect import load_collection
-
-    if not folders:
-        raise DataError(f"no {what} folder given; pass --data DIR (made by t2 collect)")
-    loaded = [load_collection(f) for f in folders]
-    if sum(len(c.records) for c in loaded) == 0:
-        raise DataError(f"the {what} folders hold no questions; collect some first")
-    return loaded
-
-
-def evaluate_folders(
-    data: Sequence[str | Path],
-    *,
-    estimator: str | Path | EstimatorLike | None = None,
-    train_data: Sequence[str | Path] = (),
-    config: EvalConfig | None = None,
-    questions: Collection[str] | None = None,
-) -> EvalReport:
-    """Load collections (and the estimator) and run :func:`evaluate_pools` on them.
-
-    ``N_D`` is ``config.n_d``, else the estimator's training ``N_D``
-    (``metadata["training_data"]["n_d"]``), else computed on the evaluated data (optimistic).
-    For ``alloc``, ``train_data`` gives the curve model's training questions; their signal is
-    the estimator's ``predict_log2`` on their features (:mod:`t2_agents.allocate`).
-    ``questions`` (question keys, :func:`~t2_agents.training_set.record_key`) keeps only those
-    questions, e.g. the ones a live run answered; ``extra["question_keys"]`` then lists the
-    pools' keys in order.
-
-    Raises:
-        DataError: No folder, empty or corrupt collections.
-        ArtifactError: An estimator fitted on another model, hidden size or layers.
-        ConfigError: Unknown policies, a policy without its input, a pool smaller than an ``N``.
-
-    Example:
-        >>> evaluate_folders(["runs/heldout/lcm"], estimator="artifacts/t2")  # doctest: +SKIP
-    """
-    from t2_agents.training_set import record_key
-
-    cfg = config or EvalConfig()
-    collections = load_collections(data, "evaluation")
-    needs = [p for p in _NEED_ESTIMATOR if p in cfg.policies]
-    if needs and estimator is None:
-        raise ConfigError(f"policies {needs} need --estimator PATH (a T2 estimator folder)")
-    est = None if estimator is None else _as_estimator(estimator, collections[0])
-    if "alloc" in cfg.policies and not train_data and not getattr(est, "has_knob", False):
-        raise ConfigError(
-            "policy 'alloc' with an nstar-head estimator learns its curves on training "
-            "collections; pass --train-data DIR (or use a curve-head estimator)"
-        )
-    seen = _training_keys(est, train_data)
-    keep, dropped = _unseen_rows(collections, seen)
-    keys = [[record_key(r) for r in c.records] for c in collections]
-    if questions is not None:
-        wanted = frozenset(questions)
-        keep = [mask & np.array([key in wanted for key in k], dtype=bool)
-                for mask, k in zip(keep, keys, strict=True)]  # fmt: skip
-        if not any(mask.any() for mask in keep):
-            raise DataError(
-                f"none of the {len(wanted)} questions asked for is an unseen question of "
-                f"{[str(f) for f in data]}; pass keys (record_key) of these folders' records"
-            )
-    if not any(mask.any() for mask in keep):
-        raise DataError(
-            f"every question in {[str(f) for f in data]} was seen in training "
-            f"({dropped['seen_in_training']} questions); evaluate on questions the estimator "
-            "never saw (another seed or task settings)"
-        )
-    pools = [
-        ReplayPool.from_record(r)
-        for c, mask in zip(collections, keep, strict=True)
-        for r, kept in zip(c.records, mask, strict=True)
-        if kept
-    ]
-    t2 = caps = predicted = None
-    model: DifficultyCurves | None = None
-    n_d_source = "given"
-    if est is not None:
-        features = [
-            _features_for(est, c, str(f))[mask]
-            for c, f, mask in zip(collections, data, keep, strict=True)
-        ]
-        t2 = np.concatenate([est.predict(x) for x in features]).astype(np.int64)
-        if "hybrid" in cfg.policies:
-            caps = _hybrid_caps(est, features, cfg.cap_tolerance)
-        training_n_d = est.metadata.get("training_data", {}).get("n_d")
-        if cfg.n_d is None and training_n_d is not None:
-            cfg = replace(cfg, n_d=int(training_n_d))
-            n_d_source = "training set"
-        if "alloc" in cfg.policies:
-            predicted, model = _alloc_curves(est, features, train_data, cfg.bins)
-    report = evaluate_pools(
-        pools, config=cfg, t2=t2, t2_cap=caps, predicted_curves=predicted, n_d_source=n_d_source,
-        budget_source="given" if cfg.budget is not None else None,
-    )  # fmt: skip
-    if model is not None:
-        report.extra["alloc_curves"] = model.to_dict()
-    report.extra["folders"] = [str(f) for f in data]
-    report.extra["dropped"] = dropped
-    if questions is not None:
-        report.extra["question_keys"] = [
-            key for k, mask in zip(keys, keep, strict=True)
-            for key, kept in zip(k, mask, strict=True) if kept
-        ]  # fmt: skip
-    return report
-
-
-def _hybrid_caps(
-    est: EstimatorLike, features: Sequence[np.ndarray], tolerance: float | None
-) -> IntArray | None:
-    """The hybrid's cap per question: the curve head's budget at ``tolerance`` (None: none)."""
-    if tolerance is None or not getattr(est, "has_knob", False):
-        return None
-    predict: Any = est.predict
-    return np.concatenate([predict(x, tolerance=tolerance) for x in features]).astype(np.int64)
-
-
-def _training_keys(est: EstimatorLike | None, folders: Sequence[str | Path]) -> frozenset[str]:
-    """Keys of every question the estimator (or the given training folders) saw."""
-    from t2_agents.training_set import record_key
-
-    keys: set[str] = set(getattr(est, "training_keys", ()) if est is not None else ())
-    for collection in load_collections(folders, "training") if folders else []:
-        keys.update(record_key(r) for r in collection.records)
-    return frozenset(keys)
-
-
-def _unseen_rows(
-    collections: Sequence[Any], seen: frozenset[str]
-) -> tuple[list[npt.NDArray[np.bool_]], dict[str, int]]:
-    """Per collection, a mask of first occurrences of questions not in ``seen``; counts."""
-    from t2_agents.training_set import distinct_rows
-
-    rows, dropped = distinct_rows(collections, seen)
-    masks = [np.zeros(len(c.records), dtype=bool) for c in collections]
-    for c, i in rows:
-        masks[c][i] = True
-    return masks, {"seen_in_training": dropped["excluded"], "duplicates": dropped["duplicates"]}
-
-
-def _alloc_curves(
-    est: EstimatorLike, features: Sequence[np.ndarray], train_data: Sequence[str | Path],
-    bins: int,
-) -> tuple[FloatArray, DifficultyCurves | None]:  # fmt: skip
-    """Each question's predicted A(N): the curve head's own, else binned training curves."""
-    if getattr(est, "has_knob", False):
-        curves = np.concatenate([est.predict_curve(x) for x in features])  # type: ignore[attr-defined]
-        return np.asarray(curves, dtype=np.float64), None
-    model = _curve_model(est, train_data, bins)
-    signal = np.concatenate([est.predict_log2(x) for x in features])
-    return model.predict(signal), model
-
-
-def _curve_model(est: EstimatorLike, folders: Sequence[str | Path], bins: int) -> DifficultyCurves:
-    collections = load_collections(folders, "training")
-    n = min(c.config.samples for c in collections)
-    signal, curves = [], []
-    for c, folder in zip(collections, folders, strict=True):
-        signal.append(est.predict_log2(_features_for(est, c, str(folder))))
-        curves += [accuracy_curve(p, n) for p in c.pools()]
-    return DifficultyCurves.fit(np.concatenate(signal), np.stack(curves), bins=bins)
-
-
-def _as_estimator(estimator: str | Path | EstimatorLike, collection: Any) -> EstimatorLike:
-    if not isinstance(estimator, str | Path):
-        return estimator
-    from t2_agents.estimator import T2Estimator
-
-    return T2Estimator.load(
-        estimator,
-        expect_identity=collection.config.model,
-        expect_hidden_size=int(collection.features.shape[2]),
-    )
 
 
 def plot_eval(report: EvalReport, path: str | Path) -> Path:
