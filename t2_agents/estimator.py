@@ -37,7 +37,9 @@ sit on both sides. The weights are chosen on the same validation split that the 
 combined metrics use, so those metrics are slightly optimistic; compare estimators on a held-out
 set.
 
-The probes and their settings live in :mod:`t2_agents.probes`. Artifacts are a directory with
+The probes and their settings live in :mod:`t2_agents.probes`, their training in
+:mod:`t2_agents.probe_training`, the curve head's knob in :mod:`t2_agents.knob`, and the fit's
+validation metrics in :mod:`t2_agents.fit_report`. Artifacts are a directory with
 ``probes.safetensors`` and ``metadata.json`` (nothing is pickled); :mod:`t2_agents.artifact`
 writes, reads and checks them.
 
@@ -54,97 +56,38 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch import nn
-from torch.nn import functional as F
 
 from t2_agents.artifact import load_artifact, metadata_header, save_artifact
 from t2_agents.checks import check_optional_int
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.fit_report import FitReport, build_report
 from t2_agents.guard import DistributionGuard, GuardConfig
+from t2_agents.knob import calibrate_knob, knob_budgets
 from t2_agents.policies import check_tolerance
-from t2_agents.probes import EstimatorSpec, LayerProbe, ProbeConfig, make_probe
+from t2_agents.probe_training import (
+    combine_curves,
+    fit_probe,
+    layer_weights,
+    one_thread,
+    predict_probe,
+    split_rows,
+)
+from t2_agents.probes import EstimatorSpec, LayerProbe, ProbeConfig
 
 __all__ = ["FitReport", "T2Estimator"]
 
-_MSE_FLOOR = 1e-12
-_MIN_TRAIN, _MIN_VAL = 8, 2
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-@dataclass(frozen=True)
-class FitReport:
-    """Validation metrics of a fit (errors on the log2 scale, fractions on the grid).
-
-    Example:
-        >>> r = FitReport((0,), (0.5,), (0.4,), (1.0,), (3,), 0.5, 0.4, 1.0, 1.2, 2.0, None,
-        ...               None, None, 0.5, 0.9, 40, 10)
-        >>> r.table()[-1][0]
-        'baseline: train mean'
-    """
-
-    header: ClassVar[tuple[str, ...]] = (
-        "probe", "val MAE", "val MSE", "weight", "exact / within 2x"
-    )  # fmt: skip
-
-    layers: tuple[int, ...]
-    layer_mae: tuple[float, ...]
-    layer_mse: tuple[float, ...]
-    weights: tuple[float, ...]
-    best_epochs: tuple[int, ...]
-    combined_mae: float
-    combined_mse: float
-    mean_baseline_mae: float
-    mean_baseline_mse: float
-    train_mean_log2: float
-    n_d: int | None
-    n_d_baseline_mae: float | None
-    n_d_baseline_mse: float | None
-    grid_exact: float
-    grid_within_2x: float
-    n_train: int
-    n_val: int
-    head: str = "nstar"
-    """What the probes predict; errors are on the log2 scale (nstar) or on A(N) (curve)."""
-    knob: dict[str, Any] | None = None
-    """Curve head: the default tolerance and the validation sweep that chose it."""
-    equal_cost: dict[str, float] | None = None
-    """With curves: validation accuracy and mean N at the default knob, fixed N at that mean
-    cost (interpolated) and the gain over it, the number to choose heads by."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    def table(self) -> list[tuple[str, ...]]:
-        """Rows matching :attr:`header`: one per layer, the combination, then the baselines."""
-        rows: list[tuple[str, ...]] = [
-            (f"layer {layer}", f"{mae:.3f}", f"{mse:.3f}", f"{w:.3f}", "")
-            for layer, mae, mse, w in zip(
-                self.layers, self.layer_mae, self.layer_mse, self.weights, strict=True
-            )
-        ]
-        grid_cell = f"{self.grid_exact:.1%} / {self.grid_within_2x:.1%}"
-        rows.append(("combined", f"{self.combined_mae:.3f}", f"{self.combined_mse:.3f}", "1.000",
-                     grid_cell))  # fmt: skip
-        if self.n_d is not None:
-            rows.append((f"baseline: N_D={self.n_d}", f"{self.n_d_baseline_mae:.3f}",
-                         f"{self.n_d_baseline_mse:.3f}", "", ""))  # fmt: skip
-        rows.append(("baseline: train mean", f"{self.mean_baseline_mae:.3f}",
-                     f"{self.mean_baseline_mse:.3f}", "", ""))  # fmt: skip
-        return rows
 
 
 _DEFAULT_CONFIG = ProbeConfig()
@@ -333,25 +276,25 @@ class T2Estimator:
         if guard is not None and (exact is None or n_d is None):
             raise ConfigError("guard= needs curves= and n_d= (the safe budget comes from them)")
         summary = _check_summary(data_summary)
-        train, val = _split(len(y), config, groups)
+        train, val = split_rows(len(y), config, groups)
         probes, preds, epochs = [], [], []
-        with _one_thread():
+        with one_thread():
             for i, layer in enumerate(spec.layers):
                 xl = torch.from_numpy(np.ascontiguousarray(x[:, i, :]))  # [Q, d]
-                probe, best = _fit_probe(xl, target, train, val, config, len(spec.grid))
+                probe, best = fit_probe(xl, target, train, val, config, len(spec.grid))
                 probes.append(probe)
-                preds.append(_predict(probe, xl[val]))
+                preds.append(predict_probe(probe, xl[val]))
                 epochs.append(best)
                 if progress is not None:
                     progress(f"layer {layer}", i + 1, len(spec.layers))
         val_preds = np.stack(preds, axis=1)  # [V, L] or [V, L, G]
-        weights = _layer_weights(val_preds, target[val].double().numpy(), config.top_k)
+        weights = layer_weights(val_preds, target[val].double().numpy(), config.top_k)
         knob = None
         if config.head == "curve":
-            combined = _combine_curves(val_preds, weights)  # [V, G]
-            knob = _calibrate_knob(spec, combined, target[val].double().numpy(), n_d,
+            combined = combine_curves(val_preds, weights)  # [V, G]
+            knob = calibrate_knob(spec, combined, target[val].double().numpy(), n_d,
                                    tolerance_target)  # fmt: skip
-        report = _report(spec, config, val_preds, y, target, train, val, weights, epochs, n_d,
+        report = build_report(spec, config, val_preds, y, target, train, val, weights, epochs, n_d,
                          knob, exact)  # fmt: skip
         created = datetime.now(UTC).isoformat(timespec="seconds")
         extra = {"created": created, "training_data": summary, "validation": report.to_dict()}
@@ -452,7 +395,7 @@ class T2Estimator:
             budgets = self._spec.to_grid(self._combine(x))
         else:
             rule, value = self._rule(tolerance, price)
-            budgets = _knob_budgets(self._spec, self._combine(x), rule, value)
+            budgets = knob_budgets(self._spec, self._combine(x), rule, value)
         if guard and self._guard is not None:
             budgets = self._guard.apply(budgets, self._guard_rows(self._guard, x))
         return budgets
@@ -506,14 +449,14 @@ class T2Estimator:
 
     def _combine(self, x: npt.NDArray[np.float32]) -> FloatArray:
         preds = [
-            _predict(probe, torch.from_numpy(np.ascontiguousarray(x[:, i, :])))
+            predict_probe(probe, torch.from_numpy(np.ascontiguousarray(x[:, i, :])))
             for i, (probe, w) in enumerate(zip(self._probes, self._weights, strict=True))
             if w > 0
         ]
         kept = self._weights[self._weights > 0]
         stacked = np.stack(preds, axis=1)  # [Q, L'] or [Q, L', G]
         if self.has_knob:
-            return _combine_curves(stacked, kept / kept.sum())
+            return combine_curves(stacked, kept / kept.sum())
         return np.asarray(stacked @ (kept / kept.sum()), dtype=np.float64)
 
     # ------------------------------------------------------------------------------ artifacts
@@ -555,19 +498,6 @@ class T2Estimator:
         )  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------- fit helpers
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Fit on one torch thread: `t2 train` must rebuild the shipped artifact bit for bit, and
-    multi-threaded float reductions need not be."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _check_labels(labels: object, n: int, grid: tuple[int, ...]) -> torch.Tensor:
     y = np.asarray(labels)
     if y.ndim != 1 or len(y) != n:
@@ -606,272 +536,3 @@ def _check_summary(summary: Mapping[str, object] | None) -> dict[str, Any]:
         msg = f"data_summary is not JSON-serialisable ({exc}); pass plain values"
         raise ConfigError(msg) from exc
     return out
-
-
-def _split(
-    n: int, config: ProbeConfig, groups: Sequence[str] | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random train/validation rows; all rows of one group land on the same side."""
-    names = [str(i) for i in range(n)] if groups is None else [str(g) for g in groups]
-    if len(names) != n:
-        raise DataError(f"groups has {len(names)} entries for {n} questions; pass one per row")
-    unique = names if groups is None else sorted(set(names))
-    n_val_groups = max(_MIN_VAL, round(len(unique) * config.val_fraction))
-    order = np.random.default_rng(config.seed).permutation(len(unique))
-    val_groups = {unique[i] for i in order[:n_val_groups]}
-    in_val = np.array([g in val_groups for g in names])
-    n_val = int(in_val.sum())
-    if n - n_val < _MIN_TRAIN or n_val < _MIN_VAL:
-        raise DataError(
-            f"{n} questions ({len(unique)} distinct) give {n - n_val} train / {n_val} validation; "
-            f"need at least {_MIN_TRAIN} train and {_MIN_VAL} validation; label more questions "
-            f"(>= {_MIN_TRAIN + _MIN_VAL}) or change val_fraction={config.val_fraction}"
-        )
-    rows = np.arange(n)
-    # Validation rows in the permuted order keep the old (ungrouped) split when groups is None.
-    rank = {g: k for k, g in enumerate(unique[i] for i in order)}
-    val = sorted(rows[in_val], key=lambda r: rank[names[r]])
-    train = sorted(rows[~in_val], key=lambda r: rank[names[r]])
-    return torch.tensor(train, dtype=torch.long), torch.tensor(val, dtype=torch.long)
-
-
-def _loss(pred: torch.Tensor, y: torch.Tensor, config: ProbeConfig) -> torch.Tensor:
-    if config.head == "nstar" and config.loss == "huber":
-        return F.huber_loss(pred, y, delta=config.huber_delta)
-    return F.mse_loss(pred, y)
-
-
-def _fit_probe(
-    x: torch.Tensor, y: torch.Tensor, train: torch.Tensor, val: torch.Tensor,
-    config: ProbeConfig, grid_size: int,
-) -> tuple[LayerProbe, int]:  # fmt: skip
-    """One layer's probe for ``x`` [Q, d] and targets ``y`` [Q] or [Q, G]; (probe, epoch)."""
-    probe = make_probe(x.shape[1], config, grid_size)
-    probe.set_standardisation(x[train])
-    if config.kind == "ridge":
-        return _fit_ridge(probe, x[train], y[train], x[val], y[val], config.ridge_alphas), 0
-    return _train_mlp(probe, x[train], y[train], x[val], y[val], config=config)
-
-
-def _fit_ridge(
-    probe: LayerProbe, x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor,
-    y_va: torch.Tensor, alphas: Sequence[float],
-) -> LayerProbe:  # fmt: skip
-    """Closed-form ridge on standardised features; the alpha with the lowest val MSE wins."""
-    with torch.no_grad():
-        z = probe.standardise(x_tr).double()  # [T, d]
-        zv = probe.standardise(x_va).double()  # [V, d]
-        yt = y_tr.double().reshape(len(y_tr), -1)  # [T, k]
-        yv = y_va.double().reshape(len(y_va), -1)  # [V, k]
-        bias = yt.mean(dim=0)  # [k]
-        evals, evecs = torch.linalg.eigh(z.T @ z)  # [d], [d, d]
-        proj = evecs.T @ (z.T @ (yt - bias))  # [d, k]
-        best, best_w = math.inf, torch.zeros_like(proj)
-        for alpha in alphas:
-            w = evecs @ (proj / (evals.clamp_min(0) + alpha)[:, None])  # [d, k]
-            err = float(((zv @ w + bias - yv) ** 2).mean())
-            if err < best:
-                best, best_w = err, w
-        linear = probe.net[0]
-        assert isinstance(linear, nn.Linear)
-        linear.weight.copy_(best_w.T.float())  # [k, d]
-        linear.bias.copy_(bias.float())
-    return probe.eval()
-
-
-def _train_mlp(
-    probe: LayerProbe, x_tr: torch.Tensor, y_tr: torch.Tensor, x_va: torch.Tensor,
-    y_va: torch.Tensor, *, config: ProbeConfig,
-) -> tuple[LayerProbe, int]:  # fmt: skip
-    """Train on [T, d] -> y, early-stop on [V, d] -> y; return the best probe and epoch."""
-    torch.manual_seed(config.seed)
-    fresh = make_probe(x_tr.shape[1], config, probe.outputs)  # seeded initialisation
-    fresh.mean.copy_(probe.mean)
-    fresh.std.copy_(probe.std)
-    probe = fresh
-    last = probe.net[-1]
-    assert isinstance(last, nn.Linear)
-    with torch.no_grad():  # start at the training mean (through the sigmoid when bounded)
-        mean = y_tr.mean(dim=0)
-        last.bias.copy_(torch.logit(mean.clamp(0.02, 0.98)) if probe.bounded else mean)
-    opt = torch.optim.AdamW(probe.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    order = torch.Generator().manual_seed(config.seed)
-    best, best_epoch, best_state, stale = math.inf, 0, _copy_state(probe), 0
-    for epoch in range(1, config.epochs + 1):
-        probe.train()
-        perm = torch.randperm(len(y_tr), generator=order)  # [T]
-        for start in range(0, len(perm), config.batch_size):
-            idx = perm[start : start + config.batch_size]  # [B]
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(_loss(probe(x_tr[idx]), y_tr[idx], config))
-            opt.step()
-        probe.eval()
-        with torch.no_grad():
-            val = float(_loss(probe(x_va), y_va, config))
-        if val < best:
-            best, best_epoch, best_state, stale = val, epoch, _copy_state(probe), 0
-        elif (stale := stale + 1) >= config.patience:
-            break
-    probe.load_state_dict(best_state)
-    return probe.eval(), best_epoch
-
-
-def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _predict(probe: LayerProbe, x: torch.Tensor) -> FloatArray:
-    with torch.no_grad():
-        return np.asarray(probe.eval()(x).double().numpy(), dtype=np.float64)
-
-
-def _layer_weights(val_preds: FloatArray, y_val: FloatArray, top_k: int | None) -> FloatArray:
-    """``w_l ∝ 1 / mse_l`` over the ``top_k`` best layers (all if None), normalised to 1.
-
-    ``val_preds`` is [V, L] (log2) or [V, L, G] (curves); ``y_val`` is [V] or [V, G].
-    """
-    preds = np.clip(val_preds, 0.0, 1.0) if val_preds.ndim == 3 else val_preds
-    diff = preds - y_val[:, None]
-    mse = np.maximum((diff**2).reshape(diff.shape[0], diff.shape[1], -1).mean(axis=(0, 2)),
-                     _MSE_FLOOR)  # [L]  # fmt: skip
-    keep = np.zeros(len(mse), dtype=bool)
-    keep[np.argsort(mse, kind="stable")[: top_k or len(mse)]] = True
-    w = np.where(keep, 1.0 / mse, 0.0)
-    return np.asarray(w / w.sum(), dtype=np.float64)
-
-
-def _combine_curves(preds: FloatArray, weights: FloatArray) -> FloatArray:
-    """Weighted mean of per-layer curves [Q, L, G] (each clipped to [0, 1]) -> [Q, G]."""
-    return np.asarray(np.einsum("qlg,l->qg", np.clip(preds, 0.0, 1.0), weights), np.float64)
-
-
-def _knob_budgets(spec: EstimatorSpec, curves: FloatArray, rule: str, value: float) -> IntArray:
-    """Budgets from predicted curves [Q, G] under a knob rule (see ``T2Estimator.predict``)."""
-    cand = spec.candidates
-    cols = np.array([spec.grid.index(int(c)) for c in cand])
-    sub = curves[:, cols]  # [Q, C]
-    if rule == "price":  # argmax of accuracy - price * N (np.argmax: smallest N among ties)
-        return np.asarray(cand[np.argmax(sub - value * cand[None, :], axis=1)], dtype=np.int64)
-    ok = sub >= sub.max(axis=1, keepdims=True) - value - 1e-12
-    return np.asarray(cand[np.argmax(ok, axis=1)], dtype=np.int64)
-
-
-def _curve_budgets(spec: EstimatorSpec, curves: FloatArray, tolerance: float) -> IntArray:
-    """Smallest candidate budget whose predicted accuracy is within ``tolerance`` of the best."""
-    return _knob_budgets(spec, curves, "tolerance", tolerance)
-
-
-_KNOB_SWEEPS: dict[str, tuple[float, ...]] = {
-    "tolerance": tuple(round(0.0025 * i, 4) for i in range(81)),  # 0 .. 0.2
-    "price": (0.0, *(round(1e-4 * 1.25**i, 6) for i in range(32))),  # 0, 1e-4 .. ~0.1
-}
-
-
-def _calibrate_knob(
-    spec: EstimatorSpec, predicted: FloatArray, true: FloatArray, n_d: int | None, target: float
-) -> dict[str, Any]:
-    """Per rule, the largest knob whose validation accuracy is >= fixed N_D's minus ``target``;
-    the default rule is the one that then spends fewer samples."""
-    rows = np.arange(len(true))
-    reference = None
-    if n_d is not None and n_d in spec.grid:
-        reference = float(true[:, spec.grid.index(n_d)].mean())
-    sweeps: dict[str, list[dict[str, float]]] = {}
-    chosen: dict[str, dict[str, float]] = {}
-    for rule, values in _KNOB_SWEEPS.items():
-        sweep = []
-        for value in values:
-            budgets = _knob_budgets(spec, predicted, rule, value)
-            cols = np.array([spec.grid.index(int(b)) for b in budgets])
-            sweep.append({rule: value, "accuracy": float(true[rows, cols].mean()),
-                          "mean_n": float(budgets.mean())})  # fmt: skip
-        floor = (reference if reference is not None else sweep[0]["accuracy"]) - target
-        allowed = [p for p in sweep if p["accuracy"] >= floor - 1e-12] or [sweep[0]]
-        chosen[rule] = max(allowed, key=lambda p: p[rule])
-        sweeps[rule] = sweep
-    rule = min(chosen, key=lambda r: (chosen[r]["mean_n"], r != "price"))
-    return {
-        "default_rule": rule,
-        "default_tolerance": chosen["tolerance"]["tolerance"],
-        "default_price": chosen["price"]["price"],
-        "target": f"validation accuracy >= fixed N_D={n_d} accuracy - {target}",
-        "n_d_accuracy": reference,
-        "chosen": chosen,
-        "sweep": sweeps,
-    }
-
-
-def _errors(pred: FloatArray, y: FloatArray) -> tuple[float, float]:
-    diff = pred - y
-    return float(np.abs(diff).mean()), float((diff**2).mean())
-
-
-def _report(
-    spec: EstimatorSpec,
-    config: ProbeConfig,
-    val_preds: FloatArray,
-    y: torch.Tensor,
-    target: torch.Tensor,
-    train: torch.Tensor,
-    val: torch.Tensor,
-    weights: FloatArray,
-    epochs: Sequence[int],
-    n_d: int | None,
-    knob: dict[str, Any] | None,
-    exact: torch.Tensor | None,
-) -> FitReport:
-    t_va, t_tr = target[val].double().numpy(), target[train].double().numpy()
-    y_va = y[val].double().numpy()
-    curve = config.head == "curve"
-    preds = np.clip(val_preds, 0.0, 1.0) if curve else val_preds
-    per_layer = [_errors(preds[:, i], t_va) for i in range(preds.shape[1])]
-    if curve:
-        combined = _combine_curves(val_preds, weights)  # [V, G]
-        assert knob is not None
-        rule = str(knob["default_rule"])
-        budgets = _knob_budgets(spec, combined, rule, float(knob[f"default_{rule}"]))
-    else:
-        combined = val_preds @ weights  # [V]
-        budgets = spec.to_grid(combined)
-    on_grid = np.log2(budgets.astype(np.float64))
-    mean_err = _errors(np.broadcast_to(t_tr.mean(axis=0), t_va.shape), t_va)
-    nd_err: tuple[float | None, float | None] = (None, None)
-    if n_d and not curve:
-        nd_err = _errors(np.full_like(t_va, math.log2(n_d)), t_va)
-    return FitReport(
-        layers=spec.layers,
-        layer_mae=tuple(e[0] for e in per_layer),
-        layer_mse=tuple(e[1] for e in per_layer),
-        weights=tuple(float(w) for w in weights),
-        best_epochs=tuple(int(e) for e in epochs),
-        combined_mae=_errors(combined, t_va)[0],
-        combined_mse=_errors(combined, t_va)[1],
-        mean_baseline_mae=mean_err[0],
-        mean_baseline_mse=mean_err[1],
-        train_mean_log2=float(y[train].double().mean()),
-        n_d=n_d,
-        n_d_baseline_mae=nd_err[0],
-        n_d_baseline_mse=nd_err[1],
-        grid_exact=float(np.mean(np.abs(on_grid - y_va) < 1e-9)),
-        grid_within_2x=float(np.mean(np.abs(on_grid - y_va) <= 1.0 + 1e-9)),
-        n_train=len(train),
-        n_val=len(val),
-        head=config.head,
-        knob=knob,
-        equal_cost=None if exact is None else _val_equal_cost(spec, exact[val], budgets),
-    )
-
-
-def _val_equal_cost(
-    spec: EstimatorSpec, curves: torch.Tensor, budgets: IntArray
-) -> dict[str, float]:
-    from t2_agents.compare import fixed_accuracy
-
-    c = curves.double().numpy()  # [V, G]
-    cols = np.array([spec.grid.index(int(b)) for b in budgets])
-    accuracy = float(c[np.arange(len(c)), cols].mean())
-    mean_n = float(budgets.mean())
-    if spec.grid != tuple(range(1, len(spec.grid) + 1)):
-        return {"accuracy": accuracy, "mean_n": mean_n}
-    fixed = fixed_accuracy(c, mean_n)
-    return {"accuracy": accuracy, "mean_n": mean_n, "fixed": fixed, "gain": accuracy - fixed}

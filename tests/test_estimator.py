@@ -6,6 +6,7 @@ The artifact (save/load) is tested in ``test_artifact.py``, the probes in ``test
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -253,20 +254,20 @@ def test_curve_head_learns_curves_and_has_a_knob(kind: str) -> None:
 
 def test_curve_head_budget_rule() -> None:
     """Budget = the smallest candidate within the tolerance of the predicted maximum."""
-    from t2_agents.estimator import _curve_budgets
+    from t2_agents.knob import curve_budgets
     from t2_agents.probes import EstimatorSpec
 
     spec = EstimatorSpec("toy", 4, (0,), (1, 2, 3, 4), 2, 4)
     curves = np.array([[0.9, 0.5, 0.6, 0.62], [0.1, 0.2, 0.3, 0.4]])
-    assert _curve_budgets(spec, curves, 0.0).tolist() == [4, 4]
-    assert _curve_budgets(spec, curves, 0.02).tolist() == [3, 4]  # n_min=2 excludes N=1
-    assert _curve_budgets(spec, curves, 0.15).tolist() == [2, 3]
-    from t2_agents.estimator import _knob_budgets
+    assert curve_budgets(spec, curves, 0.0).tolist() == [4, 4]
+    assert curve_budgets(spec, curves, 0.02).tolist() == [3, 4]  # n_min=2 excludes N=1
+    assert curve_budgets(spec, curves, 0.15).tolist() == [2, 3]
+    from t2_agents.knob import knob_budgets
 
     # price: argmax of A(N) - price * N over N in [2, 4]
-    assert _knob_budgets(spec, curves, "price", 0.0).tolist() == [4, 4]
-    assert _knob_budgets(spec, curves, "price", 0.05).tolist() == [3, 4]  # .40 .45 .42; .10 .15 .20
-    assert _knob_budgets(spec, curves, "price", 0.2).tolist() == [2, 2]
+    assert knob_budgets(spec, curves, "price", 0.0).tolist() == [4, 4]
+    assert knob_budgets(spec, curves, "price", 0.05).tolist() == [3, 4]  # .40 .45 .42; .10 .15 .20
+    assert knob_budgets(spec, curves, "price", 0.2).tolist() == [2, 2]
 
 
 def test_knob_errors_and_nstar_has_none(fitted: tuple[T2Estimator, FitReport]) -> None:
@@ -312,15 +313,15 @@ def test_curve_head_round_trips(tmp_path: Path) -> None:
 
 
 def test_grouped_split_keeps_copies_on_one_side() -> None:
-    from t2_agents.estimator import _split
+    from t2_agents.probe_training import split_rows
 
     groups = [f"q{i // 3}" for i in range(90)]  # every question three times
-    train, val = _split(90, ProbeConfig(), groups)
+    train, val = split_rows(90, ProbeConfig(), groups)
     assert sorted(train.tolist() + val.tolist()) == list(range(90))
     train_groups = {groups[i] for i in train.tolist()}
     assert train_groups.isdisjoint(groups[i] for i in val.tolist())
     with pytest.raises(DataError, match="groups has 3 entries for 90 questions"):
-        _split(90, ProbeConfig(), groups[:3])
+        split_rows(90, ProbeConfig(), groups[:3])
 
 
 def test_training_keys_come_from_the_summary() -> None:
@@ -340,3 +341,12 @@ def test_fit_does_not_depend_on_the_global_torch_rng() -> None:
     b, _ = T2Estimator.fit(x, y, curves=curves, n_d=8, config=config, **CURVE_ARGS)
     np.testing.assert_array_equal(a.predict_curve(x), b.predict_curve(x))
     assert torch.get_num_threads() >= 1  # the fit restores the thread count it found
+
+
+def test_a_curve_head_report_with_n_d_prints_its_table() -> None:
+    """The curve head has no N_D baseline on the log2 scale: its row is left out, not None."""
+    curve = FitReport((0,), (0.05,), (0.01,), (1.0,), (3,), 0.05, 0.01, 0.1, 0.02, 2.0, 32,
+                      None, None, 0.5, 0.9, 40, 10, head="curve")  # fmt: skip
+    assert [row[0] for row in curve.table()] == ["layer 0", "combined", "baseline: train mean"]
+    nstar = replace(curve, head="nstar", n_d_baseline_mae=0.7, n_d_baseline_mse=0.6)
+    assert nstar.table()[2] == ("baseline: N_D=32", "0.700", "0.600", "", "")

@@ -106,6 +106,10 @@ def test_cli_train_refuses_heldout_questions_seen_in_training(
     meta = json.loads((tmp_path / "est" / "metadata.json").read_text())
     assert meta["probe_config"]["head"] == "curve" and meta["probe_config"]["kind"] == "ridge"
     assert len(meta["training_data"]["question_keys"]) == 36
+    table = [*base[:-4], "--out", str(tmp_path / "est2"), "--head", "curve", "--probe", "ridge"]
+    shown = runner.invoke(app, expand_multi_value(table))  # the table view, not --json
+    assert shown.exit_code == 0, shown.stdout + shown.stderr
+    assert "combined" in shown.stdout and "baseline: train mean" in shown.stdout
 
 
 def test_cli_train_bad_head_is_a_config_error(folders: dict[str, Path], tmp_path: Path) -> None:
