@@ -435,3 +435,22 @@ def test_event_stream_errors_and_disconnects(serve: Any) -> None:
     failing = serve(FakeEngine(answers={"7": 1.0}, errors={5: [EngineError("boom")]}))
     events = _events(_chat(failing, stream=True, seed=5, t2={"events": True, "n": 1}))
     assert events[-1]["error"]["code"] == "engine_error"
+
+
+def test_a_stop_rule_samples_in_waves_and_reports_them(serve: Any) -> None:
+    split = FakeEngine(answers={"1": 0.34, "2": 0.33, "3": 0.33})
+    estimator = _Estimator(knob=True)
+    client = serve(split, T2Policy(estimator, engine=split))
+    t2 = _chat(client, t2={"stop_rule": "hybrid"}, seed=0).json()["t2"]
+    # T2's N (5) first; the cap is T2's predicted peak (tolerance 0 -> 6 here), then stop
+    assert t2["policy"] == "hybrid+t2" and t2["waves"][0] == 5 and sum(t2["waves"]) <= 6
+    assert t2["stopped"] in {"cap", "decisive"} and t2["cost"]["samples"] == sum(t2["waves"])
+    assert estimator.tolerances[-1] == 0.0
+    agreeing = serve(FakeEngine(answers={"7": 1.0}))
+    t2 = _chat(agreeing, t2={"stop_rule": "adaptive", "n": 8}).json()["t2"]
+    assert (t2["waves"], t2["stopped"], t2["answer"]) == ([1, 1, 1, 1], "adaptive", "7")
+    assert _chat(agreeing, t2={"n": 3}).json()["t2"]["waves"] == []  # no rule: one wave
+    too_small = _chat(agreeing, t2={"stop_rule": "esc", "n": 2})
+    assert too_small.status_code == 400 and "window" in too_small.json()["error"]["message"]
+    unknown = _chat(agreeing, t2={"stop_rule": "beta"})
+    assert unknown.status_code == 400 and "stop_rule" in json.dumps(unknown.json())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -125,6 +126,11 @@ class T2Options(BaseModel):
     """Smallest N the policy may choose for this request."""
     n_max: int | None = Field(default=None, ge=1)
     """Largest N the policy may choose for this request (at most the server's cap)."""
+    stop_rule: Literal["adaptive", "esc", "hybrid"] | None = None
+    """Sample in waves and stop early (:mod:`t2_agents.stop_rules`): ``hybrid`` (the policy's N,
+    then waves of 4 until the vote is decisive or T2's predicted curve peaks), ``adaptive``
+    (Adaptive-Consistency, one path at a time) or ``esc`` (windows of 4); at most ``n_max``
+    paths. Left out: one wave of N."""
     task: str | None = None
     """Answer extractor used for the vote (e.g. ``syllogism`` for yes/no, ``products`` for a
     number); left out: the automatic extractor."""

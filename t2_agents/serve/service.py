@@ -147,6 +147,8 @@ class ThinkingService:
         options = request.t2
         overrides = self._budget(options, request.n)
         overrides.update(self._sampling(request))
+        if options.stop_rule is not None:
+            overrides["stop"] = options.stop_rule
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
         tools: ToolSet | None = None
         forced: str | None = None
@@ -365,6 +367,8 @@ class ThinkingService:
             "arguments_vote": arguments,
             "chosen_path": best,
             "failed_paths": len(branches) - len(ok),
+            "waves": [w["size"] for w in state.get("waves") or []],
+            "stopped": state.get("stopped"),
             "cost": {
                 "samples": len(branches),
                 "prompt_tokens": prompt_tokens,
