@@ -25,7 +25,8 @@ from t2_agents.graph import (
     ThinkingSettings,
     build_parallel_thinking_graph,
 )
-from t2_agents.graph.nodes import route_fanout, summarize_features
+from t2_agents.graph.budget_node import summarize_features
+from t2_agents.graph.nodes import route_fanout
 from t2_agents.graph.state import add_branches, resolve_context
 from t2_agents.policies import CallablePolicy, FixedPolicy, OraclePolicy, T2Policy
 

@@ -10,8 +10,9 @@ Modules: :mod:`~t2_agents.graph.settings` (the run settings, declared once),
 :mod:`~t2_agents.graph.budgets` (a budget for a whole agent run),
 :mod:`~t2_agents.graph.waves` (sequential waves and stop rules),
 :mod:`~t2_agents.graph.inflight` (cancelling a wave's paths in flight),
-:mod:`~t2_agents.graph.ledger` (cost records and roll-ups), :mod:`~t2_agents.graph.nodes` (the
-nodes and the fan-out modes), :mod:`~t2_agents.graph.builder` (the compiled graph and the tool).
+:mod:`~t2_agents.graph.ledger` (cost records and roll-ups), :mod:`~t2_agents.graph.budget_node`
+(N before decoding), :mod:`~t2_agents.graph.nodes` (the fan-out modes and the vote),
+:mod:`~t2_agents.graph.builder` (the compiled graph and the tool).
 The package exports what a user composes with; the nodes, reducers and routing functions stay in
 their modules. The graph never imports an engine class: engines come in through the context.
 

@@ -54,15 +54,10 @@ from pydantic import BaseModel, Field
 
 from t2_agents.backends.base import Engine
 from t2_agents.errors import T2Error, TransientEngineError
+from t2_agents.graph.budget_node import budget_node
 from t2_agents.graph.budgets import RunAccount, RunBudget
 from t2_agents.graph.ledger import CostLedger
-from t2_agents.graph.nodes import (
-    aggregate_node,
-    branch_node,
-    budget_node,
-    route_fanout,
-    sample_node,
-)
+from t2_agents.graph.nodes import aggregate_node, branch_node, route_fanout, sample_node
 from t2_agents.graph.settings import Fanout, SettingsOverrides, ThinkingSettings
 from t2_agents.graph.state import CONFIG_KEY, ThinkingContext, ThinkingInput, ThinkingState
 from t2_agents.graph.waves import route_after_fanout, route_after_wave, wave_node
