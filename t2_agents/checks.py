@@ -20,7 +20,7 @@ from typing import overload
 
 from t2_agents.errors import ConfigError
 
-__all__ = ["check_budget_range", "check_int", "check_optional_int"]
+__all__ = ["check_accuracy", "check_budget_range", "check_int", "check_optional_int"]
 
 
 def check_int(name: str, value: object, *, low: int) -> int:
@@ -58,6 +58,30 @@ def check_optional_int(name: str, value: object, *, low: int) -> int | None:
         True
     """
     return None if value is None else check_int(name, value, low=low)
+
+
+def check_accuracy(name: str, value: object, *, fix: str) -> float:
+    """Return ``value`` as a float if it is a number in ``[0, 1]`` (an accuracy; no booleans).
+
+    Args:
+        name: The argument's name, for the message.
+        value: The value to check.
+        fix: What to pass instead (the message's end).
+
+    Raises:
+        ConfigError: Not a number, a boolean, or outside ``[0, 1]``.
+
+    Example:
+        >>> check_accuracy("tolerance", 0.02, fix="pass e.g. 0.01")
+        0.02
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        number = None
+    else:
+        number = float(value)
+    if number is None or not 0.0 <= number <= 1.0:
+        raise ConfigError(f"{name}={value!r} is not an accuracy in [0, 1]; {fix}")
+    return number
 
 
 def check_budget_range(n_min: int, n_max: int) -> tuple[int, int]:

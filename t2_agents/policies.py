@@ -40,8 +40,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.checks import check_budget_range
+from t2_agents.checks import check_accuracy, check_budget_range
 from t2_agents.errors import ArtifactError, ConfigError
+from t2_agents.stop_rules import CAP_FIX
 
 __all__ = [
     "BudgetEstimator",
@@ -449,7 +450,7 @@ class T2Policy:
             ...                              n_min=1, n_max=16)
             16
         """
-        check_tolerance(tolerance, name="cap_tolerance")
+        check_accuracy("cap_tolerance", tolerance, fix=CAP_FIX)
         array = self._features(features)
         if not getattr(self.estimator, "has_knob", False):
             return n_max
@@ -531,11 +532,8 @@ def check_tolerance(value: object, *, name: str = "tolerance") -> float:
     Raises:
         ConfigError: Not a number, or outside ``[0, 1]``.
     """
-    number = _as_number(value)
-    if number is None or not 0.0 <= number <= 1.0:
-        raise ConfigError(
-            f"{name}={value!r} is not an accuracy in [0, 1]; pass e.g. 0.01 (for tolerance: lose "
-            "at most 1 point against the best predicted budget) or omit it for the calibrated "
-            "default"
-        )
-    return number
+    fix = (
+        "pass e.g. 0.01 (for tolerance: lose at most 1 point against the best predicted budget) "
+        "or omit it for the calibrated default"
+    )
+    return check_accuracy(name, value, fix=fix)

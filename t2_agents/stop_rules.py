@@ -44,10 +44,11 @@ from typing import Any, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.checks import check_int
+from t2_agents.checks import check_accuracy, check_int
 from t2_agents.errors import ConfigError
 
 __all__ = [
+    "CAP_FIX",
     "StopDecision",
     "StopKind",
     "StopRule",
@@ -62,6 +63,9 @@ __all__ = [
 
 StopKind = Literal["adaptive", "esc", "hybrid"]
 """The live sequential rules (see the module docs)."""
+
+CAP_FIX = "pass e.g. 0.0 (cap the hybrid where its predicted curve peaks) or None (cap at n_max)"
+"""The fix a bad ``cap_tolerance`` message names."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -92,14 +96,8 @@ class StopRules:
     def __post_init__(self) -> None:
         check_int("window", self.window, low=1)
         check_int("min_votes", self.min_votes, low=1)
-        cap = self.cap_tolerance
-        if cap is not None and (
-            isinstance(cap, bool) or not isinstance(cap, int | float) or not 0.0 <= cap <= 1.0
-        ):
-            raise ConfigError(
-                f"cap_tolerance={cap!r} is not an accuracy in [0, 1]; pass e.g. 0.0 (cap the "
-                "hybrid where its predicted curve peaks) or None (cap at n_max)"
-            )
+        if self.cap_tolerance is not None:
+            check_accuracy("cap_tolerance", self.cap_tolerance, fix=CAP_FIX)
         if isinstance(self.threshold, bool) or not isinstance(self.threshold, int | float):
             raise ConfigError(f"threshold={self.threshold!r} must be a number in [0.5, 1)")
         if not 0.5 <= self.threshold < 1.0:
