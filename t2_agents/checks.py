@@ -10,7 +10,7 @@ Example:
     >>> check_int("questions", 0, low=1)
     Traceback (most recent call last):
     ...
-    t2_agents.errors.ConfigError: questions=0 must be an int >= 1
+    t2_agents.errors.ConfigError: questions=0 is not an int >= 1; pass questions >= 1
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ Example:
     >>> guard.flags(np.vstack([x[:2], x[:1] + 50.0])).tolist()
     [False, False, True]
     >>> guard.apply(np.array([1, 1, 1]), np.vstack([x[:2], x[:1] + 50.0])).tolist()
-    [1, 1, 7]
+    [1, 1, 8]
 """
 
 from __future__ import annotations
