@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from t2_agents.collect import load_collection
-from t2_agents.compare import equal_cost
+from t2_agents.compare import paired_difference
 from t2_agents.estimator import T2Estimator
 from t2_agents.evaluate.offline import EvalConfig, evaluate_pools
 from t2_agents.evaluate.replay import ReplayPool
@@ -89,12 +89,6 @@ def pools_for(folders: Sequence[Path], keys: Sequence[str]) -> list[ReplayPool]:
     return [ReplayPool.from_record(records[k]) for k in keys]
 
 
-def _paired(policy: Sequence[float], baseline: Sequence[float], seed: int) -> dict[str, Any]:
-    curves = np.stack([np.asarray(baseline, float), np.asarray(policy, float)], axis=1)
-    row = equal_cost(curves, np.full(len(curves), 2), n_d=1, resamples=2000, seed=seed)
-    return {"difference": row.vs_n_d, "ci": list(row.vs_n_d_ci)}
-
-
 def _mean_cap(caps: np.ndarray, t2: np.ndarray, sizes: np.ndarray) -> float:
     """The hybrid's mean cap: at least its first wave (T2's N), at most the pool size."""
     return float(np.minimum(np.maximum(caps, t2), sizes).mean())
@@ -124,8 +118,8 @@ def sweep(
             "cap_tolerance": cap, "accuracy": row.accuracy, "mean_samples": row.mean_samples,
             "rounds": row.rounds,
             "mean_cap": None if caps is None else _mean_cap(caps, t2, sizes),
-            "minus_nd_accuracy": _paired(row.values.credit, nd.credit, seed),
-            "minus_adaptive_samples": _paired(row.values.samples, ac.samples, seed),
+            "minus_nd_accuracy": paired_difference(row.values.credit, nd.credit, seed=seed),
+            "minus_adaptive_samples": paired_difference(row.values.samples, ac.samples, seed=seed),
         })  # fmt: skip
         r = out["rows"][-1]
         print(

@@ -7,8 +7,8 @@ the hybrid, and T2 under one run budget of the samples per-call T2 spent) and re
 collected pools by :func:`t2_agents.evaluate.folders.evaluate_folders` restricted to the same
 question keys (``t2 eval``'s replay: N_D, T2 and the budget allocation ``alloc`` at T2's total
 are exact, the sequential rules averaged over random orders of each pool). Paired bootstrap
-95 % intervals over the questions (:func:`t2_agents.compare.equal_cost`) for the issue's three
-differences, and the targets met or not, in replay and live:
+95 % intervals over the questions (:func:`t2_agents.compare.paired_difference`) for the issue's
+three differences, and the targets met or not, in replay and live:
 
 - the hybrid reaches N_D's accuracy within 1 point, with fewer samples than Adaptive-Consistency
   and in fewer rounds;
@@ -36,10 +36,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from t2_agents.backends.base import Engine
-from t2_agents.compare import equal_cost
+from t2_agents.compare import paired_difference
 from t2_agents.evaluate.folders import evaluate_folders
 from t2_agents.evaluate.live import LiveResult, live_eval
 from t2_agents.evaluate.offline import EvalConfig, EvalReport
@@ -71,25 +69,6 @@ NAMES: dict[str, str] = {
 
 WITHIN = 0.01
 """The hybrid target: within 1 point of N_D's accuracy."""
-
-
-def paired_difference(
-    policy: Sequence[float], baseline: Sequence[float], *, resamples: int, seed: int
-) -> dict[str, Any]:
-    """Mean of ``policy - baseline`` over questions, with a paired bootstrap 95 % interval.
-
-    Uses :func:`t2_agents.compare.equal_cost` on two-column "curves" (column 1 the baseline,
-    column 2 the policy, every question at budget 2, N_D = 1): its ``vs_n_d`` is then the
-    paired difference and ``vs_n_d_ci`` its interval (the same resample for both terms).
-
-    Example:
-        >>> d = paired_difference([1.0, 1.0, 0.0], [0.0, 1.0, 0.0], resamples=200, seed=0)
-        >>> round(d["difference"], 3), len(d["ci"])
-        (0.333, 2)
-    """
-    curves = np.stack([np.asarray(baseline, float), np.asarray(policy, float)], axis=1)
-    row = equal_cost(curves, np.full(len(curves), 2), n_d=1, resamples=resamples, seed=seed)
-    return {"difference": row.vs_n_d, "ci": list(row.vs_n_d_ci), "questions": row.questions}
 
 
 def _replay(report: EvalReport, keys: Sequence[str] | None) -> dict[str, Any]:

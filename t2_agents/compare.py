@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from t2_agents.errors import ConfigError, DataError
 
-__all__ = ["EqualCost", "equal_cost", "fixed_accuracy", "pareto"]
+__all__ = ["EqualCost", "equal_cost", "fixed_accuracy", "paired_difference", "pareto"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -177,6 +177,26 @@ def _bootstrap(
 def _interval(values: FloatArray) -> tuple[float, float]:
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
+
+
+def paired_difference(
+    policy: Sequence[float], baseline: Sequence[float], *, resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Mean of ``policy - baseline`` over questions, with a paired bootstrap 95 % interval.
+
+    Per-question values of two policies on the same questions (credit, samples...). Uses
+    :func:`equal_cost` on two-column "curves" (column 1 the baseline, column 2 the policy, every
+    question at budget 2, N_D = 1): its ``vs_n_d`` is then the paired difference and
+    ``vs_n_d_ci`` its interval (the same resample for both terms).
+
+    Example:
+        >>> d = paired_difference([1.0, 1.0, 0.0], [0.0, 1.0, 0.0], resamples=200, seed=0)
+        >>> round(d["difference"], 3), len(d["ci"]), d["questions"]
+        (0.333, 2, 3)
+    """
+    curves = np.stack([np.asarray(baseline, float), np.asarray(policy, float)], axis=1)
+    row = equal_cost(curves, np.full(len(curves), 2), n_d=1, resamples=resamples, seed=seed)
+    return {"difference": row.vs_n_d, "ci": list(row.vs_n_d_ci), "questions": row.questions}
 
 
 def pareto(curves: FloatArray, budget_sets: Sequence[IntArray]) -> list[tuple[float, float]]:
