@@ -491,9 +491,10 @@ def _request_params(*, stream: bool = False, **fields: Any) -> Any:
 
     A call that may be cancelled streams, so the tokens decoded before an abort are known.
     """
-    kinds = import_vllm().sampling_params.RequestOutputKind
+    vllm = import_vllm()
+    kinds = vllm.sampling_params.RequestOutputKind
     kind = kinds.CUMULATIVE if stream else kinds.FINAL_ONLY
-    return import_vllm().SamplingParams(**fields, output_kind=kind)
+    return vllm.SamplingParams(**fields, output_kind=kind)
 
 
 @dataclass
