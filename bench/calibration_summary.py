@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from t2_agents.collect import load_plan
-from t2_agents.training_set import record_key
+from t2_agents.calibrate.collect import load_plan
+from t2_agents.calibrate.training_set import record_key
 
 
 def _sha256(paths: list[Path]) -> str:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.estimator import T2Estimator
-from t2_agents.training_set import heldout_report, load_training_set
+from t2_agents.calibrate.training_set import heldout_report, load_training_set
+from t2_agents.estimator.estimator import T2Estimator
 
 
 class RidgeT2:

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from t2_agents.backends.transformers import TransformersEngine
-from t2_agents.estimator import T2Estimator
+from t2_agents.budget.policies import FixedPolicy, T2Policy
+from t2_agents.budget.shipped import default_estimator_path
+from t2_agents.estimator.estimator import T2Estimator
 from t2_agents.graph import build_parallel_thinking_graph
-from t2_agents.policies import FixedPolicy, T2Policy
-from t2_agents.shipped import default_estimator_path
 from t2_agents.tasks import load_task
 
 _CONFIG = {"max_digits": 1, "max_terms": 3, "allow_parentheses": False}

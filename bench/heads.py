@@ -13,7 +13,8 @@ collections, after dropping (and counting) held-out questions that appear in tra
   for all held-out questions, the tasks seen in training and the tasks never seen.
 
 Heads are compared on their probes' own budgets (``predict(..., guard=False)``); the chosen head
-is then reported as shipped, with its distribution guard (:mod:`t2_agents.guard`): questions far
+is then reported as shipped, with its distribution guard (:mod:`t2_agents.estimator.guard`):
+questions far
 from the training set get the safe budget (``chosen_with_ood_fallback``, its own sweep).
 
     python bench/heads.py --train runs/cal/train/* --heldout runs/cal/heldout/* \\
@@ -34,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from t2_agents.compare import equal_cost, fixed_accuracy, pareto
-from t2_agents.estimator import T2Estimator
-from t2_agents.guard import GuardConfig
-from t2_agents.probes import ProbeConfig
-from t2_agents.training_set import TrainingSet, load_training_set
+from t2_agents.calibrate.training_set import TrainingSet, load_training_set
+from t2_agents.curves.compare import equal_cost, fixed_accuracy, pareto
+from t2_agents.estimator.estimator import T2Estimator
+from t2_agents.estimator.guard import GuardConfig
+from t2_agents.estimator.probes import ProbeConfig
 
 HEADS = (("nstar", "mlp"), ("nstar", "ridge"), ("curve", "mlp"), ("curve", "ridge"))
 KNOBS: dict[str, tuple[float, ...]] = {

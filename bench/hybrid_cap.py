@@ -2,7 +2,8 @@
 
 The hybrid samples T2's N, then waves of 4 until the vote is decisive or it reaches its cap, the
 smallest N whose predicted accuracy is within ``cap_tolerance`` of the curve head's predicted best
-(:class:`~t2_agents.stop_rules.StopRule`). This script checks the default (0, the predicted peak)
+(:class:`~t2_agents.budget.stop_rules.StopRule`). This script checks the default (0, the predicted
+peak)
 without the held-out set: it splits the training questions by identity (80 / 20, seeded), fits
 the shipped recipe (``t2 train --head curve --probe mlp``, guard on) on the 80 %, and replays on
 the other 20 % (never seen by that fit): fixed N_D, per-call T2, Adaptive-Consistency and the
@@ -25,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from t2_agents.collect import load_collection
-from t2_agents.compare import paired_difference
-from t2_agents.estimator import T2Estimator
+from t2_agents.calibrate.collect import load_collection
+from t2_agents.calibrate.training_set import TrainingSet, load_training_set, record_key
+from t2_agents.curves.compare import paired_difference
+from t2_agents.estimator.estimator import T2Estimator
+from t2_agents.estimator.guard import GuardConfig
+from t2_agents.estimator.probes import ProbeConfig
 from t2_agents.evaluate.offline import EvalConfig, evaluate_pools
 from t2_agents.evaluate.replay import ReplayPool
-from t2_agents.guard import GuardConfig
-from t2_agents.probes import ProbeConfig
-from t2_agents.training_set import TrainingSet, load_training_set, record_key
 
 CAPS: tuple[float | None, ...] = (None, 0.0, 0.005, 0.01, 0.02, 0.05)
 """The hybrid caps swept (``cap_tolerance``)."""

@@ -7,7 +7,8 @@ the hybrid, and T2 under one run budget of the samples per-call T2 spent) and re
 collected pools by :func:`t2_agents.evaluate.folders.evaluate_folders` restricted to the same
 question keys (``t2 eval``'s replay: N_D, T2 and the budget allocation ``alloc`` at T2's total
 are exact, the sequential rules averaged over random orders of each pool). Paired bootstrap
-95 % intervals over the questions (:func:`t2_agents.compare.paired_difference`) for the issue's
+95 % intervals over the questions (:func:`t2_agents.curves.compare.paired_difference`) for the
+issue's
 three differences, and the targets met or not, in replay and live:
 
 - the hybrid reaches N_D's accuracy within 1 point, with fewer samples than Adaptive-Consistency
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from t2_agents.backends.base import Engine
-from t2_agents.compare import paired_difference
+from t2_agents.curves.compare import paired_difference
 from t2_agents.evaluate.folders import evaluate_folders
 from t2_agents.evaluate.live import LiveResult, live_eval
 from t2_agents.evaluate.offline import EvalConfig, EvalReport
@@ -186,7 +187,7 @@ def run(
         train_data: Training folders, for the replayed budget allocation of an estimator
             without a curve head (the shipped one has one).
     """
-    from t2_agents.estimator import T2Estimator
+    from t2_agents.estimator.estimator import T2Estimator
 
     est = T2Estimator.load(
         estimator, expect_identity=engine.identity, expect_hidden_size=engine.hidden_size

@@ -52,8 +52,8 @@ import numpy as np
 import numpy.typing as npt
 
 from t2_agents.backends.base import Completion, Engine, SamplingParams
+from t2_agents.budget.policies import BudgetPolicy, FixedPolicy
 from t2_agents.graph import ThinkingContext, ThinkingGraph, build_parallel_thinking_graph
-from t2_agents.policies import BudgetPolicy, FixedPolicy
 
 EngineName = Literal["transformers", "vllm"]
 PolicyName = Literal["t2", "fixed"]
@@ -383,7 +383,7 @@ def build_engine(name: EngineName, *, max_model_len: int = 2048) -> Engine:
 def build_policy(name: PolicyName, engine: Engine, n_max: int) -> BudgetPolicy:
     """The T2 policy from the shipped estimator, or ``FixedPolicy(n_max)``."""
     if name == "t2":
-        from t2_agents.shipped import load_t2_policy
+        from t2_agents.budget.shipped import load_t2_policy
 
         return load_t2_policy(engine)
     if name == "fixed":

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from t2_agents.compare import fixed_accuracy
+from t2_agents.curves.compare import fixed_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"

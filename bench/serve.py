@@ -44,8 +44,8 @@ import httpx
 
 from t2_agents.backends.base import Engine
 from t2_agents.backends.fake import FakeEngine
+from t2_agents.budget.policies import FixedPolicy
 from t2_agents.graph import build_parallel_thinking_graph
-from t2_agents.policies import FixedPolicy
 from t2_agents.serve import ServeConfig, ThinkingService, load_service, serve_in_thread
 
 QUESTION = "What is 17 * 23? Give only the final answer."

@@ -9,7 +9,7 @@ same held-out questions:
 - ``t2+run budget``: T2 under one :class:`~t2_agents.graph.RunBudget` for the whole agent run
   (``--run-budget`` samples; default: what per-call T2 spent, so both cost the same);
 - ``hybrid``: a first wave of T2's N, then waves of ``--window`` paths until the vote is
-  decisive or ``n_max`` (:class:`~t2_agents.stop_rules.StopRule`).
+  decisive or ``n_max`` (:class:`~t2_agents.budget.stop_rules.StopRule`).
 
 It prints accuracy, samples, tokens, wall time and engine calls side by side (from the cost
 ledgers), writes a PNG bar chart to ``--plot`` and, with ``--json``, the results to a file.

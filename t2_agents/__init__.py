@@ -18,8 +18,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from t2_agents.vote import Verdict, vote
-
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
@@ -31,14 +29,14 @@ _EXPORTS: dict[str, str] = {
     "ThinkingState": "t2_agents.graph",
     "RunBudget": "t2_agents.graph",
     "CostLedger": "t2_agents.graph",
-    "StopRule": "t2_agents.stop_rules",
+    "StopRule": "t2_agents.budget.stop_rules",
     # budget policies and the shipped estimator
-    "BudgetPolicy": "t2_agents.policies",
-    "FixedPolicy": "t2_agents.policies",
-    "T2Policy": "t2_agents.policies",
-    "load_t2_policy": "t2_agents.shipped",
-    "choose_policy": "t2_agents.shipped",
-    "T2Estimator": "t2_agents.estimator",
+    "BudgetPolicy": "t2_agents.budget.policies",
+    "FixedPolicy": "t2_agents.budget.policies",
+    "T2Policy": "t2_agents.budget.policies",
+    "load_t2_policy": "t2_agents.budget.shipped",
+    "choose_policy": "t2_agents.budget.shipped",
+    "T2Estimator": "t2_agents.estimator.estimator",
     # engines (heavy: each loads its library on first use)
     "Engine": "t2_agents.backends.base",
     "SamplingParams": "t2_agents.backends.base",
@@ -51,42 +49,14 @@ _EXPORTS: dict[str, str] = {
     # one question; agents
     "ask_question": "t2_agents.ask",
     "make_agent": "t2_agents.agents",
-    # answers (the vote is imported eagerly below: it shares its name with its module)
+    # answers and the vote
     "extract_answer": "t2_agents.answers",
+    "Verdict": "t2_agents.voting",
+    "vote": "t2_agents.voting",
     "T2Error": "t2_agents.errors",
 }
 
-__all__ = [
-    "BudgetPolicy",
-    "ChatModelEngine",
-    "Completion",
-    "CostLedger",
-    "Engine",
-    "FixedPolicy",
-    "RunBudget",
-    "SamplingParams",
-    "ServerEngine",
-    "StopRule",
-    "T2Error",
-    "T2Estimator",
-    "T2Policy",
-    "ThinkingContext",
-    "ThinkingSettings",
-    "ThinkingState",
-    "TransformersEngine",
-    "VLLMEngine",
-    "Verdict",
-    "__version__",
-    "as_tool",
-    "ask_question",
-    "build_parallel_thinking_graph",
-    "choose_policy",
-    "extract_answer",
-    "load_engine",
-    "load_t2_policy",
-    "make_agent",
-    "vote",
-]
+__all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:
     from t2_agents.agents import make_agent
@@ -98,8 +68,11 @@ if TYPE_CHECKING:
     from t2_agents.backends.server import ServerEngine
     from t2_agents.backends.transformers import TransformersEngine
     from t2_agents.backends.vllm import VLLMEngine
+    from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, T2Policy
+    from t2_agents.budget.shipped import choose_policy, load_t2_policy
+    from t2_agents.budget.stop_rules import StopRule
     from t2_agents.errors import T2Error
-    from t2_agents.estimator import T2Estimator
+    from t2_agents.estimator.estimator import T2Estimator
     from t2_agents.graph import (
         CostLedger,
         RunBudget,
@@ -109,9 +82,7 @@ if TYPE_CHECKING:
         as_tool,
         build_parallel_thinking_graph,
     )
-    from t2_agents.policies import BudgetPolicy, FixedPolicy, T2Policy
-    from t2_agents.shipped import choose_policy, load_t2_policy
-    from t2_agents.stop_rules import StopRule
+    from t2_agents.voting import Verdict, vote
 
 
 def __getattr__(name: str) -> Any:

@@ -18,9 +18,9 @@ from typing_extensions import TypedDict
 
 from t2_agents.answers import get_extractor
 from t2_agents.backends.base import Engine, SamplingParams, check_prompts
-from t2_agents.shipped import choose_policy
+from t2_agents.budget.shipped import choose_policy
 from t2_agents.tasks import DEFAULT_INSTRUCTION
-from t2_agents.vote import VerdictDict, vote
+from t2_agents.voting import VerdictDict, vote
 
 __all__ = ["AskResult", "PathResult", "ask_question"]
 

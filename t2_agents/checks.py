@@ -20,7 +20,13 @@ from typing import overload
 
 from t2_agents.errors import ConfigError
 
-__all__ = ["check_accuracy", "check_budget_range", "check_int", "check_optional_int"]
+__all__ = [
+    "check_accuracy",
+    "check_budget_range",
+    "check_int",
+    "check_optional_int",
+    "check_tolerance",
+]
 
 
 def check_int(name: str, value: object, *, low: int) -> int:
@@ -102,3 +108,20 @@ def check_budget_range(n_min: int, n_max: int) -> tuple[int, int]:
     if n_min > n_max:
         raise ConfigError(f"n_min={n_min} is above n_max={n_max}; pass n_min <= n_max")
     return int(n_min), int(n_max)
+
+
+def check_tolerance(value: object, *, name: str = "tolerance") -> float:
+    """Return a cost knob ``value`` as a float if it is a finite number in ``[0, 1]``.
+
+    Example:
+        >>> check_tolerance(0.02)
+        0.02
+
+    Raises:
+        ConfigError: Not a number, or outside ``[0, 1]``.
+    """
+    fix = (
+        "pass e.g. 0.01 (for tolerance: lose at most 1 point against the best predicted budget) "
+        "or omit it for the calibrated default"
+    )
+    return check_accuracy(name, value, fix=fix)

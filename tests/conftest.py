@@ -128,9 +128,9 @@ def fixture_estimator(engine, tmp_path_factory):  # type: ignore[no-untyped-def]
     :data:`FIXTURE_LAYERS` for 24 prompts (8 per task), labelled by :data:`FIXTURE_RULE`. It is a
     test fixture only. Returns the estimator's folder.
     """
-    from t2_agents.estimator import T2Estimator
+    from t2_agents.estimator.estimator import T2Estimator
+    from t2_agents.estimator.probes import ProbeConfig
     from t2_agents.evaluate.questions import heldout_questions
-    from t2_agents.probes import ProbeConfig
 
     questions = heldout_questions(24, tasks=tuple(FIXTURE_RULE), seed=77)
     features = engine.encode([q.prompt for q in questions], list(FIXTURE_LAYERS))

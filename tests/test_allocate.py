@@ -1,4 +1,5 @@
-"""Tests of t2_agents.allocate: concave envelopes, greedy budget allocation, difficulty curves."""
+"""Tests of t2_agents.curves.allocate: concave envelopes, greedy budget allocation, difficulty
+curves."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from t2_agents.allocate import DifficultyCurves, allocate_budget, concave_envelope
-from t2_agents.curves import accuracy_curve
+from t2_agents.curves.allocate import DifficultyCurves, allocate_budget, concave_envelope
+from t2_agents.curves.exact import accuracy_curve
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.evaluate.offline import EvalConfig, evaluate_pools
 from t2_agents.evaluate.replay import ReplayPool

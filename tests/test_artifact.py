@@ -1,4 +1,5 @@
-"""Tests of t2_agents.artifact, through ``T2Estimator.save``/``load``: round trip and errors."""
+"""Tests of t2_agents.estimator.artifact, through ``T2Estimator.save``/``load``: round trip and
+errors."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from t2_agents.artifact import FORMAT_NAME, FORMAT_VERSION, load_artifact
 from t2_agents.errors import ArtifactError
-from t2_agents.estimator import FitReport, T2Estimator
-from t2_agents.probes import ProbeConfig
+from t2_agents.estimator.artifact import FORMAT_NAME, FORMAT_VERSION, load_artifact
+from t2_agents.estimator.estimator import FitReport, T2Estimator
+from t2_agents.estimator.probes import ProbeConfig
 
 torch.set_num_threads(1)
 

@@ -132,7 +132,7 @@ def test_collect_plan_json_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     from conftest import FakeEngine
 
     from t2_agents.backends import factory
-    from t2_agents.collect import load_collection
+    from t2_agents.calibrate.collect import load_collection
 
     engines: list[FakeEngine] = []
 

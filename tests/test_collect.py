@@ -1,4 +1,5 @@
-"""Tests of t2_agents.collect: folder layout, loading, resuming and refusing mismatched reruns."""
+"""Tests of t2_agents.calibrate.collect: folder layout, loading, resuming and refusing mismatched
+reruns."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from t2_agents.collect import CollectConfig, collect, load_collection, load_plan
+from t2_agents.calibrate.collect import CollectConfig, collect, load_collection, load_plan
 from t2_agents.errors import ConfigError, DataError, EngineError
 from t2_agents.evaluate.replay import ReplayPool
 from t2_agents.tasks import question_key

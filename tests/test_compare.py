@@ -1,11 +1,11 @@
-"""Tests of t2_agents.compare: interpolated equal-cost baselines and bootstrap intervals."""
+"""Tests of t2_agents.curves.compare: interpolated equal-cost baselines and bootstrap intervals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from t2_agents.compare import equal_cost, fixed_accuracy, pareto
+from t2_agents.curves.compare import equal_cost, fixed_accuracy, pareto
 from t2_agents.errors import ConfigError, DataError
 
 

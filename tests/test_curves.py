@@ -1,4 +1,4 @@
-"""Tests of t2_agents.curves: exact majority-vote curves and overscaling statistics."""
+"""Tests of t2_agents.curves.exact: exact majority-vote curves and overscaling statistics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from t2_agents.curves import (
+from t2_agents.curves.exact import (
     AnswerPool,
     CurseReport,
     accuracy_curve,

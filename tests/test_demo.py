@@ -14,10 +14,10 @@ import pytest
 from conftest import TrainedOn, lcm_keys
 from rich.table import Table
 
+from t2_agents.budget.policies import T2Policy
 from t2_agents.cli import demo
 from t2_agents.cli.demo import format_demo, heldout_evidence, run_demo
 from t2_agents.evaluate import questions as questions_module
-from t2_agents.policies import T2Policy
 from t2_agents.tasks import question_key
 
 
@@ -129,8 +129,8 @@ def test_t2_demo_command_shows_both_policies_and_the_evidence(
 
     from t2_agents.backends import factory
     from t2_agents.backends.fake import FakeEngine
+    from t2_agents.budget.shipped import default_estimator_path
     from t2_agents.cli import app
-    from t2_agents.shipped import default_estimator_path
 
     if default_estimator_path() is None:
         pytest.skip("no estimator is shipped")

@@ -1,4 +1,4 @@
-"""Tests of t2_agents.estimator: fitting, layer weighting, prediction and their errors.
+"""Tests of t2_agents.estimator.estimator: fitting, layer weighting, prediction and their errors.
 
 The artifact (save/load) is tested in ``test_artifact.py``, the probes in ``test_probes.py``.
 """
@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from t2_agents.errors import ArtifactError, ConfigError, DataError
-from t2_agents.estimator import FitReport, T2Estimator
-from t2_agents.probes import ProbeConfig
+from t2_agents.estimator.estimator import FitReport, T2Estimator
+from t2_agents.estimator.probes import ProbeConfig
 
 torch.set_num_threads(1)
 
@@ -177,8 +177,8 @@ def test_estimator_layers_the_engine_lacks_fail_with_a_named_layer(
     # The fake engine has 4 layers of width 8; an artifact made for a deeper model of the same
     # identity and width reads layer 13. Hidden-size and identity mismatches are tested in
     # test_policies.py::test_t2_policy_checks_engine.
+    from t2_agents.budget.policies import T2Policy
     from t2_agents.graph import build_parallel_thinking_graph
-    from t2_agents.policies import T2Policy
 
     x, y = data
     features = x[:, :2, : fake_engine.hidden_size]
@@ -254,15 +254,15 @@ def test_curve_head_learns_curves_and_has_a_knob(kind: str) -> None:
 
 def test_curve_head_budget_rule() -> None:
     """Budget = the smallest candidate within the tolerance of the predicted maximum."""
-    from t2_agents.knob import curve_budgets
-    from t2_agents.probes import EstimatorSpec
+    from t2_agents.estimator.heads import curve_budgets
+    from t2_agents.estimator.probes import EstimatorSpec
 
     spec = EstimatorSpec("toy", 4, (0,), (1, 2, 3, 4), 2, 4)
     curves = np.array([[0.9, 0.5, 0.6, 0.62], [0.1, 0.2, 0.3, 0.4]])
     assert curve_budgets(spec, curves, 0.0).tolist() == [4, 4]
     assert curve_budgets(spec, curves, 0.02).tolist() == [3, 4]  # n_min=2 excludes N=1
     assert curve_budgets(spec, curves, 0.15).tolist() == [2, 3]
-    from t2_agents.knob import knob_budgets
+    from t2_agents.estimator.heads import knob_budgets
 
     # price: argmax of A(N) - price * N over N in [2, 4]
     assert knob_budgets(spec, curves, "price", 0.0).tolist() == [4, 4]
@@ -313,7 +313,7 @@ def test_curve_head_round_trips(tmp_path: Path) -> None:
 
 
 def test_grouped_split_keeps_copies_on_one_side() -> None:
-    from t2_agents.probe_training import split_rows
+    from t2_agents.estimator.training import split_rows
 
     groups = [f"q{i // 3}" for i in range(90)]  # every question three times
     train, val = split_rows(90, ProbeConfig(), groups)

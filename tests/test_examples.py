@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from t2_agents.backends.fake import FakeEngine
+from t2_agents.budget.policies import CallablePolicy
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.policies import CallablePolicy
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCRIPTS = ("budget_aware_self_consistency", "per_tool_call_reasoning", "compare_agent_costs")
@@ -81,7 +81,7 @@ def test_compare_agent_costs_runs_four_policies_on_the_same_questions(tmp_path: 
 def test_without_an_estimator_the_examples_fall_back_to_a_fixed_budget(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("t2_agents.shipped.default_estimator_path", lambda: None)
+    monkeypatch.setattr("t2_agents.budget.shipped.default_estimator_path", lambda: None)
     out = _load("per_tool_call_reasoning").main(
         ["--questions", "2", "--n-max", "3"], engine=FakeEngine()
     )

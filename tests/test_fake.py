@@ -22,7 +22,7 @@ from t2_agents.backends.base import SamplingParams
 from t2_agents.backends.fake import FAULT_KINDS, FakeEngine, FaultKind, FaultyEngine
 from t2_agents.errors import ConfigError, EngineError, TransientEngineError
 from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
-from t2_agents.vote import vote
+from t2_agents.voting import vote
 
 Q = "What is 6 * 7?"
 N = 12

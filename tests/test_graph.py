@@ -12,6 +12,7 @@ from langgraph.types import RetryPolicy, Send
 from pydantic import ValidationError
 
 from t2_agents.backends.fake import FakeEngine
+from t2_agents.budget.policies import CallablePolicy, FixedPolicy, OraclePolicy, T2Policy
 from t2_agents.errors import (
     ArtifactError,
     ConfigError,
@@ -28,7 +29,6 @@ from t2_agents.graph import (
 from t2_agents.graph.budget_node import summarize_features
 from t2_agents.graph.nodes import route_fanout
 from t2_agents.graph.state import add_branches, resolve_context
-from t2_agents.policies import CallablePolicy, FixedPolicy, OraclePolicy, T2Policy
 
 Q = "What is 6 * 7?"
 FAST_RETRY = RetryPolicy(
@@ -393,8 +393,8 @@ def test_reducer_and_router() -> None:
 
 def test_fitted_t2_estimator_in_graph() -> None:
     """A real (tiny) T2Estimator fitted on FakeEngine features drives the budget node."""
-    estimator_module = pytest.importorskip("t2_agents.estimator")
-    probes_module = pytest.importorskip("t2_agents.probes")
+    estimator_module = pytest.importorskip("t2_agents.estimator.estimator")
+    probes_module = pytest.importorskip("t2_agents.estimator.probes")
     engine = FakeEngine()
     questions = [f"What is {i} * {i + 1}?" for i in range(40)]
     x = engine.encode(questions, [0, 2])

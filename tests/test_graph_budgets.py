@@ -15,6 +15,8 @@ import pytest
 import t2_agents.graph.budgets as budgets
 from t2_agents.agents import make_agent
 from t2_agents.backends.fake import FakeEngine
+from t2_agents.budget.policies import FixedPolicy, T2Policy
+from t2_agents.budget.stop_rules import StopRule
 from t2_agents.errors import ConfigError
 from t2_agents.graph import (
     CostLedger,
@@ -24,8 +26,6 @@ from t2_agents.graph import (
     build_parallel_thinking_graph,
 )
 from t2_agents.graph.budgets import RunAccount
-from t2_agents.policies import FixedPolicy, T2Policy
-from t2_agents.stop_rules import StopRule
 
 Q = "What is 6 * 7?"
 

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from t2_agents.budget.policies import T2Policy
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
-from t2_agents.policies import T2Policy
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +70,8 @@ def test_batched_sampling_with_t2_features(engine: Any) -> None:
 
 def test_hybrid_waves_and_a_run_budget_on_the_real_model(engine: Any) -> None:
     """T2-shaped hybrid on the real engine: one sample call per wave, within the run budget."""
+    from t2_agents.budget.stop_rules import StopRule
     from t2_agents.graph import CostLedger, RunBudget
-    from t2_agents.stop_rules import StopRule
 
     ledger = CostLedger()
     budget = RunBudget(total_samples=8, steps=2)
@@ -95,7 +95,7 @@ def test_hybrid_waves_and_a_run_budget_on_the_real_model(engine: Any) -> None:
 
 def test_send_waves_cancel_queued_and_running_paths_on_the_real_model(engine: Any) -> None:
     """Greedy paths agree, so the hybrid fires after two; the other two never finish."""
-    from t2_agents.policies import FixedPolicy
+    from t2_agents.budget.policies import FixedPolicy
 
     graph = build_parallel_thinking_graph(
         engine=engine,

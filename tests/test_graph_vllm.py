@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from t2_agents.backends.base import Completion, SamplingParams
+from t2_agents.budget.policies import FixedPolicy
 from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
-from t2_agents.policies import FixedPolicy
 
 pytestmark = pytest.mark.vllm
 

@@ -10,10 +10,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from t2_agents.backends.base import cancel_requested
 from t2_agents.backends.fake import FakeEngine
+from t2_agents.budget.policies import FixedPolicy
+from t2_agents.budget.stop_rules import StopRule
 from t2_agents.errors import ConfigError, EngineError
 from t2_agents.graph import ThinkingContext, ThinkingSettings, build_parallel_thinking_graph
-from t2_agents.policies import FixedPolicy
-from t2_agents.stop_rules import StopRule
 
 Q = "What is 6 * 7?"
 SPLIT = {"1": 0.34, "2": 0.33, "3": 0.33}

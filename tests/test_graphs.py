@@ -26,7 +26,7 @@ from langchain_core.messages import ToolMessage
 
 from t2_agents.agents import build_default_graph, make_agent
 from t2_agents.backends.lazy import shared_default_engine
-from t2_agents.shipped import FALLBACK_N, default_estimator_path
+from t2_agents.budget.shipped import FALLBACK_N, default_estimator_path
 
 GRAPHS = Path(__file__).resolve().parents[1] / "graphs"
 QUESTION = "What is 7 * 6? Give only the final answer."

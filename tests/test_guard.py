@@ -1,4 +1,4 @@
-"""Tests of t2_agents.guard and of the guard inside the estimator and its artifact."""
+"""Tests of t2_agents.estimator.guard and of the guard inside the estimator and its artifact."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.estimator import T2Estimator
-from t2_agents.guard import DistributionGuard, GuardConfig
-from t2_agents.probes import ProbeConfig
+from t2_agents.estimator.estimator import T2Estimator
+from t2_agents.estimator.guard import DistributionGuard, GuardConfig
+from t2_agents.estimator.probes import ProbeConfig
 
 torch.set_num_threads(1)
 
@@ -168,7 +168,7 @@ def test_corrupt_guard_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_t2_policy_reports_the_guard_and_chooses_the_guarded_budget() -> None:
-    from t2_agents.policies import T2Policy
+    from t2_agents.budget.policies import T2Policy
 
     est, x = _estimator(GuardConfig(dims=8))
     policy = T2Policy(est)

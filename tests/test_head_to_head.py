@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from t2_agents.backends.fake import FakeEngine
+from t2_agents.budget.policies import FixedPolicy
 from t2_agents.errors import ConfigError
 from t2_agents.evaluate.head_to_head import PolicyRun, Trial, policy_totals, run_policy
 from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
-from t2_agents.policies import FixedPolicy
 
 
 def _trials(count: int) -> list[Trial]:

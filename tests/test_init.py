@@ -56,8 +56,8 @@ def test_the_product_comes_from_one_import() -> None:
         is importlib.import_module("t2_agents.backends.transformers").__dict__["TransformersEngine"]
     )
     assert ServerEngine.__module__ == "t2_agents.backends.server"
-    assert T2Policy.__module__ == "t2_agents.policies"
-    assert load_t2_policy.__module__ == "t2_agents.shipped"
+    assert T2Policy.__module__ == "t2_agents.budget.policies"
+    assert load_t2_policy.__module__ == "t2_agents.budget.shipped"
     assert as_tool(build_parallel_thinking_graph(n_max=2)).name == "parallel_thinking"
 
 
@@ -87,7 +87,7 @@ def test_the_readme_happy_path_runs_in_an_existing_agent(monkeypatch: pytest.Mon
     from langchain_core.messages import ToolMessage
 
     from t2_agents.agents import ScriptedToolCaller
-    from t2_agents.shipped import default_estimator_path
+    from t2_agents.budget.shipped import default_estimator_path
 
     if default_estimator_path() is None:
         pytest.skip("no estimator is shipped")
@@ -106,3 +106,20 @@ def test_the_readme_happy_path_runs_in_an_existing_agent(monkeypatch: pytest.Mon
     (result,) = [m for m in messages if isinstance(m, ToolMessage)]
     assert result.artifact["policy"] == "t2" and 1 <= result.artifact["n"] <= 16
     assert messages[-1].content == f"1. {result.artifact['answer']}"
+
+
+@pytest.mark.parametrize("module_name", ["t2_agents", "t2_agents.estimator"])
+def test_lazy_exports_and_their_type_checking_imports_agree(module_name: str) -> None:
+    """A lazy front door lists each name once (``_EXPORTS``); its TYPE_CHECKING mirror agrees."""
+    import ast
+
+    module = importlib.import_module(module_name)
+    tree = ast.parse(Path(module.__file__ or "").read_text())
+    typed: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom)
+                typed.update({alias.name: stmt.module or "" for alias in stmt.names})
+    assert typed == module._EXPORTS
+    assert set(module.__all__) - {"__version__"} == set(module._EXPORTS)

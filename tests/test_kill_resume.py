@@ -244,7 +244,7 @@ def write(line):
 
 import t2_agents.cli as cli
 from t2_agents.backends import factory
-import t2_agents.collect as collect_module
+import t2_agents.calibrate.collect as collect_module
 
 class LoggedEngine:
     # Any engine, logging each sample call's seed (batch b samples with seed b when --seed 0).
@@ -432,7 +432,7 @@ def test_collect_real_model_killed_repeatedly(tmp_path: Path) -> None:
 
 def test_collect_removes_only_dead_runs_temporaries(fake_engine: Any, tmp_path: Path) -> None:
     """What a killed run was writing is deleted by the next run; a live run's files are kept."""
-    from t2_agents.collect import CollectConfig, collect
+    from t2_agents.calibrate.collect import CollectConfig, collect
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

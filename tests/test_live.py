@@ -21,10 +21,10 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Two tiny collections and a T2 estimator fitted on their features."""
-    from t2_agents.collect import CollectConfig, collect
-    from t2_agents.estimator import T2Estimator
-    from t2_agents.probes import ProbeConfig
-    from t2_agents.training_set import load_training_set
+    from t2_agents.calibrate.collect import CollectConfig, collect
+    from t2_agents.calibrate.training_set import load_training_set
+    from t2_agents.estimator.estimator import T2Estimator
+    from t2_agents.estimator.probes import ProbeConfig
 
     root = tmp_path_factory.mktemp("live")
     folders = []
@@ -87,8 +87,8 @@ def test_live_eval_runs_every_live_policy(setup: dict[str, Any]) -> None:
 
 
 def test_live_eval_runs_questions_concurrently(setup: dict[str, Any]) -> None:
-    from t2_agents.collect import load_collection
-    from t2_agents.training_set import record_key
+    from t2_agents.calibrate.collect import load_collection
+    from t2_agents.calibrate.training_set import record_key
 
     one = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=3, questions=6,
                     policies=("fixed", "t2", "hybrid"))  # fmt: skip
@@ -106,7 +106,7 @@ def test_live_eval_runs_questions_concurrently(setup: dict[str, Any]) -> None:
 def test_live_questions_round_robin_over_folders(setup: dict[str, Any]) -> None:
     out = live_eval(FakeEngine(), setup["folders"], setup["estimator"], n_d=1, questions=3)
     prompts = [r["id"] for r in out["rows"]]
-    from t2_agents.collect import load_collection
+    from t2_agents.calibrate.collect import load_collection
 
     a = load_collection(setup["folders"][0]).records
     assert prompts == [a[0]["id"], a[1]["id"], a[2]["id"]]  # b's questions were training data

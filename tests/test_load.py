@@ -61,7 +61,7 @@ load = _load_bench()
 
 def _run(engine: Any) -> dict[str, Any]:
     """The load at test settings: T2 policy (shipped estimator), n_max 2, 4 tokens, 2 rounds."""
-    from t2_agents.shipped import load_t2_policy
+    from t2_agents.budget.shipped import load_t2_policy
 
     policy = load_t2_policy(engine)
     result: dict[str, Any] = load.run_load(

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from t2_agents.cli import app, expand_multi_value
-from t2_agents.curves import accuracy_curve, optimal_budget
+from t2_agents.curves.exact import accuracy_curve, optimal_budget
 from t2_agents.errors import ArtifactError, ConfigError, DataError
 from t2_agents.evaluate.folders import evaluate_folders
 from t2_agents.evaluate.offline import POLICIES, EvalConfig, evaluate_pools, plot_eval
@@ -258,10 +258,10 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A tiny collection (FakeEngine of conftest) and T2 estimators fitted on its features."""
     from conftest import FakeEngine
 
-    from t2_agents.collect import CollectConfig, collect
-    from t2_agents.estimator import T2Estimator
-    from t2_agents.probes import ProbeConfig
-    from t2_agents.training_set import load_training_set
+    from t2_agents.calibrate.collect import CollectConfig, collect
+    from t2_agents.calibrate.training_set import load_training_set
+    from t2_agents.estimator.estimator import T2Estimator
+    from t2_agents.estimator.probes import ProbeConfig
 
     root = tmp_path_factory.mktemp("eval")
     source = root / "questions.jsonl"
@@ -328,8 +328,8 @@ def test_eval_drops_and_counts_training_questions(collection: dict[str, Any]) ->
 
 
 def test_eval_on_chosen_questions_keeps_per_question_values(collection: dict[str, Any]) -> None:
-    from t2_agents.collect import load_collection
-    from t2_agents.training_set import record_key
+    from t2_agents.calibrate.collect import load_collection
+    from t2_agents.calibrate.training_set import record_key
 
     held = collection["held"]
     keys = [record_key(r) for r in load_collection(held).records]
@@ -418,7 +418,7 @@ class _CurveHeadLike:
 def test_eval_caps_the_hybrid_at_the_curve_head_s_saturation_budget(
     collection: dict[str, Any],
 ) -> None:
-    from t2_agents.estimator import T2Estimator
+    from t2_agents.estimator.estimator import T2Estimator
 
     est = _CurveHeadLike(T2Estimator.load(collection["estimator"]))
     held = [collection["held"]]
@@ -439,8 +439,8 @@ def test_bench_hybrid_cap_sweeps_caps_on_a_validation_split(collection: dict[str
     """bench/hybrid_cap.py's split keeps questions whole; its sweep replays every cap."""
     from conftest import load_script
 
-    from t2_agents.estimator import T2Estimator
-    from t2_agents.training_set import load_training_set
+    from t2_agents.calibrate.training_set import load_training_set
+    from t2_agents.estimator.estimator import T2Estimator
 
     bench = load_script(Path(__file__).resolve().parents[1] / "bench" / "hybrid_cap.py", "cap")
     keys = ["a", "b", "a", "c", "d", "e", "b"]

@@ -1,4 +1,4 @@
-"""Tests of t2_agents.policies: the protocol, clamping, and the four policies."""
+"""Tests of t2_agents.budget.policies: the protocol, clamping, and the four policies."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from t2_agents.backends.fake import FakeEngine
-from t2_agents.checks import check_budget_range
-from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.policies import (
+from t2_agents.budget.policies import (
     BudgetPolicy,
     CallablePolicy,
     FixedPolicy,
@@ -20,6 +18,8 @@ from t2_agents.policies import (
     T2Policy,
     clamp_budget,
 )
+from t2_agents.checks import check_budget_range
+from t2_agents.errors import ArtifactError, ConfigError
 
 
 class StubEstimator:

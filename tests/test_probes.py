@@ -1,4 +1,4 @@
-"""Tests of t2_agents.probes: the per-layer probe and its settings."""
+"""Tests of t2_agents.estimator.probes: the per-layer probe and its settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from t2_agents.errors import ConfigError
-from t2_agents.probes import LayerProbe, ProbeConfig
+from t2_agents.estimator.probes import LayerProbe, ProbeConfig
 
 
 def test_layer_probe_standardisation() -> None:

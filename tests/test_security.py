@@ -28,15 +28,15 @@ from conftest import FakeEngine
 
 import t2_agents
 from t2_agents.answers import extract_answer, normalize_answer
-from t2_agents.artifact import load_artifact
 from t2_agents.backends.base import Completion
+from t2_agents.budget.policies import FixedPolicy
 from t2_agents.errors import ArtifactError, DataError
-from t2_agents.estimator import T2Estimator
+from t2_agents.estimator.artifact import load_artifact
+from t2_agents.estimator.estimator import T2Estimator
+from t2_agents.estimator.probes import ProbeConfig
 from t2_agents.graph import build_parallel_thinking_graph
-from t2_agents.policies import FixedPolicy
-from t2_agents.probes import ProbeConfig
 from t2_agents.tasks import load_jsonl
-from t2_agents.vote import vote
+from t2_agents.voting import vote
 
 torch.set_num_threads(1)
 

@@ -26,8 +26,8 @@ from t2_agents.backends.base import (
     cancel_requested,
 )
 from t2_agents.backends.fake import FakeEngine
+from t2_agents.budget.policies import T2Policy
 from t2_agents.errors import EngineError
-from t2_agents.policies import T2Policy
 from t2_agents.serve import ServeConfig, ThinkingService, serve_in_thread
 
 MODEL = "fake-engine"

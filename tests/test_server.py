@@ -225,7 +225,7 @@ def test_http_client_is_closed(scripted: Any) -> None:
 def test_real_vllm_serve_runs_the_graph(engine: Any, tmp_path: Path) -> None:
     """Start ``vllm serve`` on loopback, run the T2 graph against it, shut it down cleanly."""
     from t2_agents.backends.vllm import VLLMConfig, serve_command
-    from t2_agents.shipped import load_t2_policy
+    from t2_agents.budget.shipped import load_t2_policy
 
     port = _free_port()
     command = serve_command(
@@ -286,8 +286,8 @@ def test_collect_runs_on_server_replicas(
     from typer.testing import CliRunner
 
     import t2_agents.backends.transformers as transformers_backend
+    from t2_agents.calibrate.collect import load_collection
     from t2_agents.cli import app
-    from t2_agents.collect import load_collection
 
     monkeypatch.setattr(
         transformers_backend, "TransformersEngine", lambda **_: FakeEngine(identity="fake")

@@ -1,4 +1,4 @@
-"""The shipped estimator and loading T2 policies (t2_agents.shipped)."""
+"""The shipped estimator and loading T2 policies (t2_agents.budget.shipped)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from t2_agents.cli.demo import run_demo
-from t2_agents.errors import ArtifactError
-from t2_agents.evaluate.questions import heldout_questions
-from t2_agents.shipped import (
+from t2_agents.budget.shipped import (
     DEFAULT_ESTIMATOR,
     choose_policy,
     default_estimator_path,
     load_t2_policy,
     resolve_estimator,
 )
+from t2_agents.cli.demo import run_demo
+from t2_agents.errors import ArtifactError
+from t2_agents.evaluate.questions import heldout_questions
 
 
 def test_shipped_estimator_path() -> None:
@@ -26,7 +26,7 @@ def test_shipped_estimator_path() -> None:
 def test_choose_policy_falls_back_without_an_estimator(
     fake_engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import t2_agents.shipped as shipped
+    import t2_agents.budget.shipped as shipped
 
     notes: list[str] = []
     monkeypatch.setattr(shipped, "default_estimator_path", lambda: None)

@@ -1,4 +1,5 @@
-"""Tests of t2_agents.stop_rules: the live rules, and the published Adaptive-Consistency rule."""
+"""Tests of t2_agents.budget.stop_rules: the live rules, and the published Adaptive-Consistency
+rule."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import random
 import numpy as np
 import pytest
 
-import t2_agents.stop_rules as stop_rules
+import t2_agents.budget.stop_rules as stop_rules
+from t2_agents.budget.stop_rules import StopRule, StopRules, leader_probability, vote_counts
 from t2_agents.errors import ConfigError
 from t2_agents.evaluate.replay import ReplayPool, replay_many
-from t2_agents.stop_rules import StopRule, StopRules, leader_probability, vote_counts
 
 
 def test_doctests() -> None:

@@ -1,4 +1,5 @@
-"""Tests of t2_agents.training_set and ``t2 train``: question identity across folders, held-out
+"""Tests of t2_agents.calibrate.training_set and ``t2 train``: question identity across folders,
+held-out
 overlap, mixed collections, the curve head from the command line."""
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import pytest
 from conftest import FakeEngine
 from typer.testing import CliRunner
 
+from t2_agents.calibrate.collect import CollectConfig, collect
+from t2_agents.calibrate.training_set import heldout_report, load_training_set, record_key
 from t2_agents.cli import app, expand_multi_value
-from t2_agents.collect import CollectConfig, collect
 from t2_agents.errors import DataError
 from t2_agents.tasks import question_key
-from t2_agents.training_set import heldout_report, load_training_set, record_key
 
 runner = CliRunner()
 

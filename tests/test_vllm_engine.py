@@ -240,8 +240,8 @@ def test_prefix_cache_reuses_the_encoded_prompt(vllm_engine: Any) -> None:
 
 @needs_vllm
 def test_graph_runs_on_vllm_with_the_shipped_estimator(vllm_engine: Any) -> None:
+    from t2_agents.budget.shipped import load_t2_policy
     from t2_agents.graph import build_parallel_thinking_graph
-    from t2_agents.shipped import load_t2_policy
 
     policy = load_t2_policy(vllm_engine)
     graph = build_parallel_thinking_graph(engine=vllm_engine, policy=policy, n_max=8)

@@ -1,4 +1,4 @@
-"""Tests of t2_agents.vote: majority, ties, weights and the verdict record."""
+"""Tests of t2_agents.voting: majority, ties, weights and the verdict record."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from t2_agents.errors import ConfigError
-from t2_agents.vote import Verdict, majority, vote
+from t2_agents.voting import Verdict, majority, vote
 
 ANSWERS = st.lists(st.sampled_from(["a", "b", "c", None]), max_size=20)
 

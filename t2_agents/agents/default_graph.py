@@ -14,10 +14,10 @@ from pathlib import Path
 
 from t2_agents.backends.base import Engine
 from t2_agents.backends.lazy import shared_default_engine
+from t2_agents.budget.policies import FixedPolicy
+from t2_agents.budget.shipped import choose_policy
 from t2_agents.graph import ThinkingContext, ThinkingGraph, build_parallel_thinking_graph
 from t2_agents.graph.settings import Fanout
-from t2_agents.policies import FixedPolicy
-from t2_agents.shipped import choose_policy
 
 __all__ = ["build_default_graph"]
 

@@ -44,7 +44,7 @@ def ask(
 ) -> None:
     """Sample N reasoning paths for QUESTION, vote, and show the answer and every path."""
     from t2_agents.ask import ask_question
-    from t2_agents.policies import check_tolerance
+    from t2_agents.checks import check_tolerance
 
     with common.handled(as_json):
         for name, value in (("tolerance", tolerance), ("price", price)):

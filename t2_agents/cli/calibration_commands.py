@@ -53,8 +53,8 @@ def collect(
     as_json: common.JsonOpt = False,
 ) -> None:
     """Sample a pool of completions per question, grade them and store prompt features."""
-    from t2_agents.collect import CollectConfig, load_plan
-    from t2_agents.collect import collect as run_collect
+    from t2_agents.calibrate.collect import CollectConfig, load_plan
+    from t2_agents.calibrate.collect import collect as run_collect
     from t2_agents.errors import ConfigError
 
     with common.handled(as_json):
@@ -118,7 +118,7 @@ def _parse_layers(text: str | None) -> tuple[int, ...] | None:
 
 
 def _collection_summary(folder: Path, seconds: float) -> dict[str, Any]:
-    from t2_agents.collect import load_collection
+    from t2_agents.calibrate.collect import load_collection
 
     loaded = load_collection(folder)
     accuracy = [float(r["accuracy"]) for r in loaded.records]
@@ -141,13 +141,13 @@ def curse(
     as_json: common.JsonOpt = False,
 ) -> None:
     """Measure the overscaling curse per task: N_D, mean N*_x, overscaling index, utilisation."""
-    from t2_agents.training_set import curse_by_task
+    from t2_agents.calibrate.training_set import curse_by_task
 
     with common.handled(as_json):
         reports = curse_by_task(data, n_max=n_max, draw=draw, eps=eps)
         figure = None
         if plot is not None:
-            from t2_agents.curves import plot_curse
+            from t2_agents.curves.exact import plot_curse
 
             figure = str(plot_curse(reports, plot))
     payload = {"tasks": {k: _curse_row(v) for k, v in reports.items()}, "plot": figure}
@@ -227,10 +227,10 @@ def train(
     as_json: common.JsonOpt = False,
 ) -> None:
     """Train the T2 estimator (one probe per layer) on collected features and N*_x labels."""
-    from t2_agents.estimator import FitReport, T2Estimator
-    from t2_agents.guard import GuardConfig
-    from t2_agents.probes import ProbeConfig
-    from t2_agents.training_set import load_training_set
+    from t2_agents.calibrate.training_set import load_training_set
+    from t2_agents.estimator.estimator import FitReport, T2Estimator
+    from t2_agents.estimator.guard import GuardConfig
+    from t2_agents.estimator.probes import ProbeConfig
 
     with common.handled(as_json):
         started = time.perf_counter()
@@ -261,7 +261,7 @@ def train(
         seconds = time.perf_counter() - started
         held = None
         if heldout:
-            from t2_agents.training_set import heldout_report
+            from t2_agents.calibrate.training_set import heldout_report
 
             held = heldout_report(
                 estimator.predict, heldout, layers=estimator.layers, n_d=data_set.n_d,
@@ -285,9 +285,9 @@ def train(
 
 def _check_heldout_overlap(folders: list[Path], train_keys: frozenset[str], drop: bool) -> None:
     """Refuse held-out folders that share questions with training, unless ``drop`` is set."""
-    from t2_agents.collect import load_collection
+    from t2_agents.calibrate.collect import load_collection
+    from t2_agents.calibrate.training_set import record_key
     from t2_agents.errors import DataError
-    from t2_agents.training_set import record_key
 
     seen = {
         str(folder): sum(record_key(r) in train_keys for r in load_collection(folder).records)

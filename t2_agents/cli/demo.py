@@ -27,6 +27,8 @@ from rich.table import Table
 from typing_extensions import TypedDict
 
 from t2_agents.backends.base import Engine
+from t2_agents.budget.policies import BudgetPolicy, FixedPolicy
+from t2_agents.budget.shipped import load_t2_policy, resolve_estimator
 from t2_agents.evaluate.head_to_head import (
     Outcome,
     PolicyTotals,
@@ -37,8 +39,6 @@ from t2_agents.evaluate.head_to_head import (
 from t2_agents.evaluate.questions import DEFAULT_TASKS, heldout_questions, training_keys
 from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
 from t2_agents.graph.ledger import compare_ledgers
-from t2_agents.policies import BudgetPolicy, FixedPolicy
-from t2_agents.shipped import load_t2_policy, resolve_estimator
 from t2_agents.tasks import Question
 
 __all__ = [

@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from t2_agents.budget.names import LIVE_POLICIES, POLICY_NAMES, REPLAY_POLICIES
 from t2_agents.cli.common import (
     BaseUrlOpt,
     CacheOpt,
@@ -36,11 +37,10 @@ from t2_agents.cli.common import (
     load_engine_for_cli,
     progress_bar,
 )
-from t2_agents.policy_names import LIVE_POLICIES, POLICY_NAMES, REPLAY_POLICIES
 
 if TYPE_CHECKING:
+    from t2_agents.budget.stop_rules import StopRules
     from t2_agents.evaluate.live import LiveResult
-    from t2_agents.stop_rules import StopRules
 
 __all__ = ["demo", "eval_policies"]
 
@@ -267,7 +267,7 @@ def _live(
     data: list[Path], estimator: Path, n_d: int, questions: int, model: str | None,
     cache_dir: str | None, *, policies: tuple[str, ...], stop: StopRules,
 ) -> LiveResult:  # fmt: skip
-    from t2_agents.collect import load_collection
+    from t2_agents.calibrate.collect import load_collection
     from t2_agents.evaluate.live import live_eval
 
     engine = load_engine_for_cli(model or load_collection(data[0]).config.model, cache_dir)

@@ -2,7 +2,8 @@
 
 :func:`evaluate_folders` is what ``t2 eval`` runs: it loads the collections (and the estimator),
 keeps each question once and only if the estimator never saw it (identity by
-:func:`~t2_agents.training_set.record_key`, never by seed), predicts T2's budget, the hybrid's cap
+:func:`~t2_agents.calibrate.training_set.record_key`, never by seed), predicts T2's budget, the
+hybrid's cap
 and ``alloc``'s curves from the stored features, and hands the pools to
 :func:`~t2_agents.evaluate.offline.evaluate_pools`, which defines the policies and the metrics.
 
@@ -23,8 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.allocate import DifficultyCurves
-from t2_agents.curves import accuracy_curve
+from t2_agents.curves.allocate import DifficultyCurves
+from t2_agents.curves.exact import accuracy_curve
 from t2_agents.errors import ArtifactError, ConfigError, DataError
 from t2_agents.evaluate.offline import (
     NEED_ESTIMATOR,
@@ -106,7 +107,7 @@ def load_collections(folders: Sequence[str | Path], what: str = "evaluation") ->
         ...
         t2_agents.errors.DataError: no evaluation folder given; pass --data DIR (made by t2 collect)
     """
-    from t2_agents.collect import load_collection
+    from t2_agents.calibrate.collect import load_collection
 
     if not folders:
         raise DataError(f"no {what} folder given; pass --data DIR (made by t2 collect)")
@@ -129,8 +130,9 @@ def evaluate_folders(
     ``N_D`` is ``config.n_d``, else the estimator's training ``N_D``
     (``metadata["training_data"]["n_d"]``), else computed on the evaluated data (optimistic).
     For ``alloc``, ``train_data`` gives the curve model's training questions; their signal is
-    the estimator's ``predict_log2`` on their features (:mod:`t2_agents.allocate`).
-    ``questions`` (question keys, :func:`~t2_agents.training_set.record_key`) keeps only those
+    the estimator's ``predict_log2`` on their features (:mod:`t2_agents.curves.allocate`).
+    ``questions`` (question keys, :func:`~t2_agents.calibrate.training_set.record_key`) keeps only
+    those
     questions, e.g. the ones a live run answered; ``extra["question_keys"]`` then lists the
     pools' keys in order.
 
@@ -142,7 +144,7 @@ def evaluate_folders(
     Example:
         >>> evaluate_folders(["runs/heldout/lcm"], estimator="artifacts/t2")  # doctest: +SKIP
     """
-    from t2_agents.training_set import record_key
+    from t2_agents.calibrate.training_set import record_key
 
     cfg = config or EvalConfig()
     collections = load_collections(data, "evaluation")
@@ -224,7 +226,7 @@ def _hybrid_caps(
 
 def _training_keys(est: EstimatorLike | None, folders: Sequence[str | Path]) -> frozenset[str]:
     """Keys of every question the estimator (or the given training folders) saw."""
-    from t2_agents.training_set import record_key
+    from t2_agents.calibrate.training_set import record_key
 
     keys: set[str] = set(getattr(est, "training_keys", ()) if est is not None else ())
     for collection in load_collections(folders, "training") if folders else []:
@@ -236,7 +238,7 @@ def _unseen_rows(
     collections: Sequence[Any], seen: frozenset[str]
 ) -> tuple[list[npt.NDArray[np.bool_]], dict[str, int]]:
     """Per collection, a mask of first occurrences of questions not in ``seen``; counts."""
-    from t2_agents.training_set import distinct_rows
+    from t2_agents.calibrate.training_set import distinct_rows
 
     rows, dropped = distinct_rows(collections, seen)
     masks = [np.zeros(len(c.records), dtype=bool) for c in collections]
@@ -271,7 +273,7 @@ def _curve_model(est: EstimatorLike, folders: Sequence[str | Path], bins: int) -
 def _as_estimator(estimator: str | Path | EstimatorLike, collection: Any) -> EstimatorLike:
     if not isinstance(estimator, str | Path):
         return estimator
-    from t2_agents.estimator import T2Estimator
+    from t2_agents.estimator.estimator import T2Estimator
 
     return T2Estimator.load(
         estimator,

@@ -6,7 +6,7 @@ policy of :data:`LIVE_POLICIES`, with each collection's sampling settings (tempe
 max tokens) and each record's task extractor:
 
 - ``fixed``: ``FixedPolicy(N_D)``; ``t2``: the T2 policy, one wave;
-- ``adaptive``, ``esc``, ``hybrid``: the live stop rules of :mod:`t2_agents.stop_rules` (the
+- ``adaptive``, ``esc``, ``hybrid``: the live stop rules of :mod:`t2_agents.budget.stop_rules` (the
   hybrid's first wave is T2's N, its cap T2's predicted saturation budget at
   ``stop.cap_tolerance``), with the replay's settings (``stop``);
 - ``budget``: T2 under one :class:`~t2_agents.graph.RunBudget` for all the questions, of as
@@ -29,9 +29,11 @@ from typing import Any
 
 from typing_extensions import TypedDict
 
-from t2_agents import policy_names
 from t2_agents.answers import normalize_answer
 from t2_agents.backends.base import Engine
+from t2_agents.budget import names as policy_names
+from t2_agents.budget.policies import BudgetEstimator, BudgetPolicy, FixedPolicy, T2Policy
+from t2_agents.budget.stop_rules import StopRule, StopRules
 from t2_agents.checks import check_int
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.evaluate.folders import load_collections
@@ -51,8 +53,6 @@ from t2_agents.graph import (
     ThinkingGraph,
     build_parallel_thinking_graph,
 )
-from t2_agents.policies import BudgetEstimator, BudgetPolicy, FixedPolicy, T2Policy
-from t2_agents.stop_rules import StopRule, StopRules
 
 __all__ = [
     "LIVE_POLICIES",
@@ -95,7 +95,8 @@ class LiveResult(TypedDict):
     policies: dict[str, PolicyTotals]
     """Per policy key: the totals (``policy`` holds the display name, e.g. ``fixed N_D=8``)."""
     rows: list[dict[str, Any]]
-    """One per question: ``id``, ``key`` (:func:`~t2_agents.training_set.record_key`), ``task``,
+    """One per question: ``id``, ``key`` (:func:`~t2_agents.calibrate.training_set.record_key`),
+    ``task``,
     ``gold`` and per policy key a :class:`LiveAnswer`."""
 
 
@@ -107,7 +108,7 @@ def _pick(
     Records whose question key is in ``exclude`` (seen in training) or already picked are
     skipped; the second value counts the skipped records that were seen in training.
     """
-    from t2_agents.training_set import record_key
+    from t2_agents.calibrate.training_set import record_key
 
     picked: list[tuple[int, dict[str, Any]]] = []
     seen, skipped = set(exclude), 0
@@ -180,7 +181,7 @@ def live_eval(
     check_int("concurrency", concurrency, low=1)
     collections = load_collections(folders, "evaluation")
     if isinstance(estimator, str | Path):
-        from t2_agents.estimator import T2Estimator
+        from t2_agents.estimator.estimator import T2Estimator
 
         estimator = T2Estimator.load(
             estimator, expect_identity=engine.identity, expect_hidden_size=engine.hidden_size
@@ -193,7 +194,7 @@ def live_eval(
             f"no question in {[str(f) for f in folders]} is new to the estimator ({skipped} were "
             "seen in training); evaluate on questions it never saw"
         )
-    from t2_agents.training_set import record_key
+    from t2_agents.calibrate.training_set import record_key
 
     cfg = stop or StopRules()
     rows: list[dict[str, Any]] = [
@@ -255,7 +256,7 @@ def parse_live_policies(
 
     Args:
         policies: Names from :data:`LIVE_POLICIES` (the registry
-            :data:`t2_agents.policy_names.POLICY_NAMES`), comma-separated or a sequence.
+            :data:`t2_agents.budget.names.POLICY_NAMES`), comma-separated or a sequence.
         run_budget: The ``budget`` run's total samples, if given.
         option: Where the names came from, for the message (``t2 eval``: ``--live-policies``).
 

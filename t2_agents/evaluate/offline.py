@@ -1,7 +1,8 @@
 """Policy evaluation: budget policies side by side on the same questions, in replay mode.
 
 Each question's collected pool of ``M`` completions stands in for the model. A policy that fixes
-``N`` before sampling is scored exactly with ``A_x(N)`` (:func:`~t2_agents.curves.accuracy_curve`:
+``N`` before sampling is scored exactly with ``A_x(N)``
+(:func:`~t2_agents.curves.exact.accuracy_curve`:
 draws without replacement, uniform tie rule). A sequential policy is replayed on ``R`` seeded
 random orders of each pool (:mod:`t2_agents.evaluate.replay`, which defines the stopping rules).
 
@@ -21,7 +22,8 @@ Policies (names for ``--policies``); every one is capped at the question's pool 
   the Beta probability >= ``threshold``) or the cap: the curve head's predicted saturation budget
   at ``cap_tolerance`` (the pool size for an estimator without a curve head, or ``None``).
 * ``alloc`` (ours): a total budget spread over the batch by predicted marginal gain
-  (:mod:`t2_agents.allocate`), scored exactly; a row with fixed ``N`` interpolated at its mean
+  (:mod:`t2_agents.curves.allocate`), scored exactly; a row with fixed ``N`` interpolated at its
+  mean
   ``N`` follows it. The budget defaults to T2's total, so it competes with T2 at equal cost.
 
 Metrics per policy: accuracy (for replays the mean over replays of the dataset accuracy, with
@@ -50,12 +52,12 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.allocate import allocate_budget
+from t2_agents.budget.names import POLICY_NAMES, REPLAY_POLICIES
 from t2_agents.checks import check_int
-from t2_agents.curves import accuracy_curve, dataset_optimal_budget, optimal_budget
+from t2_agents.curves.allocate import allocate_budget
+from t2_agents.curves.exact import accuracy_curve, dataset_optimal_budget, optimal_budget
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.evaluate.replay import ReplayPool, Rule, StopRules, random_orders, replay_many
-from t2_agents.policy_names import POLICY_NAMES, REPLAY_POLICIES
 
 __all__ = [
     "NEED_ESTIMATOR",

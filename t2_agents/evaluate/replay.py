@@ -3,13 +3,13 @@
 A question's pool of ``M`` collected completions stands in for the model. One *replay order* is a
 random permutation of the pool; a policy draws the completions in that order and stops by its
 rule, so what it would have sampled is read off the pool instead of decoded. Its credit is the
-majority vote over what it drew with the library's tie rule (:mod:`t2_agents.vote`: uniform among
+majority vote over what it drew with the library's tie rule (:mod:`t2_agents.voting`: uniform among
 the tied top answers) taken in expectation, ``k/t`` when ``k`` of the ``t`` tied answers are
 correct, instead of drawing; completions without an answer do not vote. Over random orders a
-fixed ``N`` averages to the exact ``A_x(N)`` of :func:`~t2_agents.curves.accuracy_curve`.
+fixed ``N`` averages to the exact ``A_x(N)`` of :func:`~t2_agents.curves.exact.accuracy_curve`.
 
 Stopping rules (every rule stops at the pool size ``M`` at the latest; the criteria are those of
-:mod:`t2_agents.stop_rules`, which the live graph applies wave by wave):
+:mod:`t2_agents.budget.stop_rules`, which the live graph applies wave by wave):
 
 * ``"fixed"``: stop after ``n`` completions (one round).
 * ``"adaptive"``: Adaptive-Consistency (Aggarwal et al., 2023). One completion at a time; stop
@@ -44,16 +44,16 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.checks import check_int
-from t2_agents.curves import AnswerPool
-from t2_agents.errors import ConfigError, DataError
-from t2_agents.stop_rules import (
+from t2_agents.budget.stop_rules import (
     StopRules,
     beta_confident,
     decisive,
     leader_probability,
     window_unanimous,
 )
+from t2_agents.checks import check_int
+from t2_agents.curves.exact import AnswerPool
+from t2_agents.errors import ConfigError, DataError
 
 __all__ = [
     "RULES",
@@ -111,7 +111,7 @@ class ReplayPool:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> ReplayPool:
-        """Build from a :func:`~t2_agents.collect.load_collection` record.
+        """Build from a :func:`~t2_agents.calibrate.collect.load_collection` record.
 
         Raises:
             DataError: The record has no per-sample answers or they contradict its counts.

@@ -4,7 +4,8 @@ The first node of a step. It renders the question, encodes the final prompt toke
 states when the policy needs them (:func:`summarize_features` keeps a JSON-ready summary in the
 state), asks the policy for ``N`` and clamps it to ``n_min..n_max``. With a stop rule the first
 wave is the rule's (the policy's ``N`` for the hybrid), and the hybrid's cap is the policy's
-predicted saturation budget (:meth:`~t2_agents.policies.T2Policy.choose_cap`); with a run budget
+predicted saturation budget (:meth:`~t2_agents.budget.policies.T2Policy.choose_cap`); with a run
+budget
 the run's account grants the step's paths (:mod:`~t2_agents.graph.budgets`). It emits the
 ``budget`` event before any path is decoded, and resets the per-step state.
 
@@ -25,11 +26,11 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
+from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, clamp_budget
+from t2_agents.budget.stop_rules import StopRule
 from t2_agents.errors import PromptError
 from t2_agents.graph.budgets import grant_step
 from t2_agents.graph.state import FeatureSummary, ThinkingContext, ThinkingState, resolve_context
-from t2_agents.policies import BudgetPolicy, FixedPolicy, clamp_budget
-from t2_agents.stop_rules import StopRule
 
 __all__ = ["budget_node", "summarize_features"]
 

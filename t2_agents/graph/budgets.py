@@ -16,7 +16,7 @@ opens one account per ``thread_id`` of the run's config; a :class:`RunAccount` i
 3. The step's N:
 
    - with a predicted accuracy curve ``A(N)`` (a curve-head estimator): the step's share of a
-     marginal-gain allocation (:func:`~t2_agents.allocate.allocate_budget`) of the remaining
+     marginal-gain allocation (:func:`~t2_agents.curves.allocate.allocate_budget`) of the remaining
      budget over this step and ``S - 1`` later steps assumed to look like the steps of this run
      so far (their mean predicted curve); samples go where the predicted gain per sample is
      largest, and budget that buys no predicted gain stays unspent;
@@ -53,7 +53,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.allocate import allocate_budget
+from t2_agents.curves.allocate import allocate_budget
 from t2_agents.errors import ConfigError
 
 __all__ = [

@@ -6,7 +6,7 @@ The graph is ``START -> budget -> (sample | branch x N) -> aggregate -> END``:
 - a conditional edge sends the step to the batched ``sample`` node, or fans out one
   ``Send("branch", ...)`` per path (the mode can change per call, see
   :data:`~t2_agents.graph.settings.ThinkingSettings`);
-- with a stop rule (``stop=``, :mod:`t2_agents.stop_rules`), each wave goes to the ``wave``
+- with a stop rule (``stop=``, :mod:`t2_agents.budget.stop_rules`), each wave goes to the ``wave``
   node, which votes, records the wave, streams a ``wave`` event and either stops or routes the
   next wave (one ``sample(n=wave)`` call, or one ``Send`` per path); finished waves are in the
   checkpointed state, so a resumed run never samples them again;
@@ -53,6 +53,8 @@ from langgraph.types import Checkpointer, RetryPolicy
 from pydantic import BaseModel, Field
 
 from t2_agents.backends.base import Engine
+from t2_agents.budget.policies import BudgetPolicy
+from t2_agents.budget.stop_rules import StopKind, StopRule
 from t2_agents.errors import T2Error, TransientEngineError
 from t2_agents.graph.budget_node import budget_node
 from t2_agents.graph.budgets import RunAccount, RunBudget
@@ -61,8 +63,6 @@ from t2_agents.graph.nodes import aggregate_node, branch_node, route_fanout, sam
 from t2_agents.graph.settings import Fanout, SettingsOverrides, ThinkingSettings
 from t2_agents.graph.state import CONFIG_KEY, ThinkingContext, ThinkingInput, ThinkingState
 from t2_agents.graph.waves import route_after_fanout, route_after_wave, wave_node
-from t2_agents.policies import BudgetPolicy
-from t2_agents.stop_rules import StopKind, StopRule
 
 __all__ = [
     "DEFAULT_RETRY",

@@ -17,7 +17,7 @@ Boards live in this process, keyed by the step and the wave; the ``wave`` node d
 when the wave is done. A run resumed in another process starts a fresh board.
 
 Example:
-    >>> from t2_agents.stop_rules import StopRule
+    >>> from t2_agents.budget.stop_rules import StopRule
     >>> board = WaveBoard(StopRule(kind="hybrid"), prior=[])
     >>> board.add("7"), board.add("7"), board.fired
     (True, True, True)
@@ -31,7 +31,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from t2_agents.stop_rules import StopRule
+from t2_agents.budget.stop_rules import StopRule
 
 __all__ = ["WaveBoard", "board_for", "can_fire_within_a_wave", "drop_board"]
 

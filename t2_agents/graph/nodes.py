@@ -63,6 +63,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from t2_agents.backends.base import CANCEL_EVENT, Completion, Sampler, SamplingParams
+from t2_agents.budget.stop_rules import StopRule
 from t2_agents.errors import (
     CancelledCallError,
     ConfigError,
@@ -81,8 +82,7 @@ from t2_agents.graph.state import (
     WaveTask,
     resolve_context,
 )
-from t2_agents.stop_rules import StopRule
-from t2_agents.vote import VerdictDict, vote
+from t2_agents.voting import VerdictDict, vote
 
 __all__ = [
     "aggregate_node",

@@ -28,7 +28,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from t2_agents.stop_rules import StopKind, StopRule
+from t2_agents.budget.stop_rules import StopKind, StopRule
 
 __all__ = [
     "BranchErrors",

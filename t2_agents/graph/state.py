@@ -44,13 +44,13 @@ from typing_extensions import TypedDict
 
 from t2_agents.answers import AnswerExtractor, get_extractor
 from t2_agents.backends.base import Engine, Sampler, SamplingParams
+from t2_agents.budget.policies import BudgetPolicy
+from t2_agents.budget.stop_rules import StopKind, StopRule
 from t2_agents.checks import check_budget_range
 from t2_agents.errors import ConfigError
 from t2_agents.graph.ledger import CostLedger
 from t2_agents.graph.settings import BranchErrors, Fanout, RunSettings, SettingsOverrides
-from t2_agents.policies import BudgetPolicy
-from t2_agents.stop_rules import StopKind, StopRule
-from t2_agents.vote import VerdictDict
+from t2_agents.voting import VerdictDict
 
 if TYPE_CHECKING:
     from t2_agents.graph.budgets import RunAccount, RunBudget

@@ -1,6 +1,7 @@
 """Sequential sampling in waves: the ``wave`` node and the routes around it.
 
-With a stop rule (:class:`~t2_agents.stop_rules.StopRule`, ``ThinkingContext(stop=...)``) a step
+With a stop rule (:class:`~t2_agents.budget.stop_rules.StopRule`, ``ThinkingContext(stop=...)``) a
+step
 samples a first wave (the hybrid: the policy's N; adaptive: 1 path; ESC: a window), then after
 every wave the ``wave`` node extracts the answers, votes, records a
 :class:`~t2_agents.graph.state.WaveRecord` (size, tokens, seconds, the running vote, the Beta
@@ -29,13 +30,13 @@ from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
+from t2_agents.budget.stop_rules import StopRule
 from t2_agents.errors import ConfigError
 from t2_agents.graph.budgets import extend_step
 from t2_agents.graph.inflight import drop_board
 from t2_agents.graph.nodes import branch_answers, branch_span, route_fanout, vote_seed
 from t2_agents.graph.state import ThinkingContext, ThinkingState, WaveRecord, resolve_context
-from t2_agents.stop_rules import StopRule
-from t2_agents.vote import vote
+from t2_agents.voting import vote
 
 __all__ = ["route_after_fanout", "route_after_wave", "wave_node"]
 

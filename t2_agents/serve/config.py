@@ -127,7 +127,8 @@ class T2Options(BaseModel):
     n_max: int | None = Field(default=None, ge=1)
     """Largest N the policy may choose for this request (at most the server's cap)."""
     stop_rule: Literal["adaptive", "esc", "hybrid"] | None = None
-    """Sample in waves and stop early (:mod:`t2_agents.stop_rules`): ``hybrid`` (the policy's N,
+    """Sample in waves and stop early (:mod:`t2_agents.budget.stop_rules`): ``hybrid`` (the
+    policy's N,
     then waves of 4 until the vote is decisive or T2's predicted curve peaks), ``adaptive``
     (Adaptive-Consistency, one path at a time) or ``esc`` (windows of 4); at most ``n_max``
     paths. Left out: one wave of N."""

@@ -24,8 +24,8 @@ from typing import Any
 
 from t2_agents.backends.base import Engine
 from t2_agents.backends.factory import load_engine
+from t2_agents.budget.policies import T2Policy
 from t2_agents.errors import DependencyError, T2Error
-from t2_agents.policies import T2Policy
 from t2_agents.serve.app import create_app
 from t2_agents.serve.config import ServeConfig
 from t2_agents.serve.service import ThinkingService
@@ -44,7 +44,7 @@ def load_service(
     Raises:
         ArtifactError: ``estimator`` is missing or fits another model.
     """
-    from t2_agents.shipped import choose_policy
+    from t2_agents.budget.shipped import choose_policy
 
     policy = choose_policy(engine, None if estimator is None else str(estimator))
     return ThinkingService(

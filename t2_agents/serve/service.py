@@ -34,10 +34,10 @@ from typing import Any, Literal
 
 from t2_agents.answers import get_extractor
 from t2_agents.backends.base import Engine, RenderedPrompt
+from t2_agents.budget.names import SERVE_POLICIES
+from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, T2Policy
 from t2_agents.errors import ConfigError, T2Error
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
-from t2_agents.policies import BudgetPolicy, FixedPolicy, T2Policy
-from t2_agents.policy_names import SERVE_POLICIES
 from t2_agents.serve.config import ServeConfig, T2Options
 from t2_agents.serve.prompts import render_messages
 from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest, chunk
@@ -50,7 +50,7 @@ from t2_agents.serve.tools import (
     parse_tool_calls,
     vote_arguments,
 )
-from t2_agents.vote import VerdictDict
+from t2_agents.voting import VerdictDict
 
 __all__ = ["Job", "Outcome", "ThinkingService"]
 

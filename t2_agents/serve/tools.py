@@ -7,7 +7,7 @@ Nothing is evaluated: the text is only parsed as JSON. A call to an undeclared t
 that are not a JSON object, or arguments that break the tool's JSON schema make the call
 malformed, and a path with a malformed call does not vote.
 
-The vote has two stages, both with :func:`t2_agents.vote.vote`:
+The vote has two stages, both with :func:`t2_agents.voting.vote`:
 
 1. every path gets a key: ``call:<name>[+<name>...]`` for a path that calls tools, its extracted
    final answer for a plain-text path (as in the graph), None for a path that cannot vote; the
@@ -34,7 +34,7 @@ from typing import Any
 
 from t2_agents.errors import DependencyError
 from t2_agents.serve.protocol import ApiError
-from t2_agents.vote import Verdict, vote
+from t2_agents.voting import Verdict, vote
 
 __all__ = [
     "CALL_PREFIX",

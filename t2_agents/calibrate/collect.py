@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from t2_agents.backends.base import Completion, Engine, SamplingParams
-from t2_agents.curves import AnswerPool
+from t2_agents.curves.exact import AnswerPool
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.tasks import DEFAULT_INSTRUCTION, Question, load_jsonl, load_task
 

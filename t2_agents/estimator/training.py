@@ -1,6 +1,6 @@
 """Training the per-layer probes of a T2 estimator: the split, ridge or MLP fits, layer weights.
 
-:meth:`~t2_agents.estimator.T2Estimator.fit` calls these in order: :func:`split_rows` (one
+:meth:`~t2_agents.estimator.estimator.T2Estimator.fit` calls these in order: :func:`split_rows` (one
 train/validation split for every layer, grouped by question identity), :func:`fit_probe` per
 layer (closed-form ridge, or an MLP trained with AdamW and early-stopped on validation loss),
 :func:`predict_probe` on the validation rows, then :func:`layer_weights` (inverse validation MSE)
@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from t2_agents.errors import DataError
-from t2_agents.probes import LayerProbe, ProbeConfig, make_probe
+from t2_agents.estimator.probes import LayerProbe, ProbeConfig, make_probe
 
 __all__ = [
     "combine_curves",

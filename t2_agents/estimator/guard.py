@@ -95,7 +95,7 @@ class GuardConfig:
 class DistributionGuard:
     """k-NN distance to the training questions in a PCA of one layer, and a safe budget.
 
-    Build one with :meth:`fit`; :class:`~t2_agents.estimator.T2Estimator` fits, stores and
+    Build one with :meth:`fit`; :class:`~t2_agents.estimator.estimator.T2Estimator` fits, stores and
     applies it (``predict(..., guard=False)`` turns it off).
     """
 

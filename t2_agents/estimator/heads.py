@@ -8,7 +8,7 @@ largest value whose validation accuracy stays within a target of fixed ``N_D``'s
 then spends fewer samples is the default.
 
 Example:
-    >>> from t2_agents.probes import EstimatorSpec
+    >>> from t2_agents.estimator.probes import EstimatorSpec
     >>> spec = EstimatorSpec(model_identity="toy", hidden_size=4, layers=(0,), grid=(1, 2, 4),
     ...                      n_min=1, n_max=4)
     >>> knob_budgets(spec, np.array([[0.2, 0.5, 0.51]]), "tolerance", 0.02).tolist()
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.probes import EstimatorSpec
+from t2_agents.estimator.probes import EstimatorSpec
 
 __all__ = ["KNOB_SWEEPS", "calibrate_knob", "curve_budgets", "knob_budgets"]
 

@@ -8,8 +8,9 @@
 - :class:`EstimatorSpec`: the validated identity of an estimator (model, hidden size, layers,
   grid and clamp range), with the grid mapping and the feature checks;
 
-:mod:`t2_agents.estimator` combines the probes into a
-:class:`~t2_agents.estimator.T2Estimator`; :mod:`t2_agents.artifact` stores them.
+:mod:`t2_agents.estimator.estimator` combines the probes into a
+:class:`~t2_agents.estimator.estimator.T2Estimator`; :mod:`t2_agents.estimator.artifact` stores
+them.
 
 Example:
     >>> ProbeConfig(hidden=32).probe_width(576)

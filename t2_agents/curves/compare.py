@@ -6,7 +6,8 @@ fixed-N accuracy at a fractional mean ``n`` is interpolated linearly between ``f
 ``ceil(n)`` — exactly what a mix of the two fixed budgets (in the right proportion) achieves.
 
 Everything here works on ``curves`` ``[Q, n_max]`` (exact ``A_x(N)`` for N = 1..n_max, from
-:mod:`t2_agents.curves`) and per-question integer budgets ``[Q]``. Confidence intervals come from
+:mod:`t2_agents.curves.exact`) and per-question integer budgets ``[Q]``. Confidence intervals come
+from
 a paired bootstrap over questions: each resample recomputes the policy's accuracy, its mean
 cost, the fixed-N curve and ``N_D``'s accuracy on the same questions.
 

@@ -3,7 +3,7 @@
 Per-layer and combined errors (log2 scale for the ``nstar`` head, accuracy curve for ``curve``),
 the train-mean and ``N_D`` baselines, how often the budget lands on the label's grid value, the
 curve head's knob calibration, and the validation accuracy at equal cost, the number heads are
-chosen by. :meth:`~t2_agents.estimator.T2Estimator.fit` returns it; ``t2 train`` prints
+chosen by. :meth:`~t2_agents.estimator.estimator.T2Estimator.fit` returns it; ``t2 train`` prints
 :meth:`FitReport.table`.
 
 Example:
@@ -22,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from t2_agents.knob import knob_budgets
-from t2_agents.probe_training import combine_curves
-from t2_agents.probes import EstimatorSpec, ProbeConfig
+from t2_agents.estimator.heads import knob_budgets
+from t2_agents.estimator.probes import EstimatorSpec, ProbeConfig
+from t2_agents.estimator.training import combine_curves
 
 __all__ = ["FitReport", "build_report"]
 
@@ -159,7 +159,7 @@ def build_report(
 def _val_equal_cost(
     spec: EstimatorSpec, curves: torch.Tensor, budgets: IntArray
 ) -> dict[str, float]:
-    from t2_agents.compare import fixed_accuracy
+    from t2_agents.curves.compare import fixed_accuracy
 
     c = curves.double().numpy()  # [V, G]
     cols = np.array([spec.grid.index(int(b)) for b in budgets])

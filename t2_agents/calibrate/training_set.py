@@ -1,7 +1,9 @@
 """Calibration: collected pools -> per-task curse statistics -> labels and features for T2.
 
-This module joins :mod:`t2_agents.collect` (pools + features), :mod:`t2_agents.curves` (exact
-A_x(N), N*_x) and :mod:`t2_agents.estimator` (the probes). ``t2 curse`` and ``t2 train`` call it.
+This module joins :mod:`t2_agents.calibrate.collect` (pools + features),
+:mod:`t2_agents.curves.exact` (exact
+A_x(N), N*_x) and :mod:`t2_agents.estimator.estimator` (the probes). ``t2 curse`` and ``t2 train``
+call it.
 
 Example:
     >>> reports = curse_by_task(["runs/train/lcm"])  # doctest: +SKIP
@@ -20,8 +22,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.collect import Collection, load_collection
-from t2_agents.curves import AnswerPool, CurseReport, budget_labels, curse_report
+from t2_agents.calibrate.collect import Collection, load_collection
+from t2_agents.curves.exact import AnswerPool, CurseReport, budget_labels, curse_report
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.tasks import DEFAULT_INSTRUCTION, question_key
 
@@ -278,7 +280,7 @@ def _check_same(collections: Sequence[Collection], names: Sequence[str]) -> None
 
 
 def _curves_of(pools: Sequence[AnswerPool], n_max: int, draw: Draw) -> npt.NDArray[np.float64]:
-    from t2_agents.curves import accuracy_curve
+    from t2_agents.curves.exact import accuracy_curve
 
     return np.stack([accuracy_curve(p, n_max, model=draw) for p in pools])
 
@@ -310,7 +312,7 @@ def heldout_report(
     Per task (and ``"all"``): accuracy, mean N, utilisation (mean of min(N*_x, N)/N: the share
     of the spent samples that were needed) and redundancy, for fixed ``n_d`` (chosen on the
     training set), T2's per-question N, the oracle N*_x, and fixed N at T2's mean cost
-    (accuracy interpolated between the neighbouring budgets, see :mod:`t2_agents.compare`).
+    (accuracy interpolated between the neighbouring budgets, see :mod:`t2_agents.curves.compare`).
     Questions whose key is in ``exclude`` (the training set) are dropped and counted under
     ``"questions"``.
 
@@ -323,7 +325,7 @@ def heldout_report(
         eps: Label tolerance, as in training.
         exclude: Keys of questions seen in training.
     """
-    from t2_agents.compare import fixed_accuracy
+    from t2_agents.curves.compare import fixed_accuracy
 
     held = load_training_set(folders, layers=layers, draw=draw, eps=eps, exclude=exclude)
     limit = held.n_max

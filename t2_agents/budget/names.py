@@ -4,7 +4,7 @@ A policy name is a strategy for choosing how many paths to sample. Some run only
 (``t2 eval``, on collected pools), some also live through the graph (``t2 eval --live``), some
 through the endpoint (``t2 serve``'s ``t2.policy``). Every list of names in the library and in
 the command-line help is read from :data:`POLICY_NAMES`; the runtime classes that implement
-them are in :mod:`t2_agents.policies` and :mod:`t2_agents.stop_rules`.
+them are in :mod:`t2_agents.budget.policies` and :mod:`t2_agents.budget.stop_rules`.
 
 Example:
     >>> REPLAY_POLICIES[:3]

@@ -1,4 +1,5 @@
-"""The on-disk format of a :class:`~t2_agents.estimator.T2Estimator`: writing, reading, checking.
+"""The on-disk format of a :class:`~t2_agents.estimator.estimator.T2Estimator`: writing, reading,
+checking.
 
 An artifact is a directory holding two or three files:
 
@@ -6,9 +7,10 @@ An artifact is a directory holding two or three files:
   ``layer15.net.0.weight``, ``layer15.mean``); nothing is pickled;
 - ``metadata.json``: ``format`` (``"t2-estimator"``) and ``format_version``, the library version,
   the model identity and hidden size, the layers, the probe width and
-  :class:`~t2_agents.probes.ProbeConfig`, the grid and clamp range, the layer weights and the
+  :class:`~t2_agents.estimator.probes.ProbeConfig`, the grid and clamp range, the layer weights and
+  the
   estimator's extra metadata (``created``, ``training_data``, ``validation``), and ``guard``
-  when the estimator has a :class:`~t2_agents.guard.DistributionGuard`;
+  when the estimator has a :class:`~t2_agents.estimator.guard.DistributionGuard`;
 - ``guard.safetensors`` (only with a guard): its ``mean``, ``std``, ``basis`` and ``points``.
 
 :func:`save_artifact` writes into a temporary sibling directory that is renamed into place, so a
@@ -52,8 +54,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.guard import DistributionGuard
-from t2_agents.probes import EstimatorSpec, LayerProbe, ProbeConfig, make_probe
+from t2_agents.estimator.guard import DistributionGuard
+from t2_agents.estimator.probes import EstimatorSpec, LayerProbe, ProbeConfig, make_probe
 
 __all__ = [
     "FORMAT_NAME",

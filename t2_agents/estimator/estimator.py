@@ -1,6 +1,6 @@
 """The T2 estimator: layer-wise probes that predict a question's optimal budget ``N*_x``.
 
-For each chosen layer ``l`` a small MLP (:class:`~t2_agents.probes.LayerProbe`) reads the
+For each chosen layer ``l`` a small MLP (:class:`~t2_agents.estimator.probes.LayerProbe`) reads the
 final-prompt-token hidden state ``h_l(x)`` (standardised with training-split statistics) and
 regresses ``log2 N*_x``. All probes share one train/validation split. After training (early
 stopping on validation loss), layer ``l`` gets the weight
@@ -26,7 +26,7 @@ samples is the default. ``ProbeConfig.kind="ridge"`` replaces the MLPs by closed
 regressions (the linear baseline, same features, split and rounding).
 
 **Guard.** With ``guard=GuardConfig()`` (``t2 train`` does this by default) the estimator also
-fits a :class:`~t2_agents.guard.DistributionGuard` on the middle layer: a question whose
+fits a :class:`~t2_agents.estimator.guard.DistributionGuard` on the middle layer: a question whose
 features lie farther from the training questions than 99 % of them gets at least the safe budget
 (the largest over training tasks of the smallest fixed N within 2 points of the task's N_D
 accuracy) instead of an extrapolated one.
@@ -37,10 +37,12 @@ sit on both sides. The weights are chosen on the same validation split that the 
 combined metrics use, so those metrics are slightly optimistic; compare estimators on a held-out
 set.
 
-The probes and their settings live in :mod:`t2_agents.probes`, their training in
-:mod:`t2_agents.probe_training`, the curve head's knob in :mod:`t2_agents.knob`, and the fit's
-validation metrics in :mod:`t2_agents.fit_report`. Artifacts are a directory with
-``probes.safetensors`` and ``metadata.json`` (nothing is pickled); :mod:`t2_agents.artifact`
+The probes and their settings live in :mod:`t2_agents.estimator.probes`, their training in
+:mod:`t2_agents.estimator.training`, the curve head's knob in :mod:`t2_agents.estimator.heads`, and
+the fit's
+validation metrics in :mod:`t2_agents.estimator.report`. Artifacts are a directory with
+``probes.safetensors`` and ``metadata.json`` (nothing is pickled);
+:mod:`t2_agents.estimator.artifact`
 writes, reads and checks them.
 
 Example:
@@ -67,14 +69,14 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from t2_agents.artifact import load_artifact, metadata_header, save_artifact
-from t2_agents.checks import check_optional_int
+from t2_agents.checks import check_optional_int, check_tolerance
 from t2_agents.errors import ConfigError, DataError
-from t2_agents.fit_report import FitReport, build_report
-from t2_agents.guard import DistributionGuard, GuardConfig
-from t2_agents.knob import calibrate_knob, knob_budgets
-from t2_agents.policies import check_tolerance
-from t2_agents.probe_training import (
+from t2_agents.estimator.artifact import load_artifact, metadata_header, save_artifact
+from t2_agents.estimator.guard import DistributionGuard, GuardConfig
+from t2_agents.estimator.heads import calibrate_knob, knob_budgets
+from t2_agents.estimator.probes import EstimatorSpec, LayerProbe, ProbeConfig
+from t2_agents.estimator.report import FitReport, build_report
+from t2_agents.estimator.training import (
     combine_curves,
     fit_probe,
     layer_weights,
@@ -82,7 +84,6 @@ from t2_agents.probe_training import (
     predict_probe,
     split_rows,
 )
-from t2_agents.probes import EstimatorSpec, LayerProbe, ProbeConfig
 
 __all__ = ["FitReport", "T2Estimator"]
 
@@ -255,7 +256,7 @@ class T2Estimator:
             tasks: Task name per row; the guard's safe budget is the largest per-task one.
             tolerance_target: Curve head: the default tolerance is the largest one whose
                 validation accuracy is at least fixed ``N_D``'s minus this (needs ``n_d``).
-            guard: Fit a :class:`~t2_agents.guard.DistributionGuard` on all rows (needs
+            guard: Fit a :class:`~t2_agents.estimator.guard.DistributionGuard` on all rows (needs
                 ``curves`` and ``n_d``): questions far from the training set get at least its
                 safe budget. None: no guard.
             progress: ``progress(name, done, total)`` after each layer.

@@ -19,7 +19,7 @@ Policies:
 - :class:`FixedPolicy` — always ``n`` (plain self-consistency).
 - :class:`CallablePolicy` — any function of the question (and features).
 - :class:`OraclePolicy` — a lookup ``question -> N*`` (e.g. the labels computed by
-  :mod:`t2_agents.curves`), for upper-bound comparisons.
+  :mod:`t2_agents.curves.exact`), for upper-bound comparisons.
 - :class:`T2Policy` — the layer-wise probe estimator on the prompt's hidden states.
 
 Example:
@@ -40,9 +40,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.checks import check_accuracy, check_budget_range
+from t2_agents.budget.stop_rules import CAP_FIX
+from t2_agents.checks import check_accuracy, check_budget_range, check_tolerance
 from t2_agents.errors import ArtifactError, ConfigError
-from t2_agents.stop_rules import CAP_FIX
 
 __all__ = [
     "BudgetEstimator",
@@ -51,7 +51,6 @@ __all__ = [
     "FixedPolicy",
     "OraclePolicy",
     "T2Policy",
-    "check_tolerance",
     "clamp_budget",
 ]
 
@@ -88,7 +87,8 @@ class BudgetPolicy(Protocol):
 
 
 class BudgetEstimator(Protocol):
-    """The duck type :class:`T2Policy` needs from a fitted estimator (``t2_agents.estimator``).
+    """The duck type :class:`T2Policy` needs from a fitted estimator
+    (``t2_agents.estimator.estimator``).
 
     Example:
         >>> class Const:
@@ -345,7 +345,7 @@ class T2Policy:
             if not hasattr(estimator, attribute):
                 raise ConfigError(
                     f"T2Policy needs an estimator with .{attribute}; got "
-                    f"{type(estimator).__name__} (load one with t2_agents.estimator)"
+                    f"{type(estimator).__name__} (load one with t2_agents.estimator.estimator)"
                 )
         if tolerance is not None and price is not None:
             raise ConfigError(
@@ -520,20 +520,3 @@ class T2Policy:
         return (
             f"T2Policy(model={self.estimator.model_identity!r}, layers={list(self.layers)}{knob})"
         )
-
-
-def check_tolerance(value: object, *, name: str = "tolerance") -> float:
-    """Return a cost knob ``value`` as a float if it is a finite number in ``[0, 1]``.
-
-    Example:
-        >>> check_tolerance(0.02)
-        0.02
-
-    Raises:
-        ConfigError: Not a number, or outside ``[0, 1]``.
-    """
-    fix = (
-        "pass e.g. 0.01 (for tolerance: lose at most 1 point against the best predicted budget) "
-        "or omit it for the calibrated default"
-    )
-    return check_accuracy(name, value, fix=fix)

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from t2_agents.backends.base import Engine
+from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, T2Policy
 from t2_agents.errors import ArtifactError
-from t2_agents.policies import BudgetPolicy, FixedPolicy, T2Policy
 
 __all__ = [
     "DEFAULT_ESTIMATOR",
@@ -30,7 +30,7 @@ __all__ = [
     "resolve_estimator",
 ]
 
-DEFAULT_ESTIMATOR = Path(__file__).parent / "artifacts" / "smollm2-135m-instruct"
+DEFAULT_ESTIMATOR = Path(__file__).parent.parent / "artifacts" / "smollm2-135m-instruct"
 """The T2 estimator shipped for the default model."""
 
 FALLBACK_N = 8
@@ -99,11 +99,11 @@ def load_t2_policy(
         engine: The engine whose hidden states the estimator reads (checked against it).
         estimator: Estimator folder; None uses the one shipped for the default model.
         tolerance: The cost knob of a curve-head estimator (see
-            :class:`~t2_agents.policies.T2Policy`); None uses the calibrated default.
+            :class:`~t2_agents.budget.policies.T2Policy`); None uses the calibrated default.
         price: The other cost knob (price per path); give at most one of the two.
 
     Returns:
-        A :class:`~t2_agents.policies.T2Policy` checked against ``engine``.
+        A :class:`~t2_agents.budget.policies.T2Policy` checked against ``engine``.
 
     Raises:
         ArtifactError: No estimator (see :func:`resolve_estimator`), or it was fitted on another
@@ -114,7 +114,7 @@ def load_t2_policy(
         >>> policy.name  # doctest: +SKIP
         't2'
     """
-    from t2_agents.estimator import T2Estimator
+    from t2_agents.estimator.estimator import T2Estimator
 
     path = resolve_estimator(estimator)
     model = T2Estimator.load(
@@ -143,7 +143,7 @@ def choose_policy(
         price: The other T2 cost knob (price per path); give at most one of the two.
 
     Returns:
-        A :class:`~t2_agents.policies.T2Policy` or ``FixedPolicy(fallback_n)``.
+        A :class:`~t2_agents.budget.policies.T2Policy` or ``FixedPolicy(fallback_n)``.
 
     Raises:
         ArtifactError: ``estimator`` was given but is missing or fits another model (an explicit
