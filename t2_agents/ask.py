@@ -1,13 +1,15 @@
-"""One question, N paths, one vote: the library's smallest complete job.
+"""One question, N paths, one vote: the parallel-thinking graph run once, for ``t2 ask``.
 
-:func:`ask_question` picks N (given, or by the T2 estimator shipped for the default model),
-samples N paths in one engine call, extracts and votes. The ``t2 ask`` command prints its result.
+:func:`ask_question` builds the graph (:func:`~t2_agents.graph.build_parallel_thinking_graph`)
+with a fixed N (given) or the T2 estimator shipped for the default model, invokes it once and
+reads its typed result (:class:`~t2_agents.graph.result.ThinkingResult`): the same budget
+clamping, retries and cost record as a graph node in an agent.
 
 Example:
-    >>> from t2_agents import TransformersEngine  # doctest: +SKIP
-    >>> result = ask_question(TransformersEngine(), "What is 6 * 7?", n=4)  # doctest: +SKIP
-    >>> result["verdict"]["answer"]  # doctest: +SKIP
-    '42'
+    >>> from t2_agents.backends.fake import FakeEngine
+    >>> result = ask_question(FakeEngine(answers={"42": 1.0}), "What is 6 * 7?", n=4)
+    >>> result["verdict"]["answer"], result["n"], result["policy"]
+    ('42', 4, 'fixed-4')
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ import time
 
 from typing_extensions import TypedDict
 
-from t2_agents.answers import get_extractor
-from t2_agents.backends.base import Engine, SamplingParams, check_prompts
+from t2_agents.backends.base import Engine, check_prompts
+from t2_agents.budget.policies import BudgetPolicy, FixedPolicy
 from t2_agents.budget.shipped import choose_policy
+from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
+from t2_agents.graph.result import ThinkingResult
 from t2_agents.tasks import DEFAULT_INSTRUCTION
-from t2_agents.voting import VerdictDict, vote
+from t2_agents.voting import VerdictDict
 
-__all__ = ["AskResult", "PathResult", "ask_question"]
+__all__ = ["T2_CEILING", "AskResult", "PathResult", "ask_question"]
+
+T2_CEILING = 64
+"""Largest N T2 may choose for ``t2 ask`` (the shipped estimator predicts at most 32)."""
 
 
 class PathResult(TypedDict):
@@ -44,7 +51,7 @@ class AskResult(TypedDict):
     n: int
     """Paths sampled."""
     policy: str
-    """``fixed`` (``n`` was given) or the policy that chose ``n`` (``t2``)."""
+    """The policy that chose ``n``: ``fixed-N`` (``n`` was given) or ``t2``."""
     out_of_distribution: bool
     """T2's distribution guard found the question unlike its training questions and gave it at
     least the safe budget (always False for a given ``n``)."""
@@ -54,25 +61,6 @@ class AskResult(TypedDict):
     prompt_tokens: int
     seconds: dict[str, float]
     """``budget`` (choosing N) and ``total``."""
-
-
-def _choose_n(
-    engine: Engine,
-    prompt: str,
-    n: int | None,
-    estimator: str | None,
-    knobs: dict[str, float | None],
-) -> tuple[int, str, bool]:
-    if n is not None:
-        return n, "fixed", False
-    policy = choose_policy(
-        engine, estimator, tolerance=knobs.get("tolerance"), price=knobs.get("price")
-    )
-    features = engine.encode([prompt], list(policy.layers))[0] if policy.needs_features else None
-    # No cap here: the engine checks n against its own max_n with a clear error.
-    chosen = policy.choose(features=features, question=prompt, n_min=1, n_max=1 << 16)
-    flagged = getattr(policy, "out_of_distribution", None)
-    return chosen, policy.name, bool(flagged(features)) if flagged is not None else False
 
 
 def ask_question(
@@ -94,7 +82,7 @@ def ask_question(
     Args:
         engine: Any engine.
         question: The question; the instruction is appended.
-        n: Paths to sample; None lets the T2 estimator choose.
+        n: Paths to sample; None lets the T2 estimator choose (at most :data:`T2_CEILING`).
         estimator: Estimator folder; None uses the one shipped for the default model.
         temperature: Sampling temperature.
         max_tokens: Cap on tokens per path.
@@ -111,25 +99,41 @@ def ask_question(
     check_prompts([question])
     prompt = f"{question.rstrip()} {instruction}".strip()
     started = time.perf_counter()
-    knobs = {"tolerance": tolerance, "price": price}
-    chosen, policy, unfamiliar = _choose_n(engine, prompt, n, estimator, knobs)
-    decided = time.perf_counter()
-    params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
-    paths = engine.sample([prompt], chosen, params)[0]
-    extract = get_extractor(task)
-    answers = [extract(p.text) for p in paths]
-    verdict = vote(answers, seed=seed)
+    policy: BudgetPolicy = (
+        FixedPolicy(n)
+        if n is not None
+        else choose_policy(engine, estimator, tolerance=tolerance, price=price)
+    )
+    graph = build_parallel_thinking_graph(
+        engine=engine,
+        policy=policy,
+        n_min=1,
+        n_max=n if n is not None else T2_CEILING,
+        context=ThinkingContext(
+            temperature=temperature, max_tokens=max_tokens, seed=seed, task=task
+        ),
+        name="t2_ask",
+    )
+    result = ThinkingResult.from_state(graph.invoke({"question": prompt}))
     return {
         "question": question,
-        "n": chosen,
-        "policy": policy,
-        "out_of_distribution": unfamiliar,
-        "verdict": verdict.to_dict(),
+        "n": result.n,
+        "policy": result.policy,
+        "out_of_distribution": result.out_of_distribution,
+        "verdict": result.verdict.to_dict(),
         "paths": [
-            {"answer": a, "text": p.text, "tokens": p.completion_tokens, "finish": p.finish_reason}
-            for p, a in zip(paths, answers, strict=True)
+            {
+                "answer": p.answer,
+                "text": p.text or "",
+                "tokens": p.completion_tokens,
+                "finish": p.finish_reason,
+            }
+            for p in result.paths
         ],
-        "completion_tokens": sum(p.completion_tokens for p in paths),
-        "prompt_tokens": paths[0].prompt_tokens if paths else 0,
-        "seconds": {"budget": decided - started, "total": time.perf_counter() - started},
+        "completion_tokens": result.completion_tokens,
+        "prompt_tokens": result.prompt_tokens,
+        "seconds": {
+            "budget": float(result.node_seconds.get("budget", 0.0)),
+            "total": time.perf_counter() - started,
+        },
     }

@@ -33,7 +33,7 @@ def test_ask_json_end_to_end() -> None:
     assert result.exit_code == 0, result.stderr
     payload = _one_json_object(result.stdout)
     assert payload["n"] == 2
-    assert payload["policy"] == "fixed"
+    assert payload["policy"] == "fixed-2"
     assert payload["out_of_distribution"] is False
     assert len(payload["paths"]) == 2
     for path in payload["paths"]:

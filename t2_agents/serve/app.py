@@ -135,7 +135,7 @@ def create_app(service: ThinkingService) -> Starlette:
                     slots.release()
             _log.info(
                 "%s 200 n=%s policy=%s prompt_tokens=%d completion_tokens=%d seconds=%.2f",
-                request_id, outcome.t2["n"], outcome.t2["policy"],
+                request_id, outcome.t2.n, outcome.t2.policy,
                 outcome.usage["prompt_tokens"], outcome.usage["completion_tokens"],
                 time.perf_counter() - started,
             )  # fmt: skip
@@ -318,7 +318,7 @@ async def _event_stream(
         async for line in _sse(service.chunks(job, outcome, response_id=request_id)):
             yield line
         finished = True
-        _log.info("%s 200 n=%s events seconds=%.2f", request_id, outcome.t2["n"],
+        _log.info("%s 200 n=%s events seconds=%.2f", request_id, outcome.t2.n,
                   time.perf_counter() - started)  # fmt: skip
     except ApiError as exc:
         finished = True

@@ -32,6 +32,9 @@ __all__ = [
     "ChatMessage",
     "ChatRequest",
     "CompletionRequest",
+    "T2Cost",
+    "T2Extension",
+    "T2Path",
     "ToolSpec",
     "chunk",
     "new_id",
@@ -138,6 +141,96 @@ class CompletionRequest(_Common):
     """A ``/v1/completions`` request (one text prompt)."""
 
     prompt: str | list[str]
+
+
+class T2Cost(BaseModel):
+    """What a request cost (the ``t2.cost`` field of a response)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    samples: int
+    """Paths sampled."""
+    prompt_tokens: int
+    """Prompt tokens, counted once."""
+    completion_tokens: int
+    """Tokens decoded by all paths."""
+    seconds: dict[str, float | None]
+    """Seconds per graph node, and ``wall`` for the whole step."""
+
+
+class T2Path(BaseModel):
+    """One path of a response (``t2.paths``, with ``"t2": {"paths": true}``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    """The path's text, cut at a stop string."""
+    answer: str | None
+    """Its extracted answer (the vote key with tools)."""
+    tokens: int
+    """Tokens it decoded."""
+    finish_reason: str
+    """``stop``, ``length``, ``cancelled`` or ``error``."""
+    error: str | None
+    """Why it failed; None when it ran."""
+
+
+class T2Extension(BaseModel):
+    """The ``t2`` field of every response: the budget, the vote and the cost.
+
+    Example:
+        >>> cost = T2Cost(samples=2, prompt_tokens=5, completion_tokens=9, seconds={"wall": 0.1})
+        >>> T2Extension(n=2, policy="fixed-2", n_min=1, n_max=4, answer="7", share=1.0,
+        ...             distribution={"7": 2.0}, valid=2, invalid=0, chosen_path=0,
+        ...             failed_paths=0, cost=cost).wire()["cost"]["samples"]
+        2
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int
+    """Paths sampled."""
+    policy: str
+    """The policy (and stop rule) that chose N."""
+    n_min: int
+    """Lower end of the budget range."""
+    n_max: int
+    """Upper end of the budget range."""
+    out_of_distribution: bool = False
+    """T2's distribution guard flagged the prompt and gave it the safe budget."""
+    warning: str | None = None
+    """Why N was clamped or changed, when it was."""
+    answer: str | None
+    """The voted answer (the vote key with tools)."""
+    share: float
+    """The winner's share of the valid votes."""
+    distribution: dict[str, float]
+    """Answer -> votes."""
+    valid: int
+    """Paths with an answer."""
+    invalid: int
+    """Paths without one."""
+    arguments_vote: dict[str, Any] | None = None
+    """With tools: the vote over the winning call's arguments."""
+    chosen_path: int
+    """Index of the path whose text is returned."""
+    failed_paths: int
+    """Paths that failed."""
+    waves: list[int] = Field(default_factory=list)
+    """Paths per wave when a stop rule ran."""
+    stopped: str | None = None
+    """Why the stop rule stopped; None without one."""
+    cost: T2Cost
+    """What the request cost."""
+    paths: list[T2Path] | None = None
+    """Every path, when the request asked for them."""
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON form sent to clients (``paths`` only when asked for)."""
+        body = self.model_dump()
+        if self.paths is None:
+            del body["paths"]
+        return body
 
 
 def parse_request(

@@ -38,9 +38,18 @@ from t2_agents.budget.names import SERVE_POLICIES
 from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, T2Policy
 from t2_agents.errors import ConfigError, T2Error
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
+from t2_agents.graph.result import ThinkingResult
 from t2_agents.serve.config import ServeConfig, T2Options
 from t2_agents.serve.prompts import render_messages
-from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest, chunk
+from t2_agents.serve.protocol import (
+    ApiError,
+    ChatRequest,
+    CompletionRequest,
+    T2Cost,
+    T2Extension,
+    T2Path,
+    chunk,
+)
 from t2_agents.serve.tools import (
     CALL_PREFIX,
     ToolCall,
@@ -94,7 +103,7 @@ class Outcome:
     """``stop``, ``length`` or ``tool_calls``."""
     usage: dict[str, int]
     """``prompt_tokens`` (once), ``completion_tokens`` (all paths), ``total_tokens``."""
-    t2: dict[str, Any]
+    t2: T2Extension
     """The ``t2`` extension field: N, policy, vote shares, the arguments vote, cost."""
 
 
@@ -317,21 +326,19 @@ class ThinkingService:
         yield self._outcome(job, state)
 
     def _outcome(self, job: Job, state: dict[str, Any]) -> Outcome:
-        branches = sorted(state.get("branches") or [], key=lambda b: b["index"])
-        answers: list[str | None] = list(state.get("answers") or [None] * len(branches))
-        ok = [i for i, b in enumerate(branches) if b["error"] is None]
+        result = ThinkingResult.from_state(state)
+        ok = [i for i, p in enumerate(result.paths) if p.error is None]
         if not ok:
             raise ApiError(
-                502, str(state.get("error") or "no path ran"), type="server_error",
-                code="engine_error",
-            )  # fmt: skip
-        texts = [_cut(b["text"] or "", job.stop)[0] for b in branches]
+                502, str(result.error or "no path ran"), type="server_error", code="engine_error"
+            )
+        texts = [_cut(p.text or "", job.stop)[0] for p in result.paths]
+        answers = [p.answer for p in result.paths]
         calls = [
             parse_tool_calls(text, job.tools) if job.tools is not None else []
             for text in texts
         ]  # fmt: skip
-        verdict = state.get("verdict") or {}
-        winner = verdict.get("answer")
+        winner = result.verdict.answer
         arguments: VerdictDict | None = None
         candidates = [i for i in ok if winner is None or answers[i] == winner]
         if winner is not None and job.tools is not None and winner.startswith(CALL_PREFIX):
@@ -341,55 +348,24 @@ class ThinkingService:
             )
             arguments = args_verdict.to_dict()
             candidates = [i for i in ok if keys[i] == args_verdict.answer]
-        best = min(candidates, key=lambda i: (branches[i]["finish_reason"] != "stop", i))
+        best = min(candidates, key=lambda i: (result.paths[i].finish_reason != "stop", i))
         chosen_calls = calls[best] or [] if arguments is not None else []
         text: str | None = texts[best]
-        cut = _cut(branches[best]["text"] or "", job.stop)[1]
-        finish = "stop" if cut else str(branches[best]["finish_reason"])
+        cut = _cut(result.paths[best].text or "", job.stop)[1]
+        finish = "stop" if cut else result.paths[best].finish_reason
         if chosen_calls:
             before, tag, _ = texts[best].partition("<tool_call>")
             text = (before.strip() or None) if tag else None  # a bare JSON call has no prose
             finish = "tool_calls"
-        prompt_tokens = int(branches[ok[0]]["prompt_tokens"])
-        completion_tokens = sum(int(b["completion_tokens"]) for b in branches)
-        cost = state.get("cost") or {}
-        t2: dict[str, Any] = {
-            "n": state.get("n"),
-            "policy": state.get("policy"),
-            "n_min": state.get("n_min"),
-            "n_max": state.get("n_max"),
-            "warning": state.get("budget_warning"),
-            "answer": winner,
-            "share": verdict.get("share", 0.0),
-            "distribution": verdict.get("distribution", {}),
-            "valid": verdict.get("valid", 0),
-            "invalid": verdict.get("invalid", len(branches)),
-            "arguments_vote": arguments,
-            "chosen_path": best,
-            "failed_paths": len(branches) - len(ok),
-            "waves": [w["size"] for w in state.get("waves") or []],
-            "stopped": state.get("stopped"),
-            "cost": {
-                "samples": len(branches),
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "seconds": {**cost.get("node_seconds", {}), "wall": cost.get("wall_seconds")},
-            },
-        }
-        if job.paths:
-            t2["paths"] = [
-                {"text": texts[i], "answer": answers[i], "tokens": b["completion_tokens"],
-                 "finish_reason": b["finish_reason"], "error": b["error"]}
-                for i, b in enumerate(branches)
-            ]  # fmt: skip
+        t2 = _extension(result, texts, best=best, arguments=arguments, paths=job.paths)
         return Outcome(
             text=text,
             tool_calls=list(chosen_calls),
             finish_reason=finish,
             usage={
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens": t2.cost.prompt_tokens,
+                "completion_tokens": t2.cost.completion_tokens,
+                "total_tokens": t2.cost.prompt_tokens + t2.cost.completion_tokens,
             },
             t2=t2,
         )
@@ -419,7 +395,7 @@ class ThinkingService:
             "model": self.model_name,
             "choices": [choice],
             "usage": outcome.usage,
-            "t2": outcome.t2,
+            "t2": outcome.t2.wire(),
         }
 
     def event_chunk(self, job: Job, event: dict[str, Any], *, response_id: str) -> dict[str, Any]:
@@ -449,11 +425,58 @@ class ThinkingService:
                 for i, call in enumerate(outcome.tool_calls)
             ]
             yield make(delta={"tool_calls": calls})
-        yield make(finish_reason=outcome.finish_reason, extra={"t2": outcome.t2})
+        yield make(finish_reason=outcome.finish_reason, extra={"t2": outcome.t2.wire()})
         if job.include_usage:
             last = make(extra={"usage": outcome.usage})
             last["choices"] = []
             yield last
+
+
+def _extension(
+    result: ThinkingResult,
+    texts: list[str],
+    *,
+    best: int,
+    arguments: VerdictDict | None,
+    paths: bool,
+) -> T2Extension:
+    verdict = result.verdict
+    return T2Extension(
+        n=result.n,
+        policy=result.policy,
+        n_min=result.n_min,
+        n_max=result.n_max,
+        out_of_distribution=result.out_of_distribution,
+        warning=result.warning,
+        answer=verdict.answer,
+        share=verdict.share,
+        distribution=dict(verdict.distribution),
+        valid=verdict.valid,
+        invalid=verdict.invalid,
+        arguments_vote=dict(arguments) if arguments is not None else None,
+        chosen_path=best,
+        failed_paths=len(result.paths) - len(result.ok_paths),
+        waves=list(result.waves),
+        stopped=result.stopped,
+        cost=T2Cost(
+            samples=len(result.paths),
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            seconds={**result.node_seconds, "wall": result.wall_seconds},
+        ),
+        paths=[
+            T2Path(
+                text=texts[i],
+                answer=p.answer,
+                tokens=p.completion_tokens,
+                finish_reason=p.finish_reason,
+                error=p.error,
+            )
+            for i, p in enumerate(result.paths)
+        ]
+        if paths
+        else None,
+    )
 
 
 def _extractor(
