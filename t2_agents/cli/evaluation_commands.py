@@ -22,7 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from t2_agents.budget.names import LIVE_POLICIES, POLICY_NAMES, REPLAY_POLICIES
+from t2_agents.budget import names as budget_names
 from t2_agents.cli.common import (
     BaseUrlOpt,
     CacheOpt,
@@ -122,14 +122,18 @@ def demo(
     )
 
 
-_EVAL_POLICIES = ", ".join(REPLAY_POLICIES)
-_LIVE_POLICIES = ", ".join(LIVE_POLICIES)
+# The registry's names (registered stop rules included), for the help texts.
+_EVAL_POLICIES = ", ".join(budget_names.replay_policies())
+_LIVE_POLICIES = ", ".join(budget_names.live_policies())
+_NEED_ESTIMATOR = ", ".join(
+    n for n, p in budget_names.policy_names().items() if p.replay and p.needs_estimator
+)
 
 
 def eval_policies(
     data: Annotated[list[Path], typer.Option("--data", help="Held-out collection folder(s).")],
     estimator: Annotated[
-        Path | None, typer.Option(help="T2 estimator folder (needed by t2, hybrid, alloc).")
+        Path | None, typer.Option(help=f"T2 estimator folder (needed by {_NEED_ESTIMATOR}).")
     ] = None,
     policies: Annotated[
         str | None,
@@ -167,8 +171,7 @@ def eval_policies(
         bool,
         typer.Option(
             "--live",
-            help="Also run the live policies (fixed N_D, T2, adaptive, ESC, hybrid, run budget) "
-            "through the graph.",
+            help=f"Also run the live policies ({_LIVE_POLICIES}) through the graph.",
         ),
     ] = False,
     live_questions: Annotated[
@@ -198,7 +201,7 @@ def eval_policies(
 
     with handled(as_json):
         chosen = parse_policies(policies) if policies else _default_policies(estimator, train_data)
-        live_keys = LIVE_POLICIES
+        live_keys = budget_names.live_policies()
         if live_policies is not None:  # checked before the replay runs and the engine loads
             from t2_agents.evaluate.live import parse_live_policies
 
@@ -255,12 +258,14 @@ def eval_policies(
 
 
 def _default_policies(estimator: Path | None, train_data: list[Path] | None) -> tuple[str, ...]:
+    names = budget_names.policy_names()
+
     def applies(name: str) -> bool:  # alloc also needs the training folders (its curve model)
-        if not POLICY_NAMES[name].needs_estimator:
+        if not names[name].needs_estimator:
             return True
         return estimator is not None and (name != "alloc" or bool(train_data))
 
-    return tuple(name for name in REPLAY_POLICIES if applies(name))
+    return tuple(name for name in budget_names.replay_policies() if applies(name))
 
 
 def _live(

@@ -6,9 +6,9 @@ policy of :data:`LIVE_POLICIES`, with each collection's sampling settings (tempe
 max tokens) and each record's task extractor:
 
 - ``fixed``: ``FixedPolicy(N_D)``; ``t2``: the T2 policy, one wave;
-- ``adaptive``, ``esc``, ``hybrid``: the live stop rules of :mod:`t2_agents.budget.stop_rules` (the
-  hybrid's first wave is T2's N, its cap T2's predicted saturation budget at
-  ``stop.cap_tolerance``), with the replay's settings (``stop``);
+- ``adaptive``, ``esc``, ``hybrid`` and any stop rule registered since: the live stop rules of
+  :mod:`t2_agents.budget.stop_rules` (the hybrid's first wave is T2's N, its cap T2's predicted
+  saturation budget at ``stop.cap_tolerance``), with the replay's settings (``stop``);
 - ``budget``: T2 under one :class:`~t2_agents.graph.RunBudget` for all the questions, of as
   many samples as the ``t2`` run spent (``run_budget`` overrides), so both cost the same.
 
@@ -33,7 +33,7 @@ from t2_agents.answers import normalize_answer
 from t2_agents.backends.base import Engine
 from t2_agents.budget import names as policy_names
 from t2_agents.budget.policies import BudgetEstimator, BudgetPolicy, FixedPolicy, T2Policy
-from t2_agents.budget.stop_rules import StopRule, StopRules
+from t2_agents.budget.stop_rules import StopRule, StopRules, stop_criterion, stop_rule_kinds
 from t2_agents.checks import check_int
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.evaluate.folders import load_collections
@@ -66,7 +66,8 @@ __all__ = [
 ]
 
 LIVE_POLICIES: tuple[str, ...] = policy_names.LIVE_POLICIES
-"""Keys of the runs in :func:`live_eval`'s result, in the order they run."""
+"""Keys of the runs in :func:`live_eval`'s result, in the order they run (at import;
+:func:`~t2_agents.budget.names.live_policies` also lists stop rules registered since)."""
 
 LiveProgress = Callable[[int, int], None]
 """``progress(done, total)`` after every (question, policy) run."""
@@ -144,7 +145,7 @@ def live_eval(
     questions: int = 8,
     seed: int = 0,
     progress: LiveProgress | None = None,
-    policies: Sequence[str] = LIVE_POLICIES,
+    policies: Sequence[str] | None = None,
     stop: StopRules | None = None,
     run_budget: int | None = None,
     concurrency: int = 1,
@@ -160,8 +161,8 @@ def live_eval(
         questions: How many questions (>= 1).
         seed: Base sampling seed of every run.
         progress: Called with ``(done, total)`` after every (question, policy) run.
-        policies: Keys of :data:`LIVE_POLICIES` to run (``budget`` needs ``t2`` or
-            ``run_budget``).
+        policies: Keys of :func:`~t2_agents.budget.names.live_policies` to run (``budget``
+            needs ``t2`` or ``run_budget``); None: all of them.
         stop: Settings of the stop rules (threshold, window...); None: the defaults.
         run_budget: Total samples of the ``budget`` run; None: what the ``t2`` run spent.
         concurrency: Questions in flight at once within a policy (1: one after another); an
@@ -252,11 +253,11 @@ def live_eval(
 def parse_live_policies(
     policies: str | Sequence[str], *, run_budget: int | None = None, option: str = "policies"
 ) -> tuple[str, ...]:
-    """Live policy keys from ``"t2, hybrid"`` or a sequence, in :data:`LIVE_POLICIES`' order.
+    """Live policy keys from ``"t2, hybrid"`` or a sequence, in the live runs' order.
 
     Args:
-        policies: Names from :data:`LIVE_POLICIES` (the registry
-            :data:`t2_agents.budget.names.POLICY_NAMES`), comma-separated or a sequence.
+        policies: Names from :func:`~t2_agents.budget.names.live_policies` (the registry
+            :func:`t2_agents.budget.names.policy_names`), comma-separated or a sequence.
         run_budget: The ``budget`` run's total samples, if given.
         option: Where the names came from, for the message (``t2 eval``: ``--live-policies``).
 
@@ -268,8 +269,9 @@ def parse_live_policies(
         >>> parse_live_policies("hybrid, T2")
         ('t2', 'hybrid')
     """
-    chosen = parse_policies(policies, allowed=LIVE_POLICIES, option=option)
-    keys = tuple(p for p in LIVE_POLICIES if p in chosen)
+    live = policy_names.live_policies()
+    chosen = parse_policies(policies, allowed=live, option=option)
+    keys = tuple(p for p in live if p in chosen)
     if "budget" in keys and "t2" not in keys and run_budget is None:
         fixed = ("t2", *keys)
         fix = f"{option} {','.join(fixed)}" if option.startswith("-") else f"{option}={fixed!r}"
@@ -281,11 +283,12 @@ def parse_live_policies(
 
 
 def _check(
-    policies: Sequence[str], questions: int, n_d: int, run_budget: int | None
+    policies: Sequence[str] | None, questions: int, n_d: int, run_budget: int | None
 ) -> tuple[str, ...]:
     check_int("questions", questions, low=1)
     check_int("n_d", n_d, low=1)
-    return parse_live_policies(policies, run_budget=run_budget)
+    chosen = policy_names.live_policies() if policies is None else policies
+    return parse_live_policies(chosen, run_budget=run_budget)
 
 
 class _Ticker:
@@ -323,9 +326,9 @@ def _graph(
 ) -> ThinkingGraph:
     policy: BudgetPolicy = FixedPolicy(n_d) if key == "fixed" else t2
     rule = None
-    if key in ("adaptive", "esc", "hybrid"):
+    if key in stop_rule_kinds():
         rule = StopRule(
-            kind=key, threshold=stop.threshold, window=stop.window,  # type: ignore[arg-type]
+            kind=key, threshold=stop.threshold, window=stop.window,
             decisive_share=stop.decisive_share, min_votes=stop.min_votes,
             cap_tolerance=stop.cap_tolerance,
         )  # fmt: skip
@@ -338,18 +341,8 @@ def _graph(
 
 
 def _names(n_d: int, stop: StopRules, budget: int | None) -> dict[str, str]:
-    return {
-        "fixed": f"fixed N_D={n_d}",
-        "t2": "t2",
-        "adaptive": f"adaptive ({stop.threshold:g})",
-        "esc": f"esc (window {stop.window})",
-        "hybrid": f"hybrid (t2, then {stop.window}{_cap_label(stop)})",
-        "budget": f"t2, run budget {budget}",
-    }
-
-
-def _cap_label(stop: StopRules) -> str:
-    return "" if stop.cap_tolerance is None else f", cap at tolerance {stop.cap_tolerance:g}"
+    rules = {kind: stop_criterion(kind).label(stop) for kind in stop_rule_kinds()}
+    return {"fixed": f"fixed N_D={n_d}", "t2": "t2", **rules, "budget": f"t2, run budget {budget}"}
 
 
 def live_table(result: LiveResult) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:

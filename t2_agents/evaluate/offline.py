@@ -21,6 +21,8 @@ Policies (names for ``--policies``); every one is capped at the question's pool 
   the vote is decisive (>= ``min_votes`` valid votes and a leader share >= ``decisive_share`` or
   the Beta probability >= ``threshold``) or the cap: the curve head's predicted saturation budget
   at ``cap_tolerance`` (the pool size for an estimator without a curve head, or ``None``).
+* any stop rule registered since (:func:`~t2_agents.budget.stop_rules.register_stop_rule`),
+  replayed by its own rule (its first wave is T2's N when it takes the policy's N).
 * ``alloc`` (ours): a total budget spread over the batch by predicted marginal gain
   (:mod:`t2_agents.curves.allocate`), scored exactly; a row with fixed ``N`` interpolated at its
   mean
@@ -52,12 +54,13 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.budget.names import POLICY_NAMES, REPLAY_POLICIES
+from t2_agents.budget.names import POLICY_NAMES, REPLAY_POLICIES, replay_policies
+from t2_agents.budget.stop_rules import stop_criterion, stop_rule_kinds
 from t2_agents.checks import check_int
 from t2_agents.curves.allocate import allocate_budget
 from t2_agents.curves.exact import accuracy_curve, dataset_optimal_budget, optimal_budget
 from t2_agents.errors import ConfigError, DataError
-from t2_agents.evaluate.replay import ReplayPool, Rule, StopRules, random_orders, replay_many
+from t2_agents.evaluate.replay import ReplayPool, StopRules, random_orders, replay_many
 
 __all__ = [
     "NEED_ESTIMATOR",
@@ -75,8 +78,8 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 POLICIES = REPLAY_POLICIES
-"""Every policy name :class:`EvalConfig` and ``t2 eval --policies`` accept."""
-_SEQUENTIAL: tuple[Rule, ...] = ("adaptive", "esc", "hybrid")
+"""Every policy name :class:`EvalConfig` and ``t2 eval --policies`` accepted at import
+(:func:`~t2_agents.budget.names.replay_policies` also lists stop rules registered since)."""
 NEED_ESTIMATOR = tuple(name for name in POLICIES if POLICY_NAMES[name].needs_estimator)
 """The policies that need an estimator (its budgets, caps or curves)."""
 
@@ -91,7 +94,8 @@ class EvalConfig:
     """
 
     policies: tuple[str, ...] = ("fixed", "nd", "t2", "oracle", "adaptive", "esc", "hybrid")
-    """Policy names from :data:`POLICIES` (the table orders its rows itself)."""
+    """Policy names from :func:`~t2_agents.budget.names.replay_policies` (the table orders its
+    rows itself)."""
     replays: int = 200
     """Random orders of each pool replayed for the sequential policies."""
     seed: int = 0
@@ -138,7 +142,7 @@ class EvalConfig:
 def parse_policies(
     policies: str | Sequence[str],
     *,
-    allowed: Sequence[str] = POLICIES,
+    allowed: Sequence[str] | None = None,
     option: str = "--policies",
 ) -> tuple[str, ...]:
     """Policy names from a comma-separated string or a sequence, checked against ``allowed``.
@@ -146,8 +150,9 @@ def parse_policies(
     Args:
         policies: ``"t2, esc"`` or ``["t2", "esc"]`` (case and spaces ignored, duplicates
             dropped).
-        allowed: The registry of names (:data:`POLICIES`; the live run passes
-            :data:`~t2_agents.evaluate.live.LIVE_POLICIES`).
+        allowed: The names to accept; None: the replay's
+            (:func:`~t2_agents.budget.names.replay_policies`; the live run passes
+            :func:`~t2_agents.budget.names.live_policies`).
         option: The option the names came from, for the message.
 
     Raises:
@@ -163,6 +168,7 @@ def parse_policies(
         ...
         t2_agents.errors.ConfigError: --live-policies 't2,beta': unknown policies ['beta']; ...
     """
+    allowed = replay_policies() if allowed is None else tuple(allowed)
     items = policies.split(",") if isinstance(policies, str) else list(policies)
     names = tuple(dict.fromkeys(str(p).strip().lower() for p in items if str(p).strip()))
     unknown = [n for n in names if n not in allowed]
@@ -340,7 +346,7 @@ def _sequential_rows(
     first_waves: IntArray | None,
     caps: IntArray | None,
 ) -> list[PolicyResult]:
-    rules: list[Rule] = [r for r in _SEQUENTIAL if r in config.policies]
+    rules = [kind for kind in stop_rule_kinds() if kind in config.policies]
     if not rules:
         return []
     rng, stop = np.random.default_rng(config.seed), config.stop_rules
@@ -403,7 +409,7 @@ def evaluate_pools(
     t2_n = None if t2 is None else np.asarray(t2, dtype=np.int64)
     if t2_n is not None and t2_n.shape != (len(pools),):
         raise ConfigError(f"t2 has shape {t2_n.shape}; pass one budget per pool ({len(pools)})")
-    missing = [p for p in ("t2", "hybrid") if p in cfg.policies and t2_n is None]
+    missing = [p for p in cfg.policies if t2_n is None and _takes_t2(p)]
     if missing:
         raise ConfigError(f"policies {missing} need T2's budgets; pass an estimator")
     if t2_n is not None:
@@ -463,6 +469,12 @@ def evaluate_pools(
         replays=cfg.replays, seed=cfg.seed,
         fixed_curve=tuple(float(v) for v in mean_curve), results=tuple(final), extra=extra,
     )  # fmt: skip
+
+
+def _takes_t2(policy: str) -> bool:
+    """Whether ``policy`` needs T2's budgets: ``t2``, and a stop rule whose first wave is N."""
+    kinds = stop_rule_kinds()
+    return policy == "t2" or (policy in kinds and stop_criterion(policy).takes_first_wave)
 
 
 def _interp(mean_curve: FloatArray, n: float) -> float:

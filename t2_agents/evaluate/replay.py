@@ -8,24 +8,17 @@ the tied top answers) taken in expectation, ``k/t`` when ``k`` of the ``t`` tied
 correct, instead of drawing; completions without an answer do not vote. Over random orders a
 fixed ``N`` averages to the exact ``A_x(N)`` of :func:`~t2_agents.curves.exact.accuracy_curve`.
 
-Stopping rules (every rule stops at the pool size ``M`` at the latest; the criteria are those of
-:mod:`t2_agents.budget.stop_rules`, which the live graph applies wave by wave):
+Stopping rules (every rule stops at the pool size ``M`` at the latest):
 
 * ``"fixed"``: stop after ``n`` completions (one round).
-* ``"adaptive"``: Adaptive-Consistency (Aggarwal et al., 2023). One completion at a time; stop
-  once the Beta approximation between the two leading answers (votes ``v1 >= v2``, uniform
-  prior) gives ``P(p1 > p2) = P(Beta(v1 + 1, v2 + 1) > 1/2) = P(Binomial(v1 + v2 + 1, 1/2) <=
-  v1) >= threshold``. With 0.95 a unanimous run stops after 4 votes (3 give 0.9375). Every
-  completion is a round.
-* ``"esc"``: Early-Stopping Self-Consistency (Li et al., 2024). Windows of ``window``
-  completions; stop after a window whose completions all carry the same answer (a completion
-  without an answer breaks unanimity). The answer is the vote over everything drawn. Every
-  window is a round.
-* ``"hybrid"`` (ours): a first parallel wave of ``n`` completions (T2's budget), then one more
-  wave of ``window`` completions while the vote is not *decisive*: at least ``min_votes`` valid
-  votes, and a leader share of the valid votes ``>= decisive_share`` or the Beta probability
-  above ``>= threshold``, stopping at ``cap`` (T2's predicted saturation budget) at the latest.
-  Rounds: 1 + the follow-up waves.
+* every sequential rule of the registry (:func:`~t2_agents.budget.stop_rules.stop_rule_kinds`:
+  ``"adaptive"``, ``"esc"``, ``"hybrid"`` and any rule registered since), replayed by its own
+  :meth:`~t2_agents.budget.stop_rules.StopCriterion.replay_stops`: the test the live graph
+  applies wave by wave, on the vote after every draw. The waves are the live ones: the first
+  is ``n`` (T2's budget) for a rule that takes the policy's N (the hybrid) and a follow-up wave
+  otherwise (one completion for ``"adaptive"``, ``window`` for ``"esc"``); the hybrid also
+  stops at ``cap`` (T2's predicted saturation budget). Rounds: the waves drawn. With 0.95 a
+  unanimous ``"adaptive"`` run stops after 4 votes (3 give 0.9375).
 
 Example:
     >>> pool = ReplayPool(("4", "4", "5", "4"), (3, 3, 3, 3), frozenset({"4"}))
@@ -39,17 +32,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from t2_agents.budget.stop_rules import (
     StopRules,
-    beta_confident,
-    decisive,
+    VoteTrace,
     leader_probability,
-    window_unanimous,
+    stop_criterion,
+    stop_rule_kinds,
 )
 from t2_agents.checks import check_int
 from t2_agents.curves.exact import AnswerPool
@@ -65,13 +58,27 @@ __all__ = [
     "random_orders",
     "replay",
     "replay_many",
+    "replay_rules",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-Rule = Literal["fixed", "adaptive", "esc", "hybrid"]
-RULES: tuple[Rule, ...] = ("fixed", "adaptive", "esc", "hybrid")
-"""Every stopping rule :func:`replay` knows."""
+Rule = str
+"""``"fixed"`` or a registered stop rule's kind (:func:`replay_rules`)."""
+
+
+def replay_rules() -> tuple[Rule, ...]:
+    """Every stopping rule :func:`replay` knows: ``fixed`` and the registered stop rules.
+
+    Example:
+        >>> replay_rules()
+        ('fixed', 'adaptive', 'esc', 'hybrid')
+    """
+    return ("fixed", *stop_rule_kinds())
+
+
+RULES: tuple[Rule, ...] = replay_rules()
+"""The rules :func:`replay` knew at import (:func:`replay_rules` adds rules registered since)."""
 _TRACE_ELEMENTS = 1 << 22  # replays x M x answers per chunk of the vote trace (bounds memory)
 
 
@@ -138,10 +145,7 @@ class ReplayPool:
 class _Trace:
     """The vote after each draw, for every replay order: arrays ``[R, M]``."""
 
-    seq: IntArray  # answer id drawn at step i (-1: no answer)
-    top1: IntArray  # leading answer's votes after i + 1 draws
-    top2: IntArray  # runner-up's votes
-    valid: IntArray  # valid votes
+    votes: VoteTrace  # answer ids drawn and the vote tallies
     credit: FloatArray  # expected credit of the vote (uniform tie rule)
     tokens: FloatArray  # cumulative completion tokens
 
@@ -169,7 +173,7 @@ def _trace(pool: ReplayPool, orders: IntArray) -> _Trace:
         credit[s : s + step] = (tied & correct).sum(axis=2) / np.maximum(n_tied, 1)
     valid = np.cumsum(seq >= 0, axis=1, dtype=np.int64)
     tokens = np.cumsum(np.asarray(pool.tokens, dtype=np.float64)[orders], axis=1)
-    return _Trace(seq, top1, top2, valid, credit, tokens)
+    return _Trace(VoteTrace(seq, top1, top2, valid), credit, tokens)
 
 
 @dataclass(frozen=True)
@@ -190,35 +194,11 @@ def _stops(
     trace: _Trace, rule: Rule, config: StopRules, first: int, cap: int
 ) -> tuple[IntArray, IntArray]:
     """Samples drawn when ``rule`` stops ``[R]`` and the rounds it took ``[R]``."""
-    r, m = trace.seq.shape
-    n = np.arange(1, m + 1)
-    sure = beta_confident(trace.top1, trace.top2, config.threshold)
-    w = config.window
-    if rule == "fixed":
-        ok = np.broadcast_to(n == first, (r, m)).copy()
-    elif rule == "adaptive":
-        ok = sure
-    elif rule == "esc":
-        ok = np.zeros((r, m), dtype=bool)
-        if m >= w:
-            win = np.lib.stride_tricks.sliding_window_view(trace.seq, w, axis=1)  # [R, m-w+1, w]
-            unanimous = window_unanimous(win)
-            ok[:, w - 1 :: w] = unanimous[:, ::w]
-    else:
-        ok = decisive(trace.top1, trace.top2, trace.valid, config)
-        ok &= (n >= first) & ((n - first) % w == 0)
-        ok[:, cap - 1] = True  # the live waves are cut to the cap too
-    ok[:, -1] = True
-    samples = np.argmax(ok, axis=1).astype(np.int64) + 1
-    if rule == "adaptive":
-        rounds = samples
-    elif rule == "esc":
-        rounds = -(-samples // w)
-    elif rule == "hybrid":
-        rounds = 1 + (-(-(samples - first) // w))
-    else:
-        rounds = np.ones(r, dtype=np.int64)
-    return samples, rounds
+    r, m = trace.votes.seq.shape
+    if rule != "fixed":
+        return stop_criterion(rule).replay_stops(trace.votes, config, first=first, cap=cap)
+    samples = np.full(r, min(first, m), dtype=np.int64)
+    return samples, np.ones(r, dtype=np.int64)
 
 
 def random_orders(m: int, replays: int, rng: np.random.Generator) -> IntArray:
@@ -244,12 +224,13 @@ def replay_many(
 
     Args:
         pool: The question's pool.
-        rules: Rules from :data:`RULES`.
+        rules: Rules from :func:`replay_rules`.
         orders: Replay orders ``[R, M]``, each row a permutation of ``0..M-1``.
         stop: Rule settings.
-        n: The fixed ``N`` (``"fixed"``) and the hybrid's first wave (``1..M``).
-        cap: The hybrid's last sample (its predicted saturation budget), at least ``n``;
-            larger than ``M`` or None: ``M``.
+        n: The fixed ``N`` (``"fixed"``) and the first wave of a rule that takes the
+            policy's N (the hybrid), ``1..M``.
+        cap: The last sample of a capped rule (the hybrid's predicted saturation budget), at
+            least ``n``; larger than ``M`` or None: ``M``.
 
     Raises:
         ConfigError: Unknown rule, bad orders, ``n`` missing or outside ``1..M``, or ``cap``
@@ -262,13 +243,15 @@ def replay_many(
         (4, 4)
     """
     cfg = stop or StopRules()
-    unknown = [r for r in rules if r not in RULES]
+    known = replay_rules()
+    unknown = [r for r in rules if r not in known]
     if unknown:
-        raise ConfigError(f"rules {unknown} are unknown; use {', '.join(RULES)}")
+        raise ConfigError(f"rules {unknown} are unknown; use {', '.join(known)}")
     first = 1
-    if any(r in ("fixed", "hybrid") for r in rules):
+    takes_n = [r for r in rules if r == "fixed" or stop_criterion(r).takes_first_wave]
+    if takes_n:
         if n is None or isinstance(n, bool) or not 1 <= n <= pool.size:
-            raise ConfigError(f"fixed/hybrid need n within 1..M={pool.size}; got n={n!r}")
+            raise ConfigError(f"{'/'.join(takes_n)} need n within 1..M={pool.size}; got n={n!r}")
         first = int(n)
     last = pool.size if cap is None else min(pool.size, int(cap))
     if cap is not None and (isinstance(cap, bool) or cap < first):

@@ -73,7 +73,7 @@ def budget_node(
     engine = ctx.require_engine()
     policy = ctx.policy if ctx.policy is not None else FixedPolicy(ctx.n_max)
     rule = ctx.stop if isinstance(ctx.stop, StopRule) else None
-    if rule is not None and rule.kind != "hybrid":
+    if rule is not None and not rule.takes_first_wave:
         policy = FixedPolicy(rule.follow_up())  # adaptive/ESC ignore the policy's N
     check_engine = getattr(policy, "check_engine", None)
     if callable(check_engine):
@@ -167,7 +167,7 @@ def _hybrid_cap(
 ) -> int:
     """The step's cap: the hybrid's predicted saturation budget (at least its first wave)."""
     choose_cap = getattr(policy, "choose_cap", None)
-    if rule.kind != "hybrid" or rule.cap_tolerance is None or not callable(choose_cap):
+    if not rule.criterion.caps or rule.cap_tolerance is None or not callable(choose_cap):
         return ctx.n_max
     cap = choose_cap(
         features=features, tolerance=rule.cap_tolerance, n_min=ctx.n_min, n_max=ctx.n_max
@@ -176,7 +176,7 @@ def _hybrid_cap(
 
 
 def _rule_name(rule: StopRule, policy: BudgetPolicy) -> str:
-    return f"{rule.name}+{policy.name}" if rule.kind == "hybrid" else rule.name
+    return f"{rule.name}+{policy.name}" if rule.takes_first_wave else rule.name
 
 
 def _rule_dict(rule: StopRule) -> dict[str, Any]:

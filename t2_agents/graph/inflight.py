@@ -1,17 +1,16 @@
 """Cancel a wave's requests still in flight once its stop rule has fired (``send`` fan-out).
 
-In the ``send`` fan-out the paths of one wave run as concurrent LangGraph tasks. With a rule
-that can decide on part of a wave (``hybrid``, or ``adaptive`` with waves larger than one path;
-ESC needs its whole window), every branch of the wave shares one :class:`WaveBoard`: a branch
-that finishes adds its answer, and once the earlier waves' answers plus the finished ones
-satisfy the rule the board *fires*. The board's event is the engine's cancel signal
-(:data:`t2_agents.backends.base.CANCEL_EVENT`, set around each branch's engine call): the
-transformers engine stops generating at the next token, vLLM aborts the request, the server
-engine sends no further request; a branch not started yet does not start. Branches that return
-after the board fired are kept as *cancelled* (``finish_reason="cancelled"``): they do not vote,
-and the ledger counts the tokens they really generated. A cancel signal the caller had already
-set (e.g. the endpoint's, on a client disconnect) still works: the board's event is set when
-either is.
+In the ``send`` fan-out the paths of one wave run as concurrent LangGraph tasks. With a rule that
+can decide on part of a wave (its ``can_fire_within_a_wave``: ``hybrid``, or ``adaptive`` with waves
+larger than one path; ESC needs its whole window), every branch of the wave shares one
+:class:`WaveBoard`: a branch that finishes adds its answer, and once the earlier waves' answers plus
+the finished ones satisfy the rule the board *fires*. The board's event is the engine's cancel
+signal (:data:`t2_agents.backends.base.CANCEL_EVENT`, set around each branch's engine call): the
+transformers engine stops generating at the next token, vLLM aborts the request, the server engine
+sends no further request; a branch not started yet does not start. Branches that return after the
+board fired are kept as *cancelled* (``finish_reason="cancelled"``): they do not vote, and the
+ledger counts the tokens they really generated. A cancel signal the caller had already set (e.g. the
+endpoint's, on a client disconnect) still works: the board's event is set when either is.
 
 Boards live in this process, keyed by the step and the wave; the ``wave`` node drops its board
 when the wave is done. A run resumed in another process starts a fresh board.
@@ -94,13 +93,14 @@ _LOCK = threading.Lock()
 def can_fire_within_a_wave(rule: StopRule) -> bool:
     """Whether part of a wave can make ``rule`` fire (hybrid; adaptive with waves > 1).
 
+    The rule's own answer
+    (:meth:`~t2_agents.budget.stop_rules.StopCriterion.can_fire_within_a_wave`).
+
     Example:
         >>> can_fire_within_a_wave(StopRule(kind="esc")), can_fire_within_a_wave(StopRule())
         (False, True)
     """
-    if rule.kind == "esc":
-        return False
-    return rule.kind == "hybrid" or rule.follow_up() > 1
+    return rule.criterion.can_fire_within_a_wave(rule)
 
 
 def board_for(key: str, rule: StopRule, prior: Sequence[str | None]) -> WaveBoard:

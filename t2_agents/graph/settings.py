@@ -24,11 +24,11 @@ import inspect
 import itertools
 import textwrap
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from t2_agents.budget.stop_rules import StopKind, StopRule
+from t2_agents.budget.stop_rules import StopKind, StopRule, check_stop_kind
 
 __all__ = [
     "BranchErrors",
@@ -82,10 +82,10 @@ class RunSettings:
     """record: a failed branch (after retries) is kept with its error and the others vote;
     raise: the error fails the run, which a checkpointer can resume."""
     stop: Optional[StopRule | StopKind] = None  # noqa: UP045
-    """Sample in waves and stop early: adaptive (Adaptive-Consistency, one path per wave), esc
-    (windows of 4, stop on a unanimous window) or hybrid (a first wave of the policy's N, then
-    waves of 4 until the vote is decisive), or a StopRule with other settings; None: one wave
-    of N."""
+    """Sample in waves and stop early, by a registered stop rule: adaptive
+    (Adaptive-Consistency, one path per wave), esc (windows of 4, stop on a unanimous window),
+    hybrid (a first wave of the policy's N, then waves of 4 until the vote is decisive) or any
+    rule registered since, or a StopRule with other settings; None: one wave of N."""
 
 
 class SettingsOverrides(BaseModel):
@@ -127,9 +127,16 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def _stop_kind(kind: str) -> str:
+    return check_stop_kind(kind, option="stop")
+
+
 def _json_type(name: str, annotation: Any) -> Any:
-    # A run's context is JSON: the stop rule is given by its kind (StopRule settings are Python).
-    return Optional[StopKind] if name == "stop" else Optional[annotation]  # noqa: UP045
+    # A run's context is JSON: the stop rule is given by its kind (StopRule settings are Python),
+    # checked against the registry when the run starts (rules may be registered after import).
+    if name == "stop":
+        return Optional[Annotated[str, AfterValidator(_stop_kind)]]  # noqa: UP045
+    return Optional[annotation]  # noqa: UP045
 
 
 _DOCS = _attribute_docs(RunSettings)

@@ -45,7 +45,7 @@ from typing_extensions import TypedDict
 from t2_agents.answers import AnswerExtractor, get_extractor
 from t2_agents.backends.base import Engine, Sampler, SamplingParams
 from t2_agents.budget.policies import BudgetPolicy
-from t2_agents.budget.stop_rules import StopKind, StopRule
+from t2_agents.budget.stop_rules import StopRule, check_stop_kind, stop_rule_kinds
 from t2_agents.checks import check_budget_range
 from t2_agents.errors import ConfigError
 from t2_agents.graph.ledger import CostLedger
@@ -238,15 +238,12 @@ class ThinkingContext(RunSettings):
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
-            if self.stop not in get_args(StopKind):
-                raise ConfigError(
-                    f"stop={self.stop!r} is not one of {get_args(StopKind)}; pass a kind or a "
-                    "StopRule(...)"
-                )
-            object.__setattr__(self, "stop", StopRule(kind=self.stop))  # type: ignore[arg-type]
+            kind = check_stop_kind(self.stop, option="stop")
+            object.__setattr__(self, "stop", StopRule(kind=kind))
         elif self.stop is not None and not isinstance(self.stop, StopRule):
             raise ConfigError(
-                f"stop={self.stop!r} must be a StopRule, one of {get_args(StopKind)} or None"
+                f"stop={self.stop!r} must be a StopRule, a registered kind "
+                f"({', '.join(stop_rule_kinds())}) or None"
             )
         check_budget_range(self.n_min, self.n_max)
         if isinstance(self.stop, StopRule):

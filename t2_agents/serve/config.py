@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from t2_agents.budget.stop_rules import check_stop_kind
 from t2_agents.checks import check_budget_range, check_int
 from t2_agents.errors import ConfigError
 
@@ -126,11 +126,11 @@ class T2Options(BaseModel):
     """Smallest N the policy may choose for this request."""
     n_max: int | None = Field(default=None, ge=1)
     """Largest N the policy may choose for this request (at most the server's cap)."""
-    stop_rule: Literal["adaptive", "esc", "hybrid"] | None = None
-    """Sample in waves and stop early (:mod:`t2_agents.budget.stop_rules`): ``hybrid`` (the
-    policy's N,
-    then waves of 4 until the vote is decisive or T2's predicted curve peaks), ``adaptive``
-    (Adaptive-Consistency, one path at a time) or ``esc`` (windows of 4); at most ``n_max``
+    stop_rule: str | None = None
+    """Sample in waves and stop early, by a registered stop rule
+    (:mod:`t2_agents.budget.stop_rules`): ``hybrid`` (the policy's N, then waves of 4 until the
+    vote is decisive or T2's predicted curve peaks), ``adaptive`` (Adaptive-Consistency, one
+    path at a time), ``esc`` (windows of 4) or a rule registered since; at most ``n_max``
     paths. Left out: one wave of N."""
     task: str | None = None
     """Answer extractor used for the vote (e.g. ``syllogism`` for yes/no, ``products`` for a
@@ -145,3 +145,9 @@ class T2Options(BaseModel):
     chat_template: bool = False
     """``/v1/completions`` only: treat ``prompt`` as a user message and apply the chat template
     (the estimator was trained on chat-templated prompts); off: the prompt is used as is."""
+
+    @field_validator("stop_rule")
+    @classmethod
+    def _registered_rule(cls, value: str | None) -> str | None:
+        """A stop rule of the registry (the message lists the registered kinds)."""
+        return None if value is None else check_stop_kind(value, option="stop_rule")
