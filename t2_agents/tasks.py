@@ -1,9 +1,14 @@
-"""Questions to think about: reasoning-gym tasks and JSONL files, with their graders.
+"""Questions to think about: reasoning-gym tasks, agent question families and JSONL files.
 
 A :class:`Question` carries the user message the model sees (the task text plus an instruction),
 its gold answer and a grader. reasoning-gym questions are graded by the task's own
 ``score_answer`` (a score of 1 is correct) or by exact match of normalised answers; JSONL
-questions by exact match of normalised answers.
+questions and the agent-phrased families of :mod:`t2_agents.families` (task names starting with
+``agent_``) by exact match of normalised answers.
+
+A question has two identities: :attr:`Question.key` (its normalised text) and
+:attr:`Question.instance_key` (what it asks: the operation and its operands, the same in any
+phrasing or operand order; the text key when the instance is unknown).
 
 Example:
     >>> qs = load_task("lcm", size=2, seed=1)
@@ -11,21 +16,21 @@ Example:
     'lcm-1-0'
     >>> qs[0].is_correct(qs[0].gold)
     True
+    >>> qs[0].instance
+    'lcm:58,98'
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import unicodedata
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from t2_agents.answers import get_extractor, normalize_answer
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.families import FAMILY_PREFIX, Instance, family_names, generate_family
+from t2_agents.question import DEFAULT_INSTRUCTION, Question, question_key
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
@@ -38,69 +43,9 @@ __all__ = [
 _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
-DEFAULT_INSTRUCTION = "Give only the final answer."
-"""Appended to every question; the measured prompt in DESIGN.md section 4."""
-
+_EXPRESSION_TERM_RE = re.compile(r"[-+*]?\d+")
 _MAX_DRAW_FACTOR = 16
 """``load_task`` draws at most this many items per wanted question before giving up."""
-
-
-def question_key(text: str) -> str:
-    """A question's identity: a hash of its text, Unicode-, case- and whitespace-normalised.
-
-    reasoning-gym seeds item ``i`` with ``Random(seed + i)`` and easy task settings have small
-    question spaces, so two seeds can produce the same question: compare keys, never seeds.
-
-    Example:
-        >>> question_key("What is  2+2?") == question_key(" what is 2+2? ")
-        True
-    """
-    normal = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-    return hashlib.sha256(normal.encode("utf-8")).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class Question:
-    """One question with its gold answer and grader."""
-
-    id: str
-    """Stable id: ``<task>-<seed>-<index>`` for reasoning-gym, the JSONL ``id`` or line number."""
-    task: str
-    """Task name (selects the answer extractor)."""
-    text: str
-    """The question as the dataset states it."""
-    gold: str
-    """The gold answer as the dataset states it."""
-    instruction: str = DEFAULT_INSTRUCTION
-    """Appended to ``text`` to form the prompt."""
-    _score: Callable[[str], float] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def key(self) -> str:
-        """Identity of the question: :func:`question_key` of its text (not of its id)."""
-        return question_key(self.text)
-
-    @property
-    def prompt(self) -> str:
-        """The user message sent to the model."""
-        return f"{self.text.rstrip()} {self.instruction}".strip()
-
-    def extract(self, completion: str) -> str | None:
-        """Extract the normalised final answer of a completion with the task's extractor."""
-        return get_extractor(self.task)(completion)
-
-    def is_correct(self, answer: str | None) -> bool:
-        """Grade an (extracted) answer: normalised exact match, or the task's own scorer."""
-        if answer is None:
-            return False
-        if normalize_answer(answer) == normalize_answer(self.gold):
-            return True
-        if self._score is None:
-            return False
-        try:
-            return self._score(answer) >= 0.99
-        except Exception:  # a task scorer choking on odd text means "not correct", not a crash
-            return False
 
 
 def load_task(
@@ -111,17 +56,20 @@ def load_task(
     config: Mapping[str, Any] | None = None,
     instruction: str = DEFAULT_INSTRUCTION,
 ) -> list[Question]:
-    """Generate ``size`` distinct questions of a reasoning-gym task.
+    """Generate ``size`` distinct questions of a reasoning-gym task or an agent question family.
 
-    Items are drawn in order (item ``i`` of seed ``s`` is always the same question) and an item
+    Names starting with ``agent_`` are families (:func:`t2_agents.families.generate_family`);
+    their only option is ``templates`` (a list of template indices). For reasoning-gym, items
+    are drawn in order (item ``i`` of seed ``s`` is always the same question) and an item
     whose text repeats an earlier one is skipped, so the result never holds a question twice
     and a larger ``size`` extends a smaller one. A question's id keeps its item index.
 
     Args:
-        name: reasoning-gym task name, e.g. ``"lcm"``.
+        name: reasoning-gym task name, e.g. ``"lcm"``, or a family name, e.g. ``"agent_rates"``.
         size: Number of distinct questions (>= 1).
         seed: Dataset seed; the same seed gives the same questions.
-        config: Task options passed to ``reasoning_gym.create_dataset``.
+        config: Task options passed to ``reasoning_gym.create_dataset`` (families:
+            ``{"templates": [...]}``).
         instruction: Appended to each question.
 
     Raises:
@@ -130,6 +78,17 @@ def load_task(
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"size={size!r} must be an int >= 1; pass the number of questions")
+    if name.startswith(FAMILY_PREFIX):
+        options = dict(config or {})
+        if set(options) - {"templates"}:
+            raise ConfigError(
+                f"family {name!r} got options {sorted(set(options) - {'templates'})}; the only "
+                "family option is 'templates' (a list of template indices)"
+            )
+        templates = options.get("templates")
+        return generate_family(
+            name, size=size, seed=seed, templates=templates, instruction=instruction
+        )
     draw = size
     while True:
         dataset = _create(name, draw, seed, config)
@@ -158,7 +117,8 @@ def _create(name: str, size: int, seed: int, config: Mapping[str, Any] | None) -
     except Exception as exc:
         raise ConfigError(
             f"reasoning-gym cannot create task {name!r} with options {dict(config or {})}: {exc}; "
-            "check the task name (e.g. lcm, gcd, products, chain_sum) and its options"
+            "check the task name (a reasoning-gym task such as lcm, gcd, products, chain_sum, or "
+            f"an agent family: {', '.join(family_names())}) and its options"
         ) from exc
 
 
@@ -174,8 +134,58 @@ def _rg_question(dataset: Any, name: str, seed: int, index: int, instruction: st
         text=str(entry["question"]),
         gold=str(entry["answer"]),
         instruction=instruction,
+        instance=_rg_instance(name, entry.get("metadata") or {}),
         _score=score,
     )
+
+
+def _rg_instance(name: str, meta: Mapping[str, Any]) -> str:
+    """The instance of a reasoning-gym item from its metadata; "" when it cannot be read.
+
+    Operation names match the agent families' (``lcm``, ``gcd``, ``mul``, ``sum``), so the same
+    question from either source has the same instance.
+    """
+    try:
+        if name in ("lcm", "gcd"):
+            return Instance(name, tuple(sorted(int(v) for v in meta["numbers"]))).key
+        if name in ("products", "chain_sum", "basic_arithmetic"):
+            return _expression_instance(str(meta["expression"]))
+        if name == "leg_counting":
+            animals = sorted(f"{a}={int(n)}" for a, n in meta["animals"].items())
+            return Instance("legs", tuple(animals)).key
+        if name == "syllogism":
+            premises = sorted(
+                " ".join(str(meta[k]).casefold().split()) for k in ("premise1", "premise2")
+            )
+            conclusion = " ".join(str(meta["conclusion"]).casefold().split())
+            return Instance("syllogism", (*premises, conclusion)).key
+        if name == "number_format":
+            values = tuple(repr(float(v)) for v in sorted(meta["candidates"]))
+            return Instance(f"number_format_{meta['size']}", values).key
+        if name == "number_sequence":
+            return Instance("sequence", tuple(int(v) for v in meta["sequence"][:-1])).key
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ""
+    return ""
+
+
+def _expression_instance(expression: str) -> str:
+    """``mul``/``sum`` of sorted terms for pure products and sums, else ``expr:<text>``.
+
+    Example:
+        >>> _expression_instance("7 - 3"), _expression_instance("3 * 4 + 1")
+        ('sum:-3,7', 'expr:3*4+1')
+    """
+    compact = "".join(expression.split())
+    terms = _EXPRESSION_TERM_RE.findall(compact)
+    if "".join(terms) != compact or not terms:
+        return Instance("expr", (compact,)).key
+    rest = {t[0] for t in terms[1:]}
+    if rest == {"*"} and not terms[0].startswith(("*", "+")):
+        return Instance("mul", tuple(sorted(int(t.lstrip("*")) for t in terms))).key
+    if rest <= {"+", "-"} and len(terms) > 1 and not terms[0].startswith("*"):
+        return Instance("sum", tuple(sorted(int(t) for t in terms))).key
+    return Instance("expr", (compact,)).key
 
 
 def load_jsonl(

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from t2_agents.errors import ConfigError, DataError
-from t2_agents.tasks import DEFAULT_INSTRUCTION, load_jsonl, load_task, question_key
+from t2_agents.tasks import (
+    DEFAULT_INSTRUCTION,
+    Question,
+    _expression_instance,
+    load_jsonl,
+    load_task,
+    question_key,
+)
 
 
 # ------------------------------------------------------------------------------ load_task
@@ -152,6 +160,74 @@ def test_too_small_question_space_names_the_distinct_count() -> None:
     with pytest.raises(ConfigError, match=r"only 16 distinct questions.*size=30"):
         load_task("lcm", size=30, seed=1, config={"max_value": 4})
     assert len(load_task("lcm", size=16, seed=1, config={"max_value": 4})) == 16
+
+
+# ------------------------------------------------------------------------ instance identity
+def test_lcm_with_swapped_operands_is_one_instance_but_two_texts() -> None:
+    """Issue 19: held-out questions were training questions with the operands swapped."""
+    questions = load_task("lcm", size=60, seed=1, config={"max_value": 12})
+    by_instance: dict[str, set[str]] = {}
+    for q in questions:
+        numbers = sorted(int(n) for n in q.text.rsplit(":", 1)[1].split(","))
+        assert q.instance == "lcm:" + ",".join(map(str, numbers))
+        by_instance.setdefault(q.instance_key, set()).add(q.key)
+    assert any(len(keys) == 2 for keys in by_instance.values())  # "a, b" and "b, a"
+    assert len(by_instance) < len(questions)
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "pattern"),
+    [
+        ("gcd", {"max_value": 60}, r"gcd:\d+,\d+"),
+        ("products", {"max_digits": 2}, r"mul:-?\d+,-?\d+"),
+        ("chain_sum", {"max_digits": 2, "max_terms": 3}, r"sum:(-?\d+,)+-?\d+"),
+        ("basic_arithmetic", {"max_digits": 1, "max_terms": 3, "allow_parentheses": False,
+                              "operators": ["+", "-", "*"]}, r"(sum|mul|expr):\S+"),
+        ("leg_counting", {"min_animals": 1, "max_animals": 2}, r"legs:([a-z ]+=\d+,?)+"),
+        ("syllogism", {}, r"syllogism:[a-z ]+,[a-z ]+,[a-z ]+"),
+        ("number_format", {}, r"number_format_(largest|smallest):[\d.,e+]+"),
+        ("number_sequence", {}, r"sequence:(-?\d+,)+-?\d+"),
+    ],
+)  # fmt: skip
+def test_reasoning_gym_instances_come_from_metadata(
+    name: str, config: dict[str, object], pattern: str
+) -> None:
+    for q in load_task(name, size=8, seed=3, config=config):
+        assert re.fullmatch(pattern, q.instance), q.instance
+        assert q.instance_key == question_key(q.instance) != q.key
+        assert q.template is None
+
+
+def test_without_an_instance_the_instance_key_is_the_text_key(tmp_path: Path) -> None:
+    (aiw,) = load_task("aiw", size=1, seed=0)  # its metadata names no operands
+    path = _write(tmp_path / "q.jsonl", [json.dumps({"question": "What is 2+2?", "answer": "4"})])
+    (row,) = load_jsonl(path)
+    for q in (aiw, row):
+        assert q.instance == "" and q.instance_key == q.key
+
+
+def test_question_key_and_record_keys_are_unchanged() -> None:
+    q = Question("x", "lcm", "Find the LCM of 2, 3", "6", instance="lcm:2,3", template=1)
+    assert q.key == question_key("Find the LCM of 2, 3")  # records on disk store this key
+    assert q.instance_key == question_key("lcm:2,3")
+
+
+@pytest.mark.parametrize(
+    ("expression", "instance"),
+    [
+        ("7 - 3", "sum:-3,7"),
+        ("-3 + 7", "sum:-3,7"),
+        ("4 + 1 - 9", "sum:-9,1,4"),
+        ("1 - 9 + 4", "sum:-9,1,4"),
+        ("12 * 3", "mul:3,12"),
+        ("3 * 12", "mul:3,12"),
+        ("3 * 4 + 1", "expr:3*4+1"),
+        ("(3 + 4) * 2", "expr:(3+4)*2"),
+        ("8 / 2", "expr:8/2"),
+    ],
+)
+def test_expression_instances(expression: str, instance: str) -> None:
+    assert _expression_instance(expression) == instance
 
 
 # ------------------------------------------------------------------------------ load_jsonl

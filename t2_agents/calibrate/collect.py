@@ -346,6 +346,9 @@ def _record(question: Question, paths: Sequence[Completion], *, keep_texts: bool
     return {
         "id": question.id,
         "key": question.key,
+        "instance": question.instance,
+        "instance_key": question.instance_key,
+        "template": question.template,
         "task": question.task,
         "prompt": question.prompt,
         "gold": question.gold,
