@@ -39,9 +39,12 @@ from t2_agents.calibrate.training_set import TrainingSet, load_training_set
 from t2_agents.curves.compare import equal_cost, fixed_accuracy, pareto
 from t2_agents.estimator.estimator import T2Estimator
 from t2_agents.estimator.guard import GuardConfig
-from t2_agents.estimator.probes import ProbeConfig
+from t2_agents.estimator.heads import HEADS as HEAD_REGISTRY
+from t2_agents.estimator.heads import KNOB_SWEEPS
+from t2_agents.estimator.probes import PROBE_KINDS, ProbeConfig
 
-HEADS = (("nstar", "mlp"), ("nstar", "ridge"), ("curve", "mlp"), ("curve", "ridge"))
+HEADS = tuple((head, kind) for head in HEAD_REGISTRY for kind in PROBE_KINDS)
+"""(head, probe kind) pairs fitted: every registered head with an MLP and a ridge probe."""
 KNOBS: dict[str, tuple[float, ...]] = {
     "tolerance": (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2),
     "price": (0.0, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.006, 0.008, 0.012, 0.016, 0.03),
@@ -61,7 +64,7 @@ def fit_head(data: TrainingSet, head: str, kind: str) -> tuple[T2Estimator, dict
         n_max=data.n_max,
         model_identity=data.model,
         hidden_size=int(data.features.shape[2]),
-        config=ProbeConfig(head=head, kind=kind),  # type: ignore[arg-type]
+        config=ProbeConfig(head=head, kind=kind),  # type: ignore[arg-type]  # kind: a Literal
         n_d=data.n_d,
         curves=data.curves,
         groups=data.keys,
@@ -95,7 +98,7 @@ def sweep(
     defaults = {"tolerance": estimator.default_tolerance, "price": estimator.default_price}
     return [
         (rule, v, estimator.predict(features, **{rule: v}, guard=guard))
-        for rule in ("tolerance", "price")
+        for rule in KNOB_SWEEPS
         for v in sorted({*KNOBS[rule], defaults[rule]})
     ]
 
@@ -215,13 +218,13 @@ def main() -> None:
         + " ".join(map(str, sorted(args.heldout))),
         "train": {
             "questions": len(train.keys),
-            "tasks": train.summary["tasks"],
+            "tasks": dict(train.summary.tasks or {}),
             "dropped": train.dropped,
             "n_d": train.n_d,
         },
         "heldout": {
             "questions": len(held.keys),
-            "tasks": held.summary["tasks"],
+            "tasks": dict(held.summary.tasks or {}),
             "dropped": held.dropped,
             "unseen_tasks": sorted(unseen),
         },

@@ -73,7 +73,9 @@ def test_load_artifact_returns_the_parts(
     parts = load_artifact(artifact, expect_identity="toy/model", expect_hidden_size=D)
     assert (parts.spec.layers, parts.spec.grid, parts.config) == (LAYERS, GRID, CONFIG)
     assert parts.weights == list(est.weights) and len(parts.probes) == len(LAYERS)
-    assert sorted(parts.extra) == ["created", "training_data", "validation"]
+    assert parts.training == est.training and parts.training.to_dict() == {"task": "toy"}
+    assert parts.validation == est.metadata["validation"] and parts.knob is None
+    assert parts.created == est.metadata["created"]
     assert (est.metadata["format"], est.metadata["format_version"]) == (FORMAT_NAME, FORMAT_VERSION)
 
 

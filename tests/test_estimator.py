@@ -240,14 +240,14 @@ def test_curve_head_learns_curves_and_has_a_knob(kind: str) -> None:
     priced = [est.predict(x, price=c).mean() for c in (0.0, 0.002, 0.02, 1.0)]
     assert priced == sorted(priced, reverse=True) and priced[-1] == 1
     assert report.knob is not None and 0 <= est.default_tolerance <= 0.2
-    assert est.default_tolerance == report.knob["default_tolerance"]
-    assert est.default_price == report.knob["default_price"]
-    rule = report.knob["default_rule"]
+    assert est.knob == report.knob and est.default_tolerance == report.knob.default_tolerance
+    assert est.default_price == report.knob.default_price
+    rule, value = report.knob.default
     assert est.default_rule == rule in ("tolerance", "price")
     # the default rule is the one that reached the target with fewer samples on validation
-    chosen = report.knob["chosen"]
-    assert chosen[rule]["mean_n"] <= min(c["mean_n"] for c in chosen.values())
-    value = est.default_price if rule == "price" else est.default_tolerance
+    chosen = {p.rule: p for p in report.knob.chosen}
+    assert chosen[rule].mean_n <= min(c.mean_n for c in chosen.values())
+    assert value == (est.default_price if rule == "price" else est.default_tolerance)
     np.testing.assert_array_equal(est.predict(x), est.predict(x, **{rule: value}))
     assert report.equal_cost is not None and report.equal_cost["mean_n"] >= 1
 

@@ -60,8 +60,9 @@ def test_duplicates_across_folders_are_kept_once_and_counted(folders: dict[str, 
     data = load_training_set([folders["train"], folders["mixed"]])
     assert len(data.keys) == len(set(data.keys)) == 24 + 12
     assert data.dropped == {"duplicates": 4, "excluded": 0}
-    assert data.curves.shape == (36, 8) and data.summary["dropped"] == data.dropped
-    assert sorted(data.summary["question_keys"]) == sorted(data.keys)  # type: ignore[arg-type]
+    assert data.curves.shape == (36, 8) and data.summary.dropped == data.dropped
+    assert data.summary.keys == frozenset(data.keys) and data.summary.n_d == data.n_d
+    assert [c.folder for c in data.summary.collections or ()] == list(data.summary.folders or ())
 
 
 def test_excluded_questions_are_dropped_and_a_fully_seen_folder_refused(

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from t2_agents.calibrate.collect import Collection, load_collection
 from t2_agents.curves.exact import AnswerPool, CurseReport, budget_labels, curse_report
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.estimator.summary import CollectionSource, TrainingSummary
 from t2_agents.tasks import DEFAULT_INSTRUCTION, question_key
 
 __all__ = [
@@ -122,8 +123,8 @@ class TrainingSet:
     """Task of each question."""
     model: str
     """Model identity of the features."""
-    summary: dict[str, object]
-    """What the set is made of (for the artifact's metadata)."""
+    summary: TrainingSummary
+    """What the set is made of (the artifact's ``training_data``)."""
     curves: npt.NDArray[np.float64]
     """``[Q, n_max]`` exact accuracy curves A_x(N), N = 1..n_max."""
     keys: tuple[str, ...]
@@ -181,22 +182,22 @@ def load_training_set(
     tasks = tuple(collections[c].tasks[i] for c, i in rows)
     keys = tuple(record_key(collections[c].records[i]) for c, i in rows)
     first = collections[0].config
-    summary: dict[str, object] = {
-        "folders": [str(f) for f in folders],
-        "collections": [_provenance(c, f) for c, f in zip(collections, folders, strict=True)],
-        "questions": len(tasks),
-        "tasks": {t: tasks.count(t) for t in sorted(set(tasks))},
-        "samples_per_question": [c.config.samples for c in collections],
-        "dropped": dropped,
-        "draw": model,
-        "eps": eps,
-        "n_d": report.n_d,
-        "mean_optimal": report.mean_optimal,
-        "max_tokens": first.max_tokens,
-        "temperature": first.temperature,
-        "instruction": first.instruction,
-        "question_keys": sorted(set(keys)),
-    }
+    summary = TrainingSummary(
+        folders=tuple(str(f) for f in folders),
+        collections=tuple(_provenance(c, f) for c, f in zip(collections, folders, strict=True)),
+        questions=len(tasks),
+        tasks={t: tasks.count(t) for t in sorted(set(tasks))},
+        samples_per_question=tuple(c.config.samples for c in collections),
+        dropped=dropped,
+        draw=model,
+        eps=eps,
+        n_d=report.n_d,
+        mean_optimal=report.mean_optimal,
+        max_tokens=first.max_tokens,
+        temperature=first.temperature,
+        instruction=first.instruction,
+        question_keys=tuple(sorted(set(keys))),
+    )
     return TrainingSet(
         features=features.astype(np.float32),
         labels=np.asarray(labels, dtype=np.int64),
@@ -212,7 +213,7 @@ def load_training_set(
     )
 
 
-def _provenance(collection: Collection, folder: str | Path) -> dict[str, object]:
+def _provenance(collection: Collection, folder: str | Path) -> CollectionSource:
     """What one folder holds and how it was made (for the artifact's metadata)."""
     import hashlib
     import json
@@ -223,14 +224,16 @@ def _provenance(collection: Collection, folder: str | Path) -> dict[str, object]
                                        for s in record["samples"]]}  # fmt: skip
         digest.update(json.dumps(light, sort_keys=True).encode())
     cfg = collection.config
-    return {
-        "folder": str(folder),
-        "task": cfg.task if cfg.task is not None else cfg.data,
-        "task_config": dict(cfg.task_config),
-        "seed": cfg.seed,
-        "questions": len(collection.records),
-        "records_sha256": digest.hexdigest(),
-    }
+    task = cfg.task if cfg.task is not None else cfg.data
+    assert task is not None  # CollectConfig holds exactly one of them
+    return CollectionSource(
+        folder=str(folder),
+        task=task,
+        task_config=dict(cfg.task_config),
+        seed=cfg.seed,
+        questions=len(collection.records),
+        records_sha256=digest.hexdigest(),
+    )
 
 
 def distinct_rows(

@@ -23,8 +23,12 @@ from rich.progress import (
 from rich.table import Table
 
 from t2_agents.cli import common
+from t2_agents.estimator.heads import HEADS
 
 __all__ = ["collect", "curse", "train"]
+
+_HEAD_HELP = " or ".join(f"'{name}' (predicts {head.summary})" for name, head in HEADS.items())
+"""``--head`` help: every registered head (no torch import: the heads load it lazily)."""
 
 
 def collect(
@@ -205,9 +209,7 @@ def train(
     hidden: Annotated[int | None, typer.Option(help="Probe width (default d/8).")] = None,
     top_k: Annotated[int | None, typer.Option(help="Keep only the k best layers.")] = None,
     seed: Annotated[int, typer.Option(help="Split and initialisation seed.")] = 0,
-    head: Annotated[
-        str, typer.Option(help="'nstar' (regress log2 N*) or 'curve' (predict A(N), a knob).")
-    ] = "nstar",
+    head: Annotated[str, typer.Option(help=f"{_HEAD_HELP}.")] = "nstar",
     probe: Annotated[str, typer.Option(help="'mlp' or 'ridge' (the linear baseline).")] = "mlp",
     tolerance_target: Annotated[
         float,
@@ -234,7 +236,7 @@ def train(
 
     with common.handled(as_json):
         started = time.perf_counter()
-        config = ProbeConfig(hidden=hidden, top_k=top_k, seed=seed, head=head,  # type: ignore[arg-type]
+        config = ProbeConfig(hidden=hidden, top_k=top_k, seed=seed, head=head,
                              kind=probe)  # type: ignore[arg-type]  # fmt: skip
         data_set = load_training_set(
             data, layers=_parse_layers(layers), n_max=n_max, draw=draw, eps=eps
@@ -268,7 +270,7 @@ def train(
                 draw=draw, eps=eps, exclude=frozenset(data_set.keys),
             )  # fmt: skip
     payload = {"out": str(path), "seconds": round(seconds, 1), "validation": report.to_dict(),
-               "training_data": data_set.summary, "heldout": held}  # fmt: skip
+               "training_data": data_set.summary.to_dict(), "heldout": held}  # fmt: skip
     if as_json:
         common.emit(True, payload)
         return

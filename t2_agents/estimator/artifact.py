@@ -7,16 +7,18 @@ An artifact is a directory holding two or three files:
   ``layer15.net.0.weight``, ``layer15.mean``); nothing is pickled;
 - ``metadata.json``: ``format`` (``"t2-estimator"``) and ``format_version``, the library version,
   the model identity and hidden size, the layers, the probe width and
-  :class:`~t2_agents.estimator.probes.ProbeConfig`, the grid and clamp range, the layer weights and
-  the
-  estimator's extra metadata (``created``, ``training_data``, ``validation``), and ``guard``
+  :class:`~t2_agents.estimator.probes.ProbeConfig`, the grid and clamp range, the layer weights,
+  ``created``, ``training_data`` (a :class:`~t2_agents.estimator.summary.TrainingSummary`),
+  ``validation`` (a :class:`~t2_agents.estimator.report.FitReport`, whose ``knob`` entry is a
+  :class:`~t2_agents.estimator.heads.KnobCalibration` for a head with a knob), and ``guard``
   when the estimator has a :class:`~t2_agents.estimator.guard.DistributionGuard`;
 - ``guard.safetensors`` (only with a guard): its ``mean``, ``std``, ``basis`` and ``points``.
 
 :func:`save_artifact` writes into a temporary sibling directory that is renamed into place, so a
 crash never leaves a half-written artifact, and it refuses to replace a directory holding other
 files. :func:`load_artifact` checks the format, every field's type and the fields' consistency,
-and that the artifact fits the expected model; every problem is an
+and that the artifact fits the expected model, and reads the typed values (the training
+summary, the knob) once; every problem is an
 :class:`~t2_agents.errors.ArtifactError` that says how to fix it. ``T2Estimator.save`` and
 ``T2Estimator.load`` are the public entry points.
 
@@ -55,7 +57,9 @@ from torch import nn
 
 from t2_agents.errors import ArtifactError, ConfigError
 from t2_agents.estimator.guard import DistributionGuard
+from t2_agents.estimator.heads import KnobCalibration
 from t2_agents.estimator.probes import EstimatorSpec, LayerProbe, ProbeConfig, make_probe
+from t2_agents.estimator.summary import TrainingSummary
 
 __all__ = [
     "FORMAT_NAME",
@@ -71,7 +75,6 @@ FORMAT_VERSION = 1
 _PROBES = "probes.safetensors"
 _GUARD = "guard.safetensors"
 _METADATA = "metadata.json"
-_EXTRA_KEYS = ("created", "training_data", "validation")
 _FIX_MODEL = "train an estimator for this model with `t2 train`"
 _MAX_METADATA_BYTES = 16 * 1024 * 1024
 _FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
@@ -90,8 +93,14 @@ class LoadedArtifact:
     """Per-layer combination weights (sum to 1)."""
     probes: list[LayerProbe]
     """One probe per layer, in :attr:`spec` layer order, in eval mode."""
-    extra: dict[str, Any]
-    """The estimator's extra metadata (``created``, ``training_data``, ``validation``)."""
+    training: TrainingSummary
+    """What the estimator was trained on (``training_data``; empty when not recorded)."""
+    validation: dict[str, Any] | None = None
+    """The fit's validation report as stored (``FitReport.to_dict()``; None: not recorded)."""
+    knob: KnobCalibration | None = None
+    """The head's knob, read from the report (None for a head without one)."""
+    created: str | None = None
+    """When the estimator was fitted (ISO 8601, UTC; None: not recorded)."""
     guard: DistributionGuard | None = None
     """The out-of-distribution guard, when the artifact has one."""
 
@@ -191,11 +200,12 @@ def load_artifact(
             f"{expect_identity!r}; {_FIX_MODEL}"
         )
     probes = _load_probes(root, spec, config)
-    extra = {k: meta[k] for k in _EXTRA_KEYS if k in meta}
+    created, training, validation, knob = _parse_record(meta, config, root)
     guard = _load_guard(root, meta["guard"], spec) if "guard" in meta else None
     return LoadedArtifact(
-        spec=spec, config=config, weights=weights, probes=probes, extra=extra, guard=guard
-    )
+        spec=spec, config=config, weights=weights, probes=probes, training=training,
+        validation=validation, knob=knob, created=created, guard=guard,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -319,6 +329,25 @@ def _parse_metadata(
     except (ConfigError, TypeError) as exc:
         raise ArtifactError(f"{root / _METADATA} is inconsistent: {exc}") from exc
     return spec, config, weights
+
+
+def _parse_record(
+    meta: Mapping[str, Any], config: ProbeConfig, root: Path
+) -> tuple[str | None, TrainingSummary, dict[str, Any] | None, KnobCalibration | None]:
+    """``created``, the training summary, the validation report and the head's knob."""
+    created, validation = meta.get("created"), meta.get("validation")
+    if created is not None and not isinstance(created, str):
+        raise ArtifactError(f"{root / _METADATA}: created={created!r} is not a str; train again")
+    if validation is not None and not isinstance(validation, dict):
+        raise ArtifactError(
+            f"{root / _METADATA}: validation={validation!r} is not an object; train again"
+        )
+    try:
+        training = TrainingSummary.from_metadata(meta)
+        knob = config.head_object.read_calibration(validation)
+    except ConfigError as exc:
+        raise ArtifactError(f"{root / _METADATA} is inconsistent: {exc}") from exc
+    return created, training, validation, knob
 
 
 def _load_probes(root: Path, spec: EstimatorSpec, config: ProbeConfig) -> list[LayerProbe]:

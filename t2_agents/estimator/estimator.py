@@ -14,16 +14,19 @@ temperature and leaves a layer that is pure noise (``mse_l`` near the label vari
 small but non-zero say. The estimate is ``sum_l w_l * probe_l(h_l(x))``, mapped to the grid value
 nearest in log2 space among grid values inside ``[n_min, n_max]`` (which also clamps it).
 
-**Heads.** ``ProbeConfig.head="nstar"`` is the paper's head above. ``head="curve"`` makes each
-probe predict the question's whole exact accuracy curve ``A_x(N)`` at every grid budget (values
-in [0, 1], MSE on the curve); layers are weighted the same way by their validation curve MSE.
-The budget then follows one of two cost knobs: ``tolerance`` (the smallest N whose predicted
-accuracy is within the tolerance of the predicted maximum) or ``price`` (the N maximising
-predicted accuracy minus the price per sample: spending where a sample buys the most). Both
-are calibrated on the validation split — the largest value whose validation accuracy stays
-within ``tolerance_target`` (1 point) of fixed ``N_D`` — and the rule that then spends fewer
-samples is the default. ``ProbeConfig.kind="ridge"`` replaces the MLPs by closed-form ridge
-regressions (the linear baseline, same features, split and rounding).
+**Heads.** What the probes predict is a head object (:mod:`t2_agents.estimator.heads`, named by
+``ProbeConfig.head``); the estimator asks it for the training target, the loss, the probes'
+outputs, the layer combination and the budgets. ``nstar`` is the paper's head above.
+``curve`` makes each probe predict the question's whole exact accuracy curve ``A_x(N)`` at every
+grid budget (values in [0, 1], MSE on the curve); layers are weighted the same way by their
+validation curve MSE. The budget then follows one of two cost knobs: ``tolerance`` (the
+smallest N whose predicted accuracy is within the tolerance of the predicted maximum) or
+``price`` (the N maximising predicted accuracy minus the price per sample: spending where a
+sample buys the most). Both are calibrated on the validation split — the largest value whose
+validation accuracy stays within ``tolerance_target`` (1 point) of fixed ``N_D`` — and the rule
+that then spends fewer samples is the default (a
+:class:`~t2_agents.estimator.heads.KnobCalibration`). ``ProbeConfig.kind="ridge"`` replaces the
+MLPs by closed-form ridge regressions (the linear baseline, same features, split and rounding).
 
 **Guard.** With ``guard=GuardConfig()`` (``t2 train`` does this by default) the estimator also
 fits a :class:`~t2_agents.estimator.guard.DistributionGuard` on the middle layer: a question whose
@@ -38,12 +41,12 @@ combined metrics use, so those metrics are slightly optimistic; compare estimato
 set.
 
 The probes and their settings live in :mod:`t2_agents.estimator.probes`, their training in
-:mod:`t2_agents.estimator.training`, the curve head's knob in :mod:`t2_agents.estimator.heads`, and
-the fit's
-validation metrics in :mod:`t2_agents.estimator.report`. Artifacts are a directory with
-``probes.safetensors`` and ``metadata.json`` (nothing is pickled);
-:mod:`t2_agents.estimator.artifact`
-writes, reads and checks them.
+:mod:`t2_agents.estimator.training`, the heads and the curve head's knob in
+:mod:`t2_agents.estimator.heads`, the fit's validation metrics in
+:mod:`t2_agents.estimator.report`, and what the estimator was trained on in
+:mod:`t2_agents.estimator.summary`. Artifacts are a directory with ``probes.safetensors`` and
+``metadata.json`` (nothing is pickled); :mod:`t2_agents.estimator.artifact` writes, reads and
+checks them.
 
 Example:
     >>> rng = np.random.default_rng(0)
@@ -73,11 +76,11 @@ from t2_agents.checks import check_optional_int, check_tolerance
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.estimator.artifact import load_artifact, metadata_header, save_artifact
 from t2_agents.estimator.guard import DistributionGuard, GuardConfig
-from t2_agents.estimator.heads import calibrate_knob, knob_budgets
+from t2_agents.estimator.heads import HEADS, Head, KnobCalibration, KnobSetting
 from t2_agents.estimator.probes import EstimatorSpec, LayerProbe, ProbeConfig
 from t2_agents.estimator.report import FitReport, build_report
+from t2_agents.estimator.summary import TrainingSummary
 from t2_agents.estimator.training import (
-    combine_curves,
     fit_probe,
     layer_weights,
     one_thread,
@@ -112,9 +115,35 @@ class T2Estimator:
         spec: EstimatorSpec,
         weights: Sequence[float] | FloatArray,
         config: ProbeConfig,
-        metadata: Mapping[str, object],
+        training: TrainingSummary | None = None,
+        validation: Mapping[str, Any] | None = None,
+        knob: KnobCalibration | None = None,
+        created: str | None = None,
         guard: DistributionGuard | None = None,
     ) -> None:
+        """Assemble an estimator from its parts (:meth:`fit` and :meth:`load` do this).
+
+        Args:
+            probes: One fitted probe per layer of ``spec``.
+            spec: Model identity, layers, grid and clamp range.
+            weights: Per-layer combination weights (non-negative, summing to 1).
+            config: The probes' configuration (it names the head).
+            training: What the estimator was trained on (None: not recorded).
+            validation: The fit's report as stored (``FitReport.to_dict()``).
+            knob: The head's calibrated knob (a head without one: None; a head with one and
+                None: tolerance 0, the predicted best budget).
+            created: When it was fitted (ISO 8601).
+            guard: The out-of-distribution guard.
+
+        Raises:
+            ConfigError: Parts that do not fit together.
+        """
+        head = config.head_object
+        if knob is not None and not head.has_knob:
+            raise ConfigError(
+                f"knob={knob.default} was given for the {head.name} head, which has no knob; "
+                "drop it (only a head with a cost knob is calibrated)"
+            )
         w = np.asarray(weights, dtype=np.float64)
         if len(probes) != len(spec.layers) or w.shape != (len(spec.layers),):
             raise ConfigError(f"need one probe and one weight per layer {list(spec.layers)}")
@@ -130,8 +159,13 @@ class T2Estimator:
             )
         self._probes = [p.eval() for p in probes]
         self._guard = guard
-        self._spec, self._weights, self._config = spec, w, config
-        self._extra = json.loads(json.dumps(dict(metadata)))
+        self._spec, self._weights, self._config, self._head = spec, w, config, head
+        if knob is None and head.has_knob:
+            knob = KnobCalibration.uncalibrated()
+        self._knob = knob
+        self._training = training if training is not None else TrainingSummary()
+        self._created = created
+        self._validation = None if validation is None else json.loads(json.dumps(dict(validation)))
 
     @property
     def layers(self) -> tuple[int, ...]:
@@ -175,11 +209,15 @@ class T2Estimator:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        """Everything ``metadata.json`` holds (a fresh copy)."""
-        head = metadata_header(self._spec, self._config, self._weights.tolist())
-        extra: dict[str, Any] = json.loads(json.dumps(self._extra))
+        """Everything ``metadata.json`` holds (a fresh copy: the on-disk form)."""
+        header = metadata_header(self._spec, self._config, self._weights.tolist())
+        record: dict[str, Any] = {} if self._created is None else {"created": self._created}
+        record["training_data"] = self._training.to_dict()
+        if self._validation is not None:
+            record["validation"] = self._validation
         guard = {} if self._guard is None else {"guard": self._guard.metadata()}
-        return head | extra | guard
+        plain: dict[str, Any] = json.loads(json.dumps(record))
+        return header | plain | guard
 
     @property
     def guard(self) -> DistributionGuard | None:
@@ -188,39 +226,45 @@ class T2Estimator:
 
     @property
     def head(self) -> str:
-        """``nstar`` (regresses log2 N*) or ``curve`` (predicts A_x(N) on the grid)."""
+        """The head's name: ``nstar`` (regresses log2 N*) or ``curve`` (predicts A_x(N) on the
+        grid); ``config.head_object`` is the head itself."""
         return self._config.head
 
     @property
     def has_knob(self) -> bool:
         """True when :meth:`predict` takes a ``tolerance`` or a ``price`` (the curve head)."""
-        return self._config.head == "curve"
+        return self._head.has_knob
+
+    @property
+    def knob(self) -> KnobCalibration | None:
+        """The head's knob as calibrated on validation (None for a head without one)."""
+        return self._knob
 
     @property
     def default_rule(self) -> str:
         """``tolerance`` or ``price``: the rule used when no knob is given (chosen on
         validation: the one reaching the accuracy target with fewer samples)."""
-        return str(self._knob().get("default_rule", "tolerance"))
+        return "tolerance" if self._knob is None else self._knob.default_rule
 
     @property
     def default_tolerance(self) -> float:
         """The tolerance calibrated on validation (0 without a knob)."""
-        return float(self._knob().get("default_tolerance", 0.0))
+        return 0.0 if self._knob is None else float(self._knob.default_tolerance)
 
     @property
     def default_price(self) -> float:
         """The price per sample calibrated on validation (0 without a knob)."""
-        return float(self._knob().get("default_price", 0.0))
+        return 0.0 if self._knob is None else float(self._knob.default_price)
 
-    def _knob(self) -> dict[str, Any]:
-        knob: dict[str, Any] = self._extra.get("validation", {}).get("knob") or {}
-        return knob
+    @property
+    def training(self) -> TrainingSummary:
+        """What the estimator was trained on (folders, settings, ``N_D``, question keys)."""
+        return self._training
 
     @property
     def training_keys(self) -> frozenset[str]:
         """Identity keys of the questions the estimator was fitted on (empty if not recorded)."""
-        keys = self._extra.get("training_data", {}).get("question_keys") or []
-        return frozenset(str(k) for k in keys)
+        return self._training.keys
 
     # ------------------------------------------------------------------------------ training
     @classmethod
@@ -242,7 +286,7 @@ class T2Estimator:
         tasks: Sequence[str] | None = None,
         tolerance_target: float = 0.01,
         guard: GuardConfig | None = None,
-        data_summary: Mapping[str, object] | None = None,
+        data_summary: TrainingSummary | Mapping[str, object] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> tuple[T2Estimator, FitReport]:
         """Train one probe per layer on ``features`` [Q, L, d] and labels ``N*`` [Q].
@@ -250,7 +294,8 @@ class T2Estimator:
         Args:
             features: ``[Q, L, d]`` final-prompt-token hidden states.
             labels: ``N*_x`` per question (grid values).
-            curves: ``[Q, len(grid)]`` exact accuracy curves; required by the curve head.
+            curves: ``[Q, len(grid)]`` exact accuracy curves; required by a head that trains on
+                them (``Head.needs_curves``: the curve head).
             groups: Question identity per row (e.g. :func:`~t2_agents.tasks.question_key`);
                 rows of one group stay on one side of the train/validation split.
             tasks: Task name per row; the guard's safe budget is the largest per-task one.
@@ -259,6 +304,8 @@ class T2Estimator:
             guard: Fit a :class:`~t2_agents.estimator.guard.DistributionGuard` on all rows (needs
                 ``curves`` and ``n_d``): questions far from the training set get at least its
                 safe budget. None: no guard.
+            data_summary: What the rows are (stored as ``training_data``): a
+                :class:`~t2_agents.estimator.summary.TrainingSummary`, or a plain JSON object.
             progress: ``progress(name, done, total)`` after each layer.
 
         Example:
@@ -266,13 +313,13 @@ class T2Estimator:
             ...     n_max=8, model_identity="m", hidden_size=8)  # doctest: +SKIP
         """
         spec = EstimatorSpec(model_identity, hidden_size, tuple(layers), tuple(grid), n_min, n_max)
+        head = config.head_object
         x = spec.check_features(features)
         y = _check_labels(labels, len(x), spec.grid)
-        curve = config.head == "curve"
-        exact = (
-            None if curves is None and not curve else _check_curves(curves, len(x), len(spec.grid))
-        )
-        target = exact if curve and exact is not None else y
+        exact = None
+        if curves is not None or head.needs_curves:
+            exact = _check_curves(curves, len(x), len(spec.grid))
+        target = head.target(y, exact)
         check_optional_int("n_d", n_d, low=1)
         if guard is not None and (exact is None or n_d is None):
             raise ConfigError("guard= needs curves= and n_d= (the safe budget comes from them)")
@@ -289,16 +336,13 @@ class T2Estimator:
                 if progress is not None:
                     progress(f"layer {layer}", i + 1, len(spec.layers))
         val_preds = np.stack(preds, axis=1)  # [V, L] or [V, L, G]
-        weights = layer_weights(val_preds, target[val].double().numpy(), config.top_k)
-        knob = None
-        if config.head == "curve":
-            combined = combine_curves(val_preds, weights)  # [V, G]
-            knob = calibrate_knob(spec, combined, target[val].double().numpy(), n_d,
-                                   tolerance_target)  # fmt: skip
+        t_val = target[val].double().numpy()
+        weights = layer_weights(head.clip(val_preds), t_val, config.top_k)
+        combined = head.combine(val_preds, weights)  # [V] or [V, G]
+        knob = head.calibrate(spec, combined, t_val, n_d, tolerance_target)
         report = build_report(spec, config, val_preds, y, target, train, val, weights, epochs, n_d,
                          knob, exact)  # fmt: skip
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        extra = {"created": created, "training_data": summary, "validation": report.to_dict()}
         # A layer with weight 0 (outside top_k) never changes a prediction: keep only the probes
         # that count, so the artifact stays small and inference encodes only those layers.
         kept = np.flatnonzero(weights > 0)
@@ -312,13 +356,14 @@ class T2Estimator:
             )  # fmt: skip
         estimator = cls(
             [probes[i] for i in kept], spec=spec, weights=weights[kept], config=config,
-            metadata=extra, guard=fitted_guard,
+            training=summary, validation=report.to_dict(), knob=knob, created=created,
+            guard=fitted_guard,
         )  # fmt: skip
         return estimator, report
 
     # ------------------------------------------------------------------------------ inference
     def predict_curve(self, features: np.ndarray, *, guard: bool = True) -> FloatArray:
-        """Predicted accuracy curve ``[Q, len(grid)]`` (curve head only).
+        """Predicted accuracy curve ``[Q, len(grid)]`` (a head that predicts curves only).
 
         With ``guard`` (and a :attr:`guard`), a question the guard flags gets the guard's safe
         curve (the slowest training task's mean curve) instead of an extrapolated one.
@@ -328,12 +373,13 @@ class T2Estimator:
             (40, 32)
 
         Raises:
-            ConfigError: The estimator has the nstar head.
+            ConfigError: The estimator's head does not predict curves (nstar).
         """
-        if not self.has_knob:
+        if not self._head.predicts_curve:
             raise ConfigError(
-                "this estimator has the nstar head (it predicts log2 N*, not A(N)); train one "
-                "with --head curve to get curves"
+                f"this estimator has the {self.head} head (it predicts {self._head.summary}, not "
+                f"A(N)); train one with --head {_head_that(lambda h: h.predicts_curve)} to get "
+                "curves"
             )
         x = self._spec.check_features(features)
         curves = self._combine(x)
@@ -344,16 +390,17 @@ class T2Estimator:
     def predict_log2(self, features: np.ndarray) -> FloatArray:
         """Weighted log2 budget estimate for ``features`` [Q, L, d]; returns [Q] floats.
 
-        For the curve head: log2 of the budget chosen at the default tolerance.
+        For a head that does not predict log2 budgets (curve): log2 of :meth:`predict`'s budget
+        at the default knob.
 
         Example:
             >>> est.predict_log2(x).shape  # doctest: +SKIP
             (40,)
         """
         x = self._spec.check_features(features)
-        if self.has_knob:
-            return np.log2(self.predict(x).astype(np.float64))
-        return self._combine(x)
+        if self._head.predicts_log2:
+            return self._combine(x)
+        return np.log2(self.predict(x).astype(np.float64))
 
     def predict(
         self,
@@ -386,17 +433,8 @@ class T2Estimator:
             ConfigError: A knob for the nstar head, both knobs, or a knob outside [0, 1].
         """
         x = self._spec.check_features(features)
-        if not self.has_knob:
-            if tolerance is not None or price is not None:
-                knob = "tolerance" if tolerance is not None else "price"
-                raise ConfigError(
-                    f"{knob}={tolerance if price is None else price!r} needs the curve head; this "
-                    "estimator predicts log2 N* (nstar head): drop it or train with --head curve"
-                )
-            budgets = self._spec.to_grid(self._combine(x))
-        else:
-            rule, value = self._rule(tolerance, price)
-            budgets = knob_budgets(self._spec, self._combine(x), rule, value)
+        knob = self._rule(tolerance, price)
+        budgets = self._head.budgets(self._spec, self._combine(x), knob)
         if guard and self._guard is not None:
             budgets = self._guard.apply(budgets, self._guard_rows(self._guard, x))
         return budgets
@@ -413,7 +451,19 @@ class T2Estimator:
             return np.zeros(len(x), dtype=np.bool_)
         return self._guard.flags(self._guard_rows(self._guard, x))
 
-    def _rule(self, tolerance: float | None, price: float | None) -> tuple[str, float]:
+    def _rule(self, tolerance: float | None, price: float | None) -> KnobSetting | None:
+        """The knob :meth:`predict` applies: the one given, or the calibrated default (None for
+        a head without a knob). The one place a knob value is checked."""
+        if self._knob is None:
+            if tolerance is not None or price is not None:
+                knob = "tolerance" if tolerance is not None else "price"
+                curve = _head_that(lambda h: h.has_knob)
+                raise ConfigError(
+                    f"{knob}={tolerance if price is None else price!r} needs the {curve} head; "
+                    f"this estimator predicts {self._head.summary} ({self.head} head): drop it "
+                    f"or train with --head {curve}"
+                )
+            return None
         if tolerance is not None and price is not None:
             raise ConfigError(
                 f"tolerance={tolerance!r} and price={price!r} are two rules; give one of them"
@@ -422,8 +472,7 @@ class T2Estimator:
             return "tolerance", check_tolerance(tolerance, name="tolerance")
         if price is not None:
             return "price", check_tolerance(price, name="price")
-        rule = self.default_rule
-        return rule, self.default_price if rule == "price" else self.default_tolerance
+        return self._knob.default
 
     def predict_one(
         self,
@@ -456,9 +505,7 @@ class T2Estimator:
         ]
         kept = self._weights[self._weights > 0]
         stacked = np.stack(preds, axis=1)  # [Q, L'] or [Q, L', G]
-        if self.has_knob:
-            return combine_curves(stacked, kept / kept.sum())
-        return np.asarray(stacked @ (kept / kept.sum()), dtype=np.float64)
+        return self._head.combine(stacked, kept / kept.sum())
 
     # ------------------------------------------------------------------------------ artifacts
     def save(self, directory: str | Path) -> Path:
@@ -494,7 +541,8 @@ class T2Estimator:
             directory, expect_identity=expect_identity, expect_hidden_size=expect_hidden_size
         )
         return cls(
-            art.probes, spec=art.spec, weights=art.weights, config=art.config, metadata=art.extra,
+            art.probes, spec=art.spec, weights=art.weights, config=art.config,
+            training=art.training, validation=art.validation, knob=art.knob, created=art.created,
             guard=art.guard,
         )  # fmt: skip
 
@@ -530,10 +578,18 @@ def _check_curves(curves: object, n: int, g: int) -> torch.Tensor:
     return torch.from_numpy(c.astype(np.float32))  # [Q, G]
 
 
-def _check_summary(summary: Mapping[str, object] | None) -> dict[str, Any]:
+def _check_summary(summary: TrainingSummary | Mapping[str, object] | None) -> TrainingSummary:
+    """``data_summary`` as a :class:`TrainingSummary` whose on-disk form is plain JSON."""
+    if not isinstance(summary, TrainingSummary):
+        return TrainingSummary.from_dict(summary or {})
     try:
-        out: dict[str, Any] = json.loads(json.dumps(dict(summary or {})))
+        json.dumps(summary.to_dict())
     except (TypeError, ValueError) as exc:
         msg = f"data_summary is not JSON-serialisable ({exc}); pass plain values"
         raise ConfigError(msg) from exc
-    return out
+    return summary
+
+
+def _head_that(wanted: Callable[[Head], bool]) -> str:
+    """The name of the first registered head with what a message asks for (e.g. a knob)."""
+    return next(name for name, head in HEADS.items() if wanted(head))

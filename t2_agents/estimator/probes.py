@@ -2,8 +2,9 @@
 
 - :class:`ProbeConfig`: hyper-parameters of the per-layer probes and of the layer weighting;
 - :class:`LayerProbe`: one layer's probe on standardised final-prompt-token hidden states: an MLP
-  or a linear (ridge) map, predicting ``log2 N*`` (the ``nstar`` head) or the whole accuracy
-  curve ``A_x(N)`` on the grid (the ``curve`` head);
+  or a linear (ridge) map with as many outputs as its head asks for (one ``log2 N*`` for the
+  ``nstar`` head, the whole accuracy curve on the grid for the ``curve`` head; see
+  :mod:`t2_agents.estimator.heads`);
 - :func:`make_probe`: the probe a configuration and spec describe (training and loading agree);
 - :class:`EstimatorSpec`: the validated identity of an estimator (model, hidden size, layers,
   grid and clamp range), with the grid mapping and the feature checks;
@@ -33,9 +34,9 @@ from torch import nn
 
 from t2_agents.checks import check_int, check_optional_int
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.estimator.heads import Head, head_named
 
 __all__ = [
-    "HEADS",
     "PROBE_KINDS",
     "EstimatorSpec",
     "LayerProbe",
@@ -43,8 +44,6 @@ __all__ = [
     "make_probe",
 ]
 
-HEADS = ("nstar", "curve")
-"""What a probe predicts: ``log2 N*`` (the paper's head) or the accuracy curve on the grid."""
 PROBE_KINDS = ("mlp", "ridge")
 """How a probe maps features to its target: a small MLP, or a closed-form ridge regression."""
 
@@ -90,10 +89,11 @@ class ProbeConfig:
     """Huber transition point in log2 units (1.0 = a factor of 2)."""
     top_k: int | None = None
     """Keep only the ``top_k`` layers with the lowest validation MSE (others get weight 0)."""
-    head: Literal["nstar", "curve"] = "nstar"
-    """``nstar``: regress ``log2 N*`` (the paper). ``curve``: predict the question's exact
-    accuracy curve ``A_x(N)`` at every grid budget (bounded in [0, 1], MSE on the curve values);
-    the budget is then the smallest N within a tolerance of the predicted best (the cost knob)."""
+    head: str = "nstar"
+    """The name of a head in :data:`~t2_agents.estimator.heads.HEADS` (:attr:`head_object`).
+    ``nstar``: regress ``log2 N*`` (the paper). ``curve``: predict the question's exact accuracy
+    curve ``A_x(N)`` at every grid budget (bounded in [0, 1], MSE on the curve values); the
+    budget then follows a calibrated cost knob (tolerance or price)."""
     kind: Literal["mlp", "ridge"] = "mlp"
     """``mlp``: the width-``hidden`` MLP trained with AdamW. ``ridge``: a linear map fitted in
     closed form (the linear baseline on the same features, split and rounding)."""
@@ -114,8 +114,7 @@ class ProbeConfig:
         _check_number("huber_delta", self.huber_delta, lambda v: v > 0, "> 0")
         if self.target != "log2":
             raise ConfigError(f"target={self.target!r} is not supported; pass target='log2'")
-        if self.head not in HEADS:
-            raise ConfigError(f"head={self.head!r} is not one of {HEADS}; pick one of them")
+        head_named(self.head)
         if self.kind not in PROBE_KINDS:
             raise ConfigError(f"kind={self.kind!r} is not one of {PROBE_KINDS}; pick one of them")
         alphas = tuple(self.ridge_alphas)
@@ -130,6 +129,11 @@ class ProbeConfig:
     def probe_width(self, d: int) -> int:
         """Hidden width used for inputs of size ``d``."""
         return self.hidden if self.hidden is not None else max(1, d // 8)
+
+    @property
+    def head_object(self) -> Head:
+        """The head :attr:`head` names (what the probes predict, and how budgets follow)."""
+        return head_named(self.head)
 
 
 def _check_number(name: str, value: object, ok: Callable[[float], bool], rule: str) -> None:
@@ -198,21 +202,22 @@ class LayerProbe(nn.Module):
 def make_probe(d: int, config: ProbeConfig, grid_size: int) -> LayerProbe:
     """The (untrained) probe that ``config`` describes for features of width ``d``.
 
-    A ``curve`` head has one output per grid budget; a ridge probe is linear and unbounded
-    (its curve is clipped to [0, 1] when combined), an MLP curve probe ends in a sigmoid.
+    The head decides the outputs (one per grid budget for ``curve``) and whether an MLP ends in
+    a sigmoid (``curve``); a ridge probe is linear and unbounded (its curve is clipped to [0, 1]
+    when combined).
 
     Example:
         >>> make_probe(8, ProbeConfig(head="curve", kind="ridge"), 4).net[0].weight.shape
         torch.Size([4, 8])
     """
-    curve = config.head == "curve"
+    head = config.head_object
     return LayerProbe(
         d,
         config.probe_width(d),
         dropout=config.dropout,
-        outputs=grid_size if curve else 1,
+        outputs=head.outputs(grid_size),
         linear=config.kind == "ridge",
-        bounded=curve and config.kind == "mlp",
+        bounded=head.bounded(config.kind),
     )
 
 

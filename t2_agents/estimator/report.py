@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from t2_agents.estimator.heads import knob_budgets
+from t2_agents.estimator.heads import KnobCalibration
 from t2_agents.estimator.probes import EstimatorSpec, ProbeConfig
-from t2_agents.estimator.training import combine_curves
 
 __all__ = ["FitReport", "build_report"]
 
@@ -65,16 +64,25 @@ class FitReport:
     n_train: int
     n_val: int
     head: str = "nstar"
-    """What the probes predict; errors are on the log2 scale (nstar) or on A(N) (curve)."""
-    knob: dict[str, Any] | None = None
-    """Curve head: the default tolerance and the validation sweep that chose it."""
+    """The head's name: errors are on the log2 scale (nstar) or on A(N) (curve)."""
+    knob: KnobCalibration | None = None
+    """A head with a knob (curve): its calibrated defaults and the validation sweep."""
     equal_cost: dict[str, float] | None = None
     """With curves: validation accuracy and mean N at the default knob, fixed N at that mean
     cost (interpolated) and the gain over it, the number to choose heads by."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The on-disk form (the artifact's ``validation`` entry): tuples become lists, the knob
+        its :meth:`~t2_agents.estimator.heads.KnobCalibration.to_dict`."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, KnobCalibration):
+                value = value.to_dict()
+            elif isinstance(value, dict):
+                value = dict(value)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
 
     def table(self) -> list[tuple[str, ...]]:
         """Rows matching :attr:`header`: one per layer, the combination, then the baselines."""
@@ -111,26 +119,31 @@ def build_report(
     weights: FloatArray,
     epochs: Sequence[int],
     n_d: int | None,
-    knob: dict[str, Any] | None,
+    knob: KnobCalibration | None,
     exact: torch.Tensor | None,
 ) -> FitReport:
+    """The report of a fit from its validation predictions ``val_preds`` ([V, L] or [V, L, G]).
+
+    Errors are measured on the head's target (``target``: log2 labels or curves) as the head
+    clips them; budgets follow the head (at the knob's default when it has one); the ``N_D``
+    baseline is reported for a head that predicts ``log2 N*``.
+
+    Example:
+        >>> build_report(spec, config, val_preds, y, target, train, val, w, epochs, 16, None,
+        ...              None).n_val  # doctest: +SKIP
+        20
+    """
+    head = config.head_object
     t_va, t_tr = target[val].double().numpy(), target[train].double().numpy()
     y_va = y[val].double().numpy()
-    curve = config.head == "curve"
-    preds = np.clip(val_preds, 0.0, 1.0) if curve else val_preds
+    preds = head.clip(val_preds)
     per_layer = [_errors(preds[:, i], t_va) for i in range(preds.shape[1])]
-    if curve:
-        combined = combine_curves(val_preds, weights)  # [V, G]
-        assert knob is not None
-        rule = str(knob["default_rule"])
-        budgets = knob_budgets(spec, combined, rule, float(knob[f"default_{rule}"]))
-    else:
-        combined = val_preds @ weights  # [V]
-        budgets = spec.to_grid(combined)
+    combined = head.combine(val_preds, weights)  # [V] or [V, G]
+    budgets = head.budgets(spec, combined, None if knob is None else knob.default)
     on_grid = np.log2(budgets.astype(np.float64))
     mean_err = _errors(np.broadcast_to(t_tr.mean(axis=0), t_va.shape), t_va)
     nd_err: tuple[float | None, float | None] = (None, None)
-    if n_d and not curve:
+    if n_d and head.predicts_log2:
         nd_err = _errors(np.full_like(t_va, math.log2(n_d)), t_va)
     return FitReport(
         layers=spec.layers,

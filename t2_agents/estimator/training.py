@@ -3,9 +3,10 @@
 :meth:`~t2_agents.estimator.estimator.T2Estimator.fit` calls these in order: :func:`split_rows` (one
 train/validation split for every layer, grouped by question identity), :func:`fit_probe` per
 layer (closed-form ridge, or an MLP trained with AdamW and early-stopped on validation loss),
-:func:`predict_probe` on the validation rows, then :func:`layer_weights` (inverse validation MSE)
-and, for the curve head, :func:`combine_curves`. Everything runs inside :func:`one_thread` so a
-fit is reproducible bit for bit.
+:func:`predict_probe` on the validation rows, then :func:`layer_weights` (inverse validation MSE
+of the predictions as the head measures them). The head (:mod:`t2_agents.estimator.heads`)
+gives the probe's outputs and loss. Everything runs inside :func:`one_thread` so a fit is
+reproducible bit for bit.
 
 Example:
     >>> train, val = split_rows(20, ProbeConfig(val_fraction=0.2))
@@ -23,13 +24,11 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from t2_agents.errors import DataError
 from t2_agents.estimator.probes import LayerProbe, ProbeConfig, make_probe
 
 __all__ = [
-    "combine_curves",
     "fit_probe",
     "layer_weights",
     "one_thread",
@@ -85,9 +84,7 @@ def split_rows(
 
 
 def _loss(pred: torch.Tensor, y: torch.Tensor, config: ProbeConfig) -> torch.Tensor:
-    if config.head == "nstar" and config.loss == "huber":
-        return F.huber_loss(pred, y, delta=config.huber_delta)
-    return F.mse_loss(pred, y)
+    return config.head_object.loss(pred, y, kind=config.loss, huber_delta=config.huber_delta)
 
 
 def fit_probe(
@@ -170,6 +167,7 @@ def _copy_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def predict_probe(probe: LayerProbe, x: torch.Tensor) -> FloatArray:
+    """The probe's predictions for ``x`` [Q, d] in eval mode, as float64 ([Q] or [Q, G])."""
     with torch.no_grad():
         return np.asarray(probe.eval()(x).double().numpy(), dtype=np.float64)
 
@@ -177,18 +175,17 @@ def predict_probe(probe: LayerProbe, x: torch.Tensor) -> FloatArray:
 def layer_weights(val_preds: FloatArray, y_val: FloatArray, top_k: int | None) -> FloatArray:
     """``w_l ∝ 1 / mse_l`` over the ``top_k`` best layers (all if None), normalised to 1.
 
-    ``val_preds`` is [V, L] (log2) or [V, L, G] (curves); ``y_val`` is [V] or [V, G].
+    ``val_preds`` is [V, L] (log2) or [V, L, G] (curves), as the head measures them
+    (``Head.clip``); ``y_val`` is [V] or [V, G].
+
+    Example:
+        >>> layer_weights(np.array([[1.0, 2.0], [3.0, 3.0]]), np.array([1.0, 2.0]), None).round(3)
+        array([0.667, 0.333])
     """
-    preds = np.clip(val_preds, 0.0, 1.0) if val_preds.ndim == 3 else val_preds
-    diff = preds - y_val[:, None]
+    diff = val_preds - y_val[:, None]
     mse = np.maximum((diff**2).reshape(diff.shape[0], diff.shape[1], -1).mean(axis=(0, 2)),
                      _MSE_FLOOR)  # [L]  # fmt: skip
     keep = np.zeros(len(mse), dtype=bool)
     keep[np.argsort(mse, kind="stable")[: top_k or len(mse)]] = True
     w = np.where(keep, 1.0 / mse, 0.0)
     return np.asarray(w / w.sum(), dtype=np.float64)
-
-
-def combine_curves(preds: FloatArray, weights: FloatArray) -> FloatArray:
-    """Weighted mean of per-layer curves [Q, L, G] (each clipped to [0, 1]) -> [Q, G]."""
-    return np.asarray(np.einsum("qlg,l->qg", np.clip(preds, 0.0, 1.0), weights), np.float64)
