@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,7 @@ import numpy.typing as npt
 from t2_agents.curves.allocate import DifficultyCurves
 from t2_agents.curves.exact import accuracy_curve
 from t2_agents.errors import ArtifactError, ConfigError, DataError
+from t2_agents.estimator.summary import FittedEstimator, TrainingSummary
 from t2_agents.evaluate.offline import (
     NEED_ESTIMATOR,
     EvalConfig,
@@ -35,45 +36,14 @@ from t2_agents.evaluate.offline import (
 )
 from t2_agents.evaluate.replay import ReplayPool
 
-__all__ = ["EstimatorLike", "evaluate_folders", "load_collections"]
+__all__ = ["evaluate_folders", "load_collections"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-class EstimatorLike(Protocol):
-    """What :func:`evaluate_folders` needs from an estimator (e.g. ``T2Estimator``)."""
-
-    @property
-    def layers(self) -> tuple[int, ...]:
-        """Feature layers, in the order of the features' second axis."""
-        ...
-
-    @property
-    def model_identity(self) -> str:
-        """Model the estimator was fitted on."""
-        ...
-
-    @property
-    def hidden_size(self) -> int:
-        """Feature width."""
-        ...
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Artifact metadata (``training_data.n_d`` is read when present)."""
-        ...
-
-    def predict(self, features: np.ndarray) -> IntArray:
-        """Budgets for features ``[Q, L, d]``."""
-        ...
-
-    def predict_log2(self, features: np.ndarray) -> FloatArray:
-        """Log2 budget estimates for features ``[Q, L, d]``."""
-        ...
-
-
-def _features_for(estimator: EstimatorLike, collection: Any, folder: str) -> np.ndarray:
+def _check_fits(estimator: FittedEstimator, collection: Any, folder: str) -> None:
+    """Refuse a collection of another model, width or without the estimator's layers."""
     model, width = collection.config.model, int(collection.features.shape[2])
     if estimator.model_identity != model or estimator.hidden_size != width:
         raise ArtifactError(
@@ -87,6 +57,11 @@ def _features_for(estimator: EstimatorLike, collection: Any, folder: str) -> np.
             f"the estimator reads layers {missing} that {folder} did not store "
             f"({list(collection.layers)}); collect with those --layers or retrain"
         )
+
+
+def _features_for(estimator: FittedEstimator, collection: Any, folder: str) -> np.ndarray:
+    """The estimator's layers of a collection's features, after checking they fit it."""
+    _check_fits(estimator, collection, folder)
     slots = [collection.layers.index(x) for x in estimator.layers]
     return np.asarray(collection.features[:, slots, :])
 
@@ -120,15 +95,16 @@ def load_collections(folders: Sequence[str | Path], what: str = "evaluation") ->
 def evaluate_folders(
     data: Sequence[str | Path],
     *,
-    estimator: str | Path | EstimatorLike | None = None,
+    estimator: str | Path | FittedEstimator | None = None,
     train_data: Sequence[str | Path] = (),
     config: EvalConfig | None = None,
     questions: Collection[str] | None = None,
 ) -> EvalReport:
     """Load collections (and the estimator) and run :func:`evaluate_pools` on them.
 
-    ``N_D`` is ``config.n_d``, else the estimator's training ``N_D``
-    (``metadata["training_data"]["n_d"]``), else computed on the evaluated data (optimistic).
+    ``N_D`` is ``config.n_d``, else the estimator's training ``N_D`` (its
+    :class:`~t2_agents.estimator.summary.TrainingSummary`), else computed on the evaluated data
+    (optimistic).
     For ``alloc``, ``train_data`` gives the curve model's training questions; their signal is
     the estimator's ``predict_log2`` on their features (:mod:`t2_agents.curves.allocate`).
     ``questions`` (question keys, :func:`~t2_agents.calibrate.training_set.record_key`) keeps only
@@ -152,7 +128,10 @@ def evaluate_folders(
     if needs and estimator is None:
         raise ConfigError(f"policies {needs} need --estimator PATH (a T2 estimator folder)")
     est = None if estimator is None else _as_estimator(estimator, collections[0])
-    if "alloc" in cfg.policies and not train_data and not getattr(est, "has_knob", False):
+    if est is not None:  # refuse an estimator of another model before reading anything else
+        for c, f in zip(collections, data, strict=True):
+            _check_fits(est, c, str(f))
+    if "alloc" in cfg.policies and not train_data and not (est is not None and est.has_knob):
         raise ConfigError(
             "policy 'alloc' with an nstar-head estimator learns its curves on training "
             "collections; pass --train-data DIR (or use a curve-head estimator)"
@@ -192,9 +171,9 @@ def evaluate_folders(
         t2 = np.concatenate([est.predict(x) for x in features]).astype(np.int64)
         if "hybrid" in cfg.policies:
             caps = _hybrid_caps(est, features, cfg.cap_tolerance)
-        training_n_d = est.metadata.get("training_data", {}).get("n_d")
+        training_n_d = TrainingSummary.from_metadata(est.metadata).n_d
         if cfg.n_d is None and training_n_d is not None:
-            cfg = replace(cfg, n_d=int(training_n_d))
+            cfg = replace(cfg, n_d=training_n_d)
             n_d_source = "training set"
         if "alloc" in cfg.policies:
             predicted, model = _alloc_curves(est, features, train_data, cfg.bins)
@@ -215,20 +194,19 @@ def evaluate_folders(
 
 
 def _hybrid_caps(
-    est: EstimatorLike, features: Sequence[np.ndarray], tolerance: float | None
+    est: FittedEstimator, features: Sequence[np.ndarray], tolerance: float | None
 ) -> IntArray | None:
     """The hybrid's cap per question: the curve head's budget at ``tolerance`` (None: none)."""
-    if tolerance is None or not getattr(est, "has_knob", False):
+    if tolerance is None or not est.has_knob:
         return None
-    predict: Any = est.predict
-    return np.concatenate([predict(x, tolerance=tolerance) for x in features]).astype(np.int64)
+    return np.concatenate([est.predict(x, tolerance=tolerance) for x in features]).astype(np.int64)
 
 
-def _training_keys(est: EstimatorLike | None, folders: Sequence[str | Path]) -> frozenset[str]:
+def _training_keys(est: FittedEstimator | None, folders: Sequence[str | Path]) -> frozenset[str]:
     """Keys of every question the estimator (or the given training folders) saw."""
     from t2_agents.calibrate.training_set import record_key
 
-    keys: set[str] = set(getattr(est, "training_keys", ()) if est is not None else ())
+    keys: set[str] = set(est.training_keys if est is not None else ())
     for collection in load_collections(folders, "training") if folders else []:
         keys.update(record_key(r) for r in collection.records)
     return frozenset(keys)
@@ -248,19 +226,21 @@ def _unseen_rows(
 
 
 def _alloc_curves(
-    est: EstimatorLike, features: Sequence[np.ndarray], train_data: Sequence[str | Path],
+    est: FittedEstimator, features: Sequence[np.ndarray], train_data: Sequence[str | Path],
     bins: int,
 ) -> tuple[FloatArray, DifficultyCurves | None]:  # fmt: skip
     """Each question's predicted A(N): the curve head's own, else binned training curves."""
-    if getattr(est, "has_knob", False):
-        curves = np.concatenate([est.predict_curve(x) for x in features])  # type: ignore[attr-defined]
+    if est.has_knob:
+        curves = np.concatenate([est.predict_curve(x) for x in features])
         return np.asarray(curves, dtype=np.float64), None
     model = _curve_model(est, train_data, bins)
     signal = np.concatenate([est.predict_log2(x) for x in features])
     return model.predict(signal), model
 
 
-def _curve_model(est: EstimatorLike, folders: Sequence[str | Path], bins: int) -> DifficultyCurves:
+def _curve_model(
+    est: FittedEstimator, folders: Sequence[str | Path], bins: int
+) -> DifficultyCurves:
     collections = load_collections(folders, "training")
     n = min(c.config.samples for c in collections)
     signal, curves = [], []
@@ -270,7 +250,7 @@ def _curve_model(est: EstimatorLike, folders: Sequence[str | Path], bins: int) -
     return DifficultyCurves.fit(np.concatenate(signal), np.stack(curves), bins=bins)
 
 
-def _as_estimator(estimator: str | Path | EstimatorLike, collection: Any) -> EstimatorLike:
+def _as_estimator(estimator: str | Path | FittedEstimator, collection: Any) -> FittedEstimator:
     if not isinstance(estimator, str | Path):
         return estimator
     from t2_agents.estimator.estimator import T2Estimator

@@ -19,6 +19,7 @@ from typing import Any
 
 from t2_agents.checks import check_int
 from t2_agents.errors import ConfigError
+from t2_agents.estimator.summary import TrainingSummary
 from t2_agents.tasks import Question, load_task
 
 __all__ = ["DEFAULT_TASKS", "TASK_SETTINGS", "heldout_questions", "training_keys"]
@@ -121,8 +122,10 @@ def _unseen(name: str, wanted: int, seed: int, exclude: frozenset[str]) -> list[
 def training_keys(estimator: object) -> frozenset[str]:
     """The question keys an estimator was trained on, from its metadata (empty when absent).
 
-    Reads ``estimator.metadata["training_data"]["question_keys"]``; artifacts trained before
-    the keys were recorded have none, and then nothing can be excluded.
+    Reads the :class:`~t2_agents.estimator.summary.TrainingSummary` in ``estimator.metadata``;
+    artifacts trained before the keys were recorded have none, and then nothing can be excluded.
+    (``T2Estimator.training_keys`` is the typed way; this takes any policy's estimator, and
+    ``BudgetEstimator`` does not declare the keys yet.)
 
     Example:
         >>> class Fitted:
@@ -135,8 +138,4 @@ def training_keys(estimator: object) -> frozenset[str]:
     metadata = getattr(estimator, "metadata", None)
     if not isinstance(metadata, Mapping):
         return frozenset()
-    training = metadata.get("training_data")
-    keys = training.get("question_keys") if isinstance(training, Mapping) else None
-    if not isinstance(keys, list | tuple):
-        return frozenset()
-    return frozenset(str(key) for key in keys)
+    return TrainingSummary.from_metadata(metadata).keys
