@@ -37,6 +37,7 @@ FAST_RETRY = RetryPolicy(
 )  # fmt: skip
 STATE_KEYS = {
     "question", "prompt", "n", "n_min", "n_max", "n_cap", "policy", "budget_warning", "features",
+    "out_of_distribution",
     "fanout", "params", "seeds", "branches", "answers", "verdict", "answer", "error", "cost",
     "started_at", "budget_seconds", "wave_start", "stop_rule", "waves", "stopped", "run_budget",
     "step_id",

@@ -11,6 +11,7 @@ import pytest
 
 from t2_agents.backends.fake import FakeEngine
 from t2_agents.budget.policies import (
+    BudgetEstimator,
     BudgetPolicy,
     CallablePolicy,
     FixedPolicy,
@@ -18,6 +19,7 @@ from t2_agents.budget.policies import (
     T2Policy,
     clamp_budget,
 )
+from t2_agents.budget.protocols import as_budget_estimator, as_budget_policy
 from t2_agents.checks import check_budget_range
 from t2_agents.errors import ArtifactError, ConfigError
 
@@ -142,7 +144,7 @@ def test_t2_policy_checks_engine() -> None:
 
 
 def test_t2_policy_needs_an_estimator() -> None:
-    with pytest.raises(ConfigError, match=r"estimator with \.layers"):
+    with pytest.raises(ConfigError, match=r"estimator with \.layers, \.model_identity"):
         T2Policy(object())  # type: ignore[arg-type]
 
 
@@ -222,3 +224,94 @@ def test_t2_policy_cap_is_the_curve_head_s_budget_at_the_cap_tolerance() -> None
     nstar = _KnobEstimator()
     nstar.has_knob = False
     assert T2Policy(nstar).choose_cap(features=features, tolerance=0.0, n_min=1, n_max=16) == 16
+
+
+# -- protocols: optional capabilities with defaults, completed once at the graph's door -------
+class _ChooseOnly:
+    """A user policy that only chooses (no capability of BudgetPolicy)."""
+
+    name, needs_features, layers = "three", False, ()
+
+    def choose(self, *, features: Any, question: str, n_min: int, n_max: int) -> int:
+        return 3
+
+
+class _Flagging(_ChooseOnly):
+    """A user policy that also flags every question as unfamiliar (and has a cap)."""
+
+    def out_of_distribution(self, features: Any) -> bool:
+        return True
+
+    def choose_cap(self, *, features: Any, tolerance: float, n_min: int, n_max: int) -> int:
+        return 5
+
+
+def test_library_policies_are_budget_policies_with_the_defaults() -> None:
+    for policy in (FixedPolicy(2), CallablePolicy(lambda **_: 2), OraclePolicy({}, default=2)):
+        assert isinstance(policy, BudgetPolicy) and as_budget_policy(policy) is policy
+        assert policy.choose_cap(features=None, tolerance=0.0, n_min=1, n_max=8) == 8
+        assert policy.predict_curve(None) is None and policy.out_of_distribution(None) is False
+        policy.check_engine(FakeEngine())  # accepts any engine
+
+
+def test_a_choose_only_policy_is_completed_and_keeps_what_it_has() -> None:
+    plain = as_budget_policy(_ChooseOnly())
+    assert not isinstance(_ChooseOnly(), BudgetPolicy) and isinstance(plain, BudgetPolicy)
+    assert (plain.name, plain.choose(features=None, question="q", n_min=1, n_max=8)) == ("three", 3)
+    assert plain.choose_cap(features=None, tolerance=0.0, n_min=1, n_max=8) == 8
+    assert plain.out_of_distribution(None) is False and plain.predict_curve(None) is None
+    assert as_budget_policy(plain) is plain
+    partial = as_budget_policy(_Flagging())
+    assert partial.out_of_distribution(None) is True
+    assert partial.choose_cap(features=None, tolerance=0.0, n_min=1, n_max=8) == 5
+    with pytest.raises(ConfigError, match="not a budget policy"):
+        as_budget_policy(object())  # type: ignore[arg-type]
+
+
+def test_the_graph_records_the_policy_s_distribution_flag() -> None:
+    from t2_agents.graph import build_parallel_thinking_graph
+
+    engine = FakeEngine(answers={"7": 1.0})
+    for policy, flagged in ((_ChooseOnly(), False), (_Flagging(), True)):
+        graph = build_parallel_thinking_graph(engine=engine, policy=policy, n_max=4)
+        state = graph.invoke({"question": "3 + 4?"})
+        assert state["n"] == 3 and state["out_of_distribution"] is flagged
+
+
+def test_a_subclass_of_budget_estimator_inherits_the_defaults() -> None:
+    class Const(BudgetEstimator):
+        layers, model_identity, hidden_size = (1, 3), "fake-engine", 8
+
+        def predict_one(self, features: Any, **options: Any) -> int:
+            return 4
+
+    policy = T2Policy(Const(), engine=FakeEngine())
+    features = np.zeros((2, 8), np.float32)
+    assert policy.choose(features=features, question="q", n_min=1, n_max=8) == 4
+    assert policy.out_of_distribution(features) is False and policy.predict_curve(features) is None
+    with pytest.raises(ConfigError, match="no curve head"):
+        Const().predict_curve(features[None])
+
+
+def test_a_fitted_t2_estimator_implements_the_whole_budget_estimator() -> None:
+    from t2_agents.estimator.estimator import T2Estimator
+    from t2_agents.estimator.probes import ProbeConfig
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2, 8)).astype(np.float32)
+    est, _ = T2Estimator.fit(
+        x, np.where(x[:, 0, 0] > 0, 8, 2), layers=[1, 3], grid=[1, 2, 4, 8], n_min=1, n_max=8,
+        model_identity="fake-engine", hidden_size=8, config=ProbeConfig(epochs=2),
+    )  # fmt: skip
+    assert isinstance(est, BudgetEstimator) and as_budget_estimator(est) is est
+    policy = T2Policy(est, engine=FakeEngine())
+    assert policy.choose(features=x[0], question="q", n_min=1, n_max=8) == est.predict_one(x[0])
+    assert policy.out_of_distribution(x[0]) is bool(est.out_of_distribution(x[:1])[0])
+
+
+def test_per_path_seeds_is_read_from_the_sampler_s_declaration() -> None:
+    from t2_agents.backends.base import per_path_seeds
+    from t2_agents.backends.fake import FaultyEngine
+
+    assert per_path_seeds(FakeEngine()) and not per_path_seeds(FakeEngine(per_path_seeds=False))
+    assert not per_path_seeds(None) and per_path_seeds(FaultyEngine(FakeEngine(), rate=0.0))

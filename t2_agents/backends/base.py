@@ -41,10 +41,12 @@ __all__ = [
     "RenderedPrompt",
     "Sampler",
     "SamplingParams",
+    "SeedsEachPath",
     "cancel_requested",
     "check_layers",
     "check_n",
     "check_prompts",
+    "per_path_seeds",
     "render_chat",
     "transient_retrying",
 ]
@@ -179,6 +181,32 @@ class Sampler(Protocol):
         ``n > 1`` there (the local engines decode it once and repeat it).
         """
         ...
+
+
+@runtime_checkable
+class SeedsEachPath(Protocol):
+    """An optional declaration of a sampler: whether it seeds each path of a call on its own.
+
+    ``per_path_seeds = True`` promises that completion ``k`` of ``sample(n, seed=s)`` equals the
+    single completion of ``sample(1, seed=s + k)``, so batched and per-branch sampling give the
+    same paths. A sampler that does not declare it (most do not) is taken not to.
+    """
+
+    @property
+    def per_path_seeds(self) -> bool:
+        """Whether path ``k`` of a call with seed ``s`` is the path of seed ``s + k``."""
+        ...
+
+
+def per_path_seeds(sampler: Sampler | None) -> bool:
+    """Whether ``sampler`` declares :class:`SeedsEachPath` (False when it does not say).
+
+    Example:
+        >>> from t2_agents.backends.fake import FakeEngine
+        >>> per_path_seeds(FakeEngine()), per_path_seeds(FakeEngine(per_path_seeds=False))
+        (True, False)
+    """
+    return isinstance(sampler, SeedsEachPath) and bool(sampler.per_path_seeds)
 
 
 @runtime_checkable

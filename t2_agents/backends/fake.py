@@ -40,6 +40,7 @@ from t2_agents.backends.base import (
     check_layers,
     check_n,
     check_prompts,
+    per_path_seeds,
 )
 from t2_agents.errors import ConfigError, EngineError, TransientEngineError
 
@@ -300,7 +301,7 @@ class FaultyEngine:
     @property
     def per_path_seeds(self) -> bool:
         """The wrapped engine's ``per_path_seeds`` (faults are keyed by path seed too)."""
-        return bool(getattr(self.inner, "per_path_seeds", False))
+        return per_path_seeds(self.inner)
 
     def render(self, prompt: str) -> str:
         """The wrapped engine's chat template."""

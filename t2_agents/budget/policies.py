@@ -14,6 +14,9 @@ in the graph state (``budget_warning``) and streams, so nothing is silently chan
 *configuration* (``n_min > n_max``, ``FixedPolicy(0)``, an estimator made for another model) still
 raises.
 
+What a policy implements is declared in :mod:`t2_agents.budget.protocols`
+(:class:`BudgetPolicy`: ``choose``, and optional capabilities with defaults; re-exported here).
+
 Policies:
 
 - :class:`FixedPolicy` — always ``n`` (plain self-consistency).
@@ -35,16 +38,26 @@ import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from t2_agents.backends.base import Encoder
+from t2_agents.budget.protocols import (
+    BasicEstimator,
+    BasicPolicy,
+    BudgetEstimator,
+    BudgetPolicy,
+    Features,
+    as_budget_estimator,
+)
 from t2_agents.budget.stop_rules import CAP_FIX
 from t2_agents.checks import check_accuracy, check_budget_range, check_tolerance
 from t2_agents.errors import ArtifactError, ConfigError
 
 __all__ = [
+    "BasicEstimator",
+    "BasicPolicy",
     "BudgetEstimator",
     "BudgetPolicy",
     "CallablePolicy",
@@ -53,80 +66,6 @@ __all__ = [
     "T2Policy",
     "clamp_budget",
 ]
-
-Features = npt.NDArray[np.floating[Any]]
-
-
-@runtime_checkable
-class BudgetPolicy(Protocol):
-    """Anything that chooses a number of reasoning paths for one question.
-
-    Example:
-        >>> isinstance(FixedPolicy(2), BudgetPolicy)
-        True
-    """
-
-    @property
-    def name(self) -> str:
-        """A short name recorded in the graph state and the cost ledger."""
-        ...
-
-    @property
-    def needs_features(self) -> bool:
-        """True when :meth:`choose` needs the prompt's features (the graph then encodes)."""
-        ...
-
-    @property
-    def layers(self) -> Sequence[int]:
-        """Decoder layers whose features :meth:`choose` reads; empty when it needs none."""
-        ...
-
-    def choose(self, *, features: Features | None, question: str, n_min: int, n_max: int) -> int:
-        """Return the number of paths; the graph clamps it with :func:`clamp_budget`."""
-        ...
-
-
-class BudgetEstimator(Protocol):
-    """The duck type :class:`T2Policy` needs from a fitted estimator
-    (``t2_agents.estimator.estimator``).
-
-    Example:
-        >>> class Const:
-        ...     layers, n_min, n_max = [3], 1, 8
-        ...     model_identity, hidden_size = "toy", 4
-        ...     def predict_one(self, features): return 5
-        >>> T2Policy(Const()).choose(features=np.zeros((1, 4)), question="q", n_min=1, n_max=8)
-        5
-    """
-
-    @property
-    def layers(self) -> Sequence[int]:
-        """The layers the probes read, in the order of the feature rows."""
-        ...
-
-    @property
-    def n_min(self) -> int:
-        """Smallest budget the estimator predicts."""
-        ...
-
-    @property
-    def n_max(self) -> int:
-        """Largest budget the estimator predicts."""
-        ...
-
-    @property
-    def model_identity(self) -> str:
-        """The engine identity the estimator was fitted on."""
-        ...
-
-    @property
-    def hidden_size(self) -> int:
-        """The feature width the estimator was fitted on."""
-        ...
-
-    def predict_one(self, features: Features) -> int:
-        """Predict the budget of one question from its ``[n_layers, hidden_size]`` features."""
-        ...
 
 
 def clamp_budget(value: object, *, n_min: int, n_max: int) -> tuple[int, str | None]:
@@ -178,7 +117,7 @@ def _as_number(value: object) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
-class FixedPolicy:
+class FixedPolicy(BudgetPolicy):
     """Always the same budget: plain self-consistency with ``n`` paths.
 
     Example:
@@ -214,7 +153,7 @@ class FixedPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class CallablePolicy:
+class CallablePolicy(BudgetPolicy):
     """A policy from any function of the question (and optionally the features).
 
     The function is called with keyword arguments ``question``, ``features``, ``n_min`` and
@@ -250,7 +189,7 @@ class CallablePolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class OraclePolicy:
+class OraclePolicy(BudgetPolicy):
     """Look up each question's optimal budget ``N*`` (an upper bound for comparisons).
 
     Questions are matched exactly first, then with surrounding whitespace stripped.
@@ -301,11 +240,14 @@ class OraclePolicy:
         )
 
 
-class T2Policy:
+class T2Policy(BudgetPolicy):
     """The T2 budget: a layer-wise probe estimator reading the prompt's hidden states.
 
     Args:
-        estimator: A fitted estimator (see :class:`BudgetEstimator`).
+        estimator: A fitted estimator (:class:`BudgetEstimator`, e.g. a loaded
+            :class:`~t2_agents.estimator.estimator.T2Estimator`); a smaller duck-typed one
+            (:class:`~t2_agents.budget.protocols.BasicEstimator`) is completed with the
+            defaults (no knob, no curve, no guard).
         engine: When given, checked at once with :meth:`check_engine`.
         tolerance: The cost knob of a curve-head estimator: the accuracy (0..1) you accept to
             lose against the best budget it predicts; larger spends fewer paths. None (and no
@@ -318,35 +260,29 @@ class T2Policy:
 
     Raises:
         ArtifactError: ``engine`` is not the model the estimator was fitted on.
-        ConfigError: A knob outside ``[0, 1]``, both knobs, or a knob for an estimator
-            without a curve head.
+        ConfigError: Not an estimator, a knob outside ``[0, 1]``, both knobs, or a knob for an
+            estimator without a curve head.
 
     Example:
         >>> class Const:
-        ...     layers, n_min, n_max = [3], 1, 8
-        ...     model_identity, hidden_size = "toy", 4
+        ...     layers, model_identity, hidden_size = [3], "toy", 4
         ...     def predict_one(self, features): return 5
         >>> T2Policy(Const()).name
         't2'
     """
 
-    __slots__ = ("_checked", "estimator", "guard", "name", "price", "tolerance")
+    __slots__ = ("_checked", "_model", "estimator", "guard", "price", "tolerance")
 
     def __init__(
         self,
-        estimator: BudgetEstimator,
+        estimator: BasicEstimator,
         *,
-        engine: object | None = None,
+        engine: Encoder | None = None,
         tolerance: float | None = None,
         price: float | None = None,
         guard: bool = True,
     ) -> None:
-        for attribute in ("layers", "predict_one", "model_identity", "hidden_size"):
-            if not hasattr(estimator, attribute):
-                raise ConfigError(
-                    f"T2Policy needs an estimator with .{attribute}; got "
-                    f"{type(estimator).__name__} (load one with t2_agents.estimator.estimator)"
-                )
+        model = as_budget_estimator(estimator)
         if tolerance is not None and price is not None:
             raise ConfigError(
                 f"tolerance={tolerance!r} and price={price!r} are two rules; give one of them"
@@ -355,20 +291,25 @@ class T2Policy:
             if value is None:
                 continue
             check_tolerance(value, name=name)
-            if not getattr(estimator, "has_knob", False):
+            if not model.has_knob:
                 raise ConfigError(
                     f"{name}={value!r} needs an estimator with a curve head; this one "
                     f"({type(estimator).__name__}) predicts N* directly: drop {name} or load "
                     "a curve-head estimator (t2 train --head curve)"
                 )
-        self.estimator = estimator
+        self.estimator = estimator  # as given; self._model is its completed view
+        self._model: BudgetEstimator = model
         self.tolerance = tolerance
         self.price = price
         self.guard = bool(guard)
-        self.name = "t2"
         self._checked: set[tuple[str, int]] = set()
         if engine is not None:
             self.check_engine(engine)
+
+    @property
+    def name(self) -> str:
+        """``t2``."""
+        return "t2"
 
     @property
     def needs_features(self) -> bool:
@@ -378,21 +319,20 @@ class T2Policy:
     @property
     def layers(self) -> Sequence[int]:
         """The estimator's layers."""
-        return tuple(int(layer) for layer in self.estimator.layers)
+        return tuple(int(layer) for layer in self._model.layers)
 
-    def check_engine(self, engine: object) -> None:
+    def check_engine(self, engine: Encoder) -> None:
         """Check that ``engine`` runs the model the estimator was fitted on.
 
         Raises:
             ArtifactError: The engine's identity or hidden size differs from the estimator's,
                 or the engine lacks one of the estimator's layers.
         """
-        identity = str(getattr(engine, "identity", "?"))
-        hidden = int(getattr(engine, "hidden_size", -1))
+        identity, hidden = str(engine.identity), int(engine.hidden_size)
         if (identity, hidden) in self._checked:
             return
-        want_identity = str(self.estimator.model_identity)
-        want_hidden = int(self.estimator.hidden_size)
+        want_identity = str(self._model.model_identity)
+        want_hidden = int(self._model.hidden_size)
         if identity != want_identity:
             raise ArtifactError(
                 f"the estimator was fitted on model {want_identity!r} but the engine runs "
@@ -403,7 +343,7 @@ class T2Policy:
                 f"the estimator expects hidden size {want_hidden} but the engine's is {hidden}; "
                 "use the matching model or refit the estimator"
             )
-        layers = int(getattr(engine, "num_layers", 0))
+        layers = int(engine.num_layers)
         missing = [layer for layer in self.layers if not 0 <= layer < layers]
         if missing:
             raise ArtifactError(
@@ -419,14 +359,11 @@ class T2Policy:
             ConfigError: ``features`` is None or its shape does not match the estimator.
         """
         array = self._features(features)
-        options: dict[str, Any] = {}
-        if self.tolerance is not None:
-            options["tolerance"] = self.tolerance
-        elif self.price is not None:
-            options["price"] = self.price
-        if self._guard_off():
-            options["guard"] = False
-        return int(self.estimator.predict_one(array, **options))
+        return int(
+            self._model.predict_one(
+                array, tolerance=self.tolerance, price=self._price(), guard=self._guarded()
+            )
+        )
 
     def choose_cap(
         self, *, features: Features | None, tolerance: float, n_min: int, n_max: int
@@ -443,8 +380,7 @@ class T2Policy:
 
         Example:
             >>> class Const:
-            ...     layers, n_min, n_max = [3], 1, 8
-            ...     model_identity, hidden_size = "toy", 4
+            ...     layers, model_identity, hidden_size = [3], "toy", 4
             ...     def predict_one(self, features): return 5
             >>> T2Policy(Const()).choose_cap(features=np.zeros((1, 4)), tolerance=0.0,
             ...                              n_min=1, n_max=16)
@@ -452,33 +388,32 @@ class T2Policy:
         """
         check_accuracy("cap_tolerance", tolerance, fix=CAP_FIX)
         array = self._features(features)
-        if not getattr(self.estimator, "has_knob", False):
+        if not self._model.has_knob:
             return n_max
-        options: dict[str, Any] = {"tolerance": tolerance}
-        if self._guard_off():
-            options["guard"] = False
-        cap = int(self.estimator.predict_one(array, **options))
+        cap = int(self._model.predict_one(array, tolerance=tolerance, guard=self._guarded()))
         return max(n_min, min(n_max, cap))
 
-    def _guard_off(self) -> bool:
-        """The user turned off a guard the estimator has (duck-typed estimators have none)."""
-        return not self.guard and getattr(self.estimator, "guard", None) is not None
+    def _price(self) -> float | None:
+        """The price knob, when it is the rule (a tolerance wins)."""
+        return self.price if self.tolerance is None else None
+
+    def _guarded(self) -> bool:
+        """Whether to apply the estimator's guard: off only when the user turned off a guard
+        the estimator has (so an estimator without one is never asked about it)."""
+        return self.guard or self._model.guard is None
 
     def out_of_distribution(self, features: Features | None) -> bool:
         """True when the estimator's distribution guard flags ``features`` (``[L, d]``).
 
         A flagged question lies farther from the training questions than 99 % of them, and
         :meth:`choose` gives it at least the guard's safe budget. False for an estimator
-        without a guard.
+        without a guard, or with ``guard=False``.
 
         Raises:
             ConfigError: ``features`` is None or its shape does not match the estimator.
         """
         array = self._features(features)
-        flags = getattr(self.estimator, "out_of_distribution", None)
-        if flags is None or not self.guard:
-            return False
-        return bool(flags(array[None])[0])
+        return self.guard and bool(self._model.out_of_distribution(array[None])[0])
 
     def predict_curve(self, features: Features | None) -> npt.NDArray[np.float64] | None:
         """Predicted accuracy ``A(N)`` for ``N = 1..max(grid)`` (curve head), else None.
@@ -489,13 +424,12 @@ class T2Policy:
         Raises:
             ConfigError: ``features`` is None or its shape does not match the estimator.
         """
-        if not getattr(self.estimator, "has_knob", False):
+        if not self._model.has_knob:
             return None
         array = self._features(features)
-        options = {"guard": False} if self._guard_off() else {}
-        predict = self.estimator.predict_curve  # type: ignore[attr-defined]
-        values = np.asarray(predict(array[None], **options), dtype=np.float64)[0]
-        grid = [int(g) for g in getattr(self.estimator, "grid", range(1, len(values) + 1))]
+        predicted = self._model.predict_curve(array[None], guard=self._guarded())
+        values = np.asarray(predicted, dtype=np.float64)[0]
+        grid = [int(g) for g in self._model.grid] or list(range(1, len(values) + 1))
         index = np.searchsorted(np.asarray(grid), np.arange(1, max(grid) + 1), side="right")
         return np.asarray(values[np.maximum(index - 1, 0)], dtype=np.float64)
 
@@ -505,7 +439,7 @@ class T2Policy:
         array = np.asarray(features)
         if array.ndim == 3 and array.shape[0] == 1:
             array = array[0]
-        expected = (len(self.layers), int(self.estimator.hidden_size))
+        expected = (len(self.layers), int(self._model.hidden_size))
         if array.shape != expected:
             raise ConfigError(
                 f"T2Policy got features of shape {array.shape}, expected {expected} "
@@ -517,6 +451,4 @@ class T2Policy:
         knob = "" if self.tolerance is None else f", tolerance={self.tolerance}"
         knob += "" if self.price is None else f", price={self.price}"
         knob += "" if self.guard else ", guard=False"
-        return (
-            f"T2Policy(model={self.estimator.model_identity!r}, layers={list(self.layers)}{knob})"
-        )
+        return f"T2Policy(model={self._model.model_identity!r}, layers={list(self.layers)}{knob})"

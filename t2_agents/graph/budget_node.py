@@ -1,13 +1,16 @@
 """The budget node: render the prompt, read its features, choose N (and the hybrid's cap).
 
-The first node of a step. It renders the question, encodes the final prompt token's hidden
-states when the policy needs them (:func:`summarize_features` keeps a JSON-ready summary in the
-state), asks the policy for ``N`` and clamps it to ``n_min..n_max``. With a stop rule the first
+The first node of a step. It renders the question, encodes the final prompt token's hidden states
+when the policy needs them (:func:`summarize_features` keeps a JSON-ready summary in the state),
+asks the policy for ``N`` and clamps it to ``n_min..n_max``, and records whether the policy flags
+the question as unlike its training questions (``out_of_distribution``). With a stop rule the first
 wave is the rule's (the policy's ``N`` for the hybrid), and the hybrid's cap is the policy's
-predicted saturation budget (:meth:`~t2_agents.budget.policies.T2Policy.choose_cap`); with a run
-budget
-the run's account grants the step's paths (:mod:`~t2_agents.graph.budgets`). It emits the
-``budget`` event before any path is decoded, and resets the per-step state.
+predicted saturation budget (``choose_cap``); with a run budget the run's account grants the step's
+paths (:mod:`~t2_agents.graph.budgets`), by the policy's predicted curve when it has one. The policy
+is completed once per step (:func:`~t2_agents.budget.protocols.as_budget_policy`: capabilities it
+lacks get the defaults of :class:`~t2_agents.budget.protocols.BudgetPolicy`), so these are plain
+method calls. It emits the ``budget`` event before any path is decoded, and resets the per-step
+state.
 
 Example:
     >>> summarize_features(np.zeros((1, 2), dtype=np.float32), [5])["l2_norm"]
@@ -26,7 +29,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.runtime import Runtime
 
-from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, clamp_budget
+from t2_agents.budget.policies import FixedPolicy, clamp_budget
+from t2_agents.budget.protocols import BudgetPolicy, as_budget_policy
 from t2_agents.budget.stop_rules import StopRule
 from t2_agents.errors import PromptError
 from t2_agents.graph.budgets import grant_step
@@ -71,13 +75,11 @@ def budget_node(
     ctx = resolve_context(defaults, runtime.context, config)
     question = _question(state)
     engine = ctx.require_engine()
-    policy = ctx.policy if ctx.policy is not None else FixedPolicy(ctx.n_max)
+    policy = FixedPolicy(ctx.n_max) if ctx.policy is None else as_budget_policy(ctx.policy)
     rule = ctx.stop if isinstance(ctx.stop, StopRule) else None
     if rule is not None and not rule.takes_first_wave:
         policy = FixedPolicy(rule.follow_up())  # adaptive/ESC ignore the policy's N
-    check_engine = getattr(policy, "check_engine", None)
-    if callable(check_engine):
-        check_engine(engine)
+    policy.check_engine(engine)
     prompt = engine.render(question)
     features: npt.NDArray[np.float32] | None = None
     summary: FeatureSummary | None = None
@@ -86,6 +88,7 @@ def budget_node(
         features = engine.encode([question], layers)[0]
         summary = summarize_features(features, layers)
     raw = policy.choose(features=features, question=question, n_min=ctx.n_min, n_max=ctx.n_max)
+    unfamiliar = bool(policy.out_of_distribution(features))
     n, warning = clamp_budget(raw, n_min=ctx.n_min, n_max=ctx.n_max)
     n_cap = ctx.n_max
     if rule is not None:
@@ -118,6 +121,7 @@ def budget_node(
             "policy": name,
             "warning": warning,
             "features": summary,
+            "out_of_distribution": unfamiliar,
             "fanout": ctx.fanout,
             "stop_rule": None if rule is None else rule.name,
             "run_budget": budget,
@@ -133,6 +137,7 @@ def budget_node(
         "policy": name,
         "budget_warning": warning,
         "features": summary,
+        "out_of_distribution": unfamiliar,
         "fanout": ctx.fanout,
         "params": {
             "temperature": ctx.temperature,
@@ -166,10 +171,9 @@ def _hybrid_cap(
     ctx: ThinkingContext,
 ) -> int:
     """The step's cap: the hybrid's predicted saturation budget (at least its first wave)."""
-    choose_cap = getattr(policy, "choose_cap", None)
-    if not rule.criterion.caps or rule.cap_tolerance is None or not callable(choose_cap):
+    if not rule.criterion.caps or rule.cap_tolerance is None:
         return ctx.n_max
-    cap = choose_cap(
+    cap = policy.choose_cap(
         features=features, tolerance=rule.cap_tolerance, n_min=ctx.n_min, n_max=ctx.n_max
     )
     return max(first, int(cap))
@@ -194,10 +198,7 @@ def _rule_dict(rule: StopRule) -> dict[str, Any]:
 def _curve(
     policy: BudgetPolicy, features: npt.NDArray[np.float32] | None
 ) -> npt.NDArray[np.float64] | None:
-    predict = getattr(policy, "predict_curve", None)
-    if not callable(predict) or features is None:
-        return None
-    curve = predict(features)
+    curve = None if features is None else policy.predict_curve(features)
     return None if curve is None else np.asarray(curve, dtype=np.float64)
 
 

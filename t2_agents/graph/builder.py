@@ -53,7 +53,7 @@ from langgraph.types import Checkpointer, RetryPolicy
 from pydantic import BaseModel, Field
 
 from t2_agents.backends.base import Engine
-from t2_agents.budget.policies import BudgetPolicy
+from t2_agents.budget.protocols import BasicPolicy, as_budget_policy
 from t2_agents.budget.stop_rules import StopKind, StopRule
 from t2_agents.errors import T2Error, TransientEngineError
 from t2_agents.graph.budget_node import budget_node
@@ -94,7 +94,7 @@ _DESCRIPTION = (
 def build_parallel_thinking_graph(
     *,
     engine: Engine | None = None,
-    policy: BudgetPolicy | None = None,
+    policy: BasicPolicy | None = None,
     fanout: Fanout | None = None,
     n_min: int | None = None,
     n_max: int | None = None,
@@ -110,8 +110,9 @@ def build_parallel_thinking_graph(
     Args:
         engine: Renders, encodes and (unless ``context.sampler`` is set) samples; may be left
             out and given per call as ``context=ThinkingContext(engine=...)``.
-        policy: Chooses N; None means ``FixedPolicy(n_max)``. A policy with
-            ``check_engine`` (T2) is checked against ``engine`` here and before every run.
+        policy: Chooses N (a :class:`~t2_agents.budget.protocols.BudgetPolicy`, or any object
+            that chooses); None means ``FixedPolicy(n_max)``. Its ``check_engine`` (T2: the
+            estimator's model) runs against ``engine`` here and before every run.
         fanout: ``"batched"`` or ``"send"``; None keeps ``context``'s (default batched).
         n_min: Smallest budget; None keeps ``context``'s (default 1).
         n_max: Largest budget; None keeps ``context``'s (default 8).
@@ -153,9 +154,8 @@ def build_parallel_thinking_graph(
         context or ThinkingContext(),
         **{key: value for key, value in explicit.items() if value is not None},
     )
-    check_engine = getattr(defaults.policy, "check_engine", None)
-    if defaults.engine is not None and callable(check_engine):
-        check_engine(defaults.engine)
+    if defaults.engine is not None and defaults.policy is not None:
+        as_budget_policy(defaults.policy).check_engine(defaults.engine)
     attempts = retry.max_attempts if retry is not None else 1
     graph: StateGraph[
         ThinkingState, SettingsOverrides | ThinkingContext, ThinkingInput, ThinkingState

@@ -62,7 +62,13 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from t2_agents.backends.base import CANCEL_EVENT, Completion, Sampler, SamplingParams
+from t2_agents.backends.base import (
+    CANCEL_EVENT,
+    Completion,
+    Sampler,
+    SamplingParams,
+    per_path_seeds,
+)
 from t2_agents.budget.stop_rules import StopRule
 from t2_agents.errors import (
     CancelledCallError,
@@ -198,7 +204,7 @@ def sample_node(
     question, seeds = state["question"], list(state["seeds"])
     start = int(state.get("wave_start", 0))
     exact = ctx.exact_seeds and seeds[0] is not None
-    per_seed = len(seeds) > 1 and exact and not getattr(sampler, "per_path_seeds", False)
+    per_seed = len(seeds) > 1 and exact and not per_path_seeds(sampler)
     results: list[BranchResult] = []
     if per_seed:
         for index, seed in enumerate(seeds, start=start):
@@ -325,11 +331,7 @@ def _engine_calls(
     if not branches:
         return 0
     sampler = ctx.sampler if ctx.sampler is not None else ctx.engine
-    per_seed = (
-        ctx.exact_seeds
-        and branches[0]["seed"] is not None
-        and not getattr(sampler, "per_path_seeds", False)
-    )
+    per_seed = ctx.exact_seeds and branches[0]["seed"] is not None and not per_path_seeds(sampler)
     if state.get("fanout") == "send" or per_seed:
         return len(branches)
     return max(1, len(waves))

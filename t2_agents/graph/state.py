@@ -44,7 +44,7 @@ from typing_extensions import TypedDict
 
 from t2_agents.answers import AnswerExtractor, get_extractor
 from t2_agents.backends.base import Engine, Sampler, SamplingParams
-from t2_agents.budget.policies import BudgetPolicy
+from t2_agents.budget.protocols import BasicPolicy
 from t2_agents.budget.stop_rules import StopRule, check_stop_kind, stop_rule_kinds
 from t2_agents.checks import check_budget_range
 from t2_agents.errors import ConfigError
@@ -185,6 +185,7 @@ class ThinkingState(TypedDict, total=False):
     policy: str
     budget_warning: str | None
     features: FeatureSummary | None
+    out_of_distribution: bool
     fanout: Fanout
     params: dict[str, Any]
     seeds: list[int | None]
@@ -225,8 +226,10 @@ class ThinkingContext(RunSettings):
     sampler: Sampler | None = None
     """Samples the branches when set (any :class:`~t2_agents.backends.base.Sampler`, e.g. a
     chat model adapter); None uses ``engine``."""
-    policy: BudgetPolicy | None = None
-    """Chooses N; None means ``FixedPolicy(n_max)`` (plain self-consistency)."""
+    policy: BasicPolicy | None = None
+    """Chooses N (a :class:`~t2_agents.budget.protocols.BudgetPolicy`, or any object that
+    chooses: its missing capabilities get the defaults); None means ``FixedPolicy(n_max)``
+    (plain self-consistency)."""
     extractor: AnswerExtractor | None = None
     """An explicit answer extractor; overrides ``task``."""
     ledger: CostLedger | None = None
