@@ -47,6 +47,24 @@ def test_readme_python_example_runs() -> None:
     assert state["verdict"] is not None
 
 
+def test_readme_stop_rule_snippet_registers_a_working_rule() -> None:
+    """The "Your own stop rule" snippet, run in a fresh interpreter (the registry is global)."""
+    import subprocess
+    import sys
+
+    code = next(b for b in _blocks("python") if "register_stop_rule" in b)
+    check = (
+        "\nfrom t2_agents import StopRule\n"
+        "d = StopRule(kind='agree-2').decide(['7', '7'], wave=['7'])\n"
+        "print(d.stop, d.reason)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code + check], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "agree"]
+
+
 def _tables() -> dict[str, str]:
     import importlib.util
 
