@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -335,6 +336,10 @@ def register_extractor(task: str, extractor: AnswerExtractor) -> None:
     _REGISTRY[task] = extractor
 
 
+_FAMILY_PREFIX = "agent_"
+"""Task names of :mod:`t2_agents.families` start with it (a test checks ``FAMILY_PREFIX``)."""
+
+
 def get_extractor(task: str | None = None) -> AnswerExtractor:
     """Return the extractor registered for ``task``, or the ``"auto"`` default.
 
@@ -350,6 +355,10 @@ def get_extractor(task: str | None = None) -> AnswerExtractor:
     """
     if task is None:
         return _DEFAULT_EXTRACTOR
+    if task not in _REGISTRY and task.startswith(_FAMILY_PREFIX):
+        # The agent-phrased families register their extractors when their module loads; a graph
+        # or endpoint that names one (t2.task="agent_logic") may not have imported it yet.
+        importlib.import_module("t2_agents.families")
     return _REGISTRY.get(task, _DEFAULT_EXTRACTOR)
 
 

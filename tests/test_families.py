@@ -227,3 +227,19 @@ def test_counting_reads_count_words() -> None:
     assert extract('The letter "r" appears twice in the word "letter".') == "2"
     assert extract("There are six fruits.") == "6"
     assert extract("It appears 3 times.") == "3"
+
+
+def test_a_family_extractor_resolves_without_importing_families_first() -> None:
+    """The graph and the endpoint resolve ``task="agent_..."`` through answers alone."""
+    import subprocess
+    import sys
+
+    from t2_agents import answers, families
+
+    assert answers._FAMILY_PREFIX == families.FAMILY_PREFIX
+    code = (
+        "from t2_agents.answers import get_extractor\n"
+        "print(get_extractor('agent_logic')('No, the alarm does not ring.'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "no", out.stderr
