@@ -162,15 +162,18 @@ def vllm_engine():  # type: ignore[no-untyped-def]
 
 
 class TrainedOn:
-    """A stand-in estimator whose metadata lists the questions it was trained on."""
+    """A stand-in estimator that knows the questions it was trained on (by text and instance).
+
+    ``keys=None`` is an artifact trained before the keys were recorded (nothing known);
+    ``instances=None`` one trained before instance keys were (only the texts known).
+    """
 
     layers, n_min, n_max = (0, 3), 1, 4
     model_identity, hidden_size = "fake", 8
 
-    def __init__(self, keys: list[str] | None) -> None:
-        self.metadata: dict[str, Any] = {"format": "t2-estimator"}
-        if keys is not None:
-            self.metadata["training_data"] = {"question_keys": keys, "questions": len(keys)}
+    def __init__(self, keys: list[str] | None, instances: list[str] | None = None) -> None:
+        self.training_keys = frozenset(keys or ())
+        self.training_instance_keys = frozenset(instances or ())
 
     def predict_one(self, features: Any) -> int:
         return 2

@@ -374,4 +374,5 @@ def test_artifact_from_before_the_heads_loads_as_the_nstar_mlp(
     loaded = T2Estimator.load(artifact)
     assert loaded.head == "nstar" and loaded.config.kind == "mlp" and not loaded.has_knob
     assert loaded.training_keys == frozenset()  # no keys recorded then: nothing to exclude
+    assert loaded.training_instance_keys == frozenset()
     np.testing.assert_array_equal(loaded.predict(data[0]), fitted[0].predict(data[0]))

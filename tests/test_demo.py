@@ -18,7 +18,7 @@ from t2_agents.budget.policies import T2Policy
 from t2_agents.cli import demo
 from t2_agents.cli.demo import format_demo, heldout_evidence, run_demo
 from t2_agents.evaluate import questions as questions_module
-from t2_agents.tasks import question_key
+from t2_agents.tasks import load_task, question_key
 
 
 @pytest.mark.parametrize("recorded", [True, False])
@@ -28,7 +28,12 @@ def test_run_demo_never_draws_a_training_question(
     # The old shipped set: 200 lcm items of seed 1, which repeat most of the demo's questions.
     monkeypatch.setitem(questions_module.TASK_SETTINGS, "lcm", {"max_value": 12})
     trained = sorted(set(lcm_keys(1, 100)) | set(lcm_keys(7, 30)))
-    estimator = TrainedOn(trained if recorded else None)
+    small = {"max_value": 12}
+    old = [
+        q for s, n in ((1, 100), (7, 30)) for q in load_task("lcm", size=n, seed=s, config=small)
+    ]
+    instances = sorted({q.instance_key for q in old})
+    estimator = TrainedOn(trained, instances) if recorded else TrainedOn(None)
     monkeypatch.setattr(demo, "resolve_estimator", lambda path=None: tmp_path)
     monkeypatch.setattr(
         demo, "load_t2_policy", lambda engine, path=None: T2Policy(estimator, engine=engine)
@@ -38,13 +43,17 @@ def test_run_demo_never_draws_a_training_question(
     assert [row["task"] for row in rows] == ["lcm", "gcd", "lcm", "gcd"]
     assert all(row["t2"]["n"] == 2 and row["fixed"]["n"] == 4 for row in rows)
     keys = {question_key(row["question"]) for row in rows}
-    if recorded:
+    if recorded:  # unseen by text and by instance ("2, 7" is a training question's "7, 2")
         assert not keys & set(trained)
+        drawn = {q.id: q.instance_key for q in load_task("lcm", size=143, seed=2026, config=small)}
+        assert not {drawn[row["id"]] for row in rows[::2]} & set(instances)
         assert result["settings"]["excluded_training_questions"] == len(trained)
+        assert result["settings"]["excluded_training_instances"] == len(instances)
     else:  # no keys in the artifact: today's draw, training questions included
         assert [row["id"] for row in rows[::2]] == ["lcm-2026-0", "lcm-2026-1"]
         assert keys & set(trained)
         assert result["settings"]["excluded_training_questions"] == 0
+        assert result["settings"]["excluded_training_instances"] == 0
 
 
 def test_run_demo_runs_questions_concurrently(

@@ -326,8 +326,10 @@ def test_grouped_split_keeps_copies_on_one_side() -> None:
 
 def test_training_keys_come_from_the_summary() -> None:
     x, y = _data(q=60)
-    est, _ = T2Estimator.fit(x, y, data_summary={"question_keys": ["a", "b"]}, **ARGS)
+    summary = {"question_keys": ["a", "b"], "instance_keys": ["i"]}
+    est, _ = T2Estimator.fit(x, y, data_summary=summary, **ARGS)
     assert est.training_keys == frozenset({"a", "b"})
+    assert est.training_instance_keys == frozenset({"i"}) == est.training.instances
 
 
 def test_fit_does_not_depend_on_the_global_torch_rng() -> None:

@@ -194,3 +194,26 @@ def test_bench_live_vs_replay_pairs_the_same_questions(setup: dict[str, Any]) ->
     assert set(whole["comparisons"]["targets"]) == set(out["comparisons"]["replay"]["targets"])
     table = bench.plot(out | {"engine": "fake"}, Path(setup["estimator"]).parent / "lvr.png")
     assert table.stat().st_size > 0
+
+
+def test_live_skips_training_questions_in_another_operand_order(tmp_path: Any) -> None:
+    from conftest import TrainedOn
+
+    from t2_agents.calibrate.collect import CollectConfig, collect, load_collection
+    from t2_agents.tasks import load_task
+
+    config = CollectConfig(task="lcm", task_config={"max_value": 12}, questions=8, seed=30,
+                           samples=8, layers=(0, 3), model="fake", max_tokens=8)  # fmt: skip
+    held = collect(FakeEngine(), config, tmp_path / "held")
+    swapped = load_collection(held).records[2]
+    assert "12, 4" in swapped["prompt"]  # training (seed 1) asks "4, 12"
+    trained = load_task("lcm", size=8, seed=1, config={"max_value": 12})
+    keys, instances = [q.key for q in trained], [q.instance_key for q in trained]
+    out = live_eval(FakeEngine(), [held], TrainedOn(keys, instances), n_d=2, questions=8,
+                    policies=("fixed",))  # fmt: skip
+    assert out["questions"] == 7 and swapped["id"] not in [r["id"] for r in out["rows"]]
+    assert (out["skipped_seen_in_training"], out["skipped_seen_by_text"],
+            out["skipped_seen_by_instance"]) == (1, 0, 1)  # fmt: skip
+    older = live_eval(FakeEngine(), [held], TrainedOn(keys), n_d=2, questions=8,
+                      policies=("fixed",))  # fmt: skip  # no instance keys recorded
+    assert older["questions"] == 8 and older["skipped_seen_in_training"] == 0

@@ -304,7 +304,7 @@ def test_cli_eval_json(collection: dict[str, Any], tmp_path: Path) -> None:
     ])  # fmt: skip
     assert code == 0, payload
     # The second copy of the held-out folder repeats its questions: dropped and counted.
-    assert payload["extra"]["dropped"] == {"seen_in_training": 0, "duplicates": 16}
+    assert payload["extra"]["dropped"] == _dropped(duplicates=16)
     assert payload["questions"] == 16 and payload["pool_sizes"] == [8, 8]
     assert payload["n_d"] == collection["n_d"] and payload["n_d_source"] == "training set"
     policies = [r["policy"] for r in payload["results"]]
@@ -318,13 +318,54 @@ def test_cli_eval_json(collection: dict[str, Any], tmp_path: Path) -> None:
 def test_eval_drops_and_counts_training_questions(collection: dict[str, Any]) -> None:
     folder, held = collection["folder"], collection["held"]
     config = EvalConfig(policies=("fixed", "t2"), replays=5)
-    with pytest.raises(DataError, match=r"every question .* was seen in training \(16 questions\)"):
+    with pytest.raises(DataError, match=r"every question .* was seen in training \(16 questions,"):
         evaluate_folders([folder], estimator=collection["estimator"], train_data=[folder],
                          config=config)  # fmt: skip
     report = evaluate_folders([folder, held], estimator=collection["estimator"],
                               train_data=[folder], config=config)  # fmt: skip
     assert report.questions == 16
-    assert report.extra["dropped"] == {"seen_in_training": 16, "duplicates": 0}
+    assert report.extra["dropped"] == _dropped(seen_in_training=16, seen_by_text=16)
+
+
+def _dropped(**counts: int) -> dict[str, int]:
+    """``extra["dropped"]`` of an evaluation: every count, 0 unless given."""
+    names = ("seen_in_training", "seen_by_text", "seen_by_instance", "duplicates", "same_instance")
+    return dict.fromkeys(names, 0) | counts
+
+
+def test_eval_drops_training_questions_in_another_operand_order(tmp_path: Path) -> None:
+    from conftest import FakeEngine
+
+    from t2_agents.calibrate.collect import CollectConfig, collect, load_collection
+    from t2_agents.calibrate.training_set import load_training_set
+    from t2_agents.estimator.estimator import T2Estimator
+    from t2_agents.estimator.probes import ProbeConfig
+
+    config = CollectConfig(task="lcm", task_config={"max_value": 12}, questions=16, seed=1,
+                           samples=8, layers=(0, 3), model="fake", max_tokens=8)  # fmt: skip
+    train = collect(FakeEngine(), config, tmp_path / "train")  # asks "4, 12"
+    held = collect(FakeEngine(), replace(config, questions=8, seed=30), tmp_path / "held")
+    assert "12, 4" in str(load_collection(held).records[2]["prompt"])
+    data = load_training_set([train])
+    est, _ = T2Estimator.fit(
+        data.features, data.labels, layers=data.layers, grid=list(range(1, 9)), n_min=1,
+        n_max=8, model_identity="fake", hidden_size=8, config=ProbeConfig(kind="ridge"),
+        n_d=data.n_d, data_summary=data.summary,
+    )  # fmt: skip
+    folder = est.save(tmp_path / "t2")
+    config_eval = EvalConfig(policies=("fixed", "t2"), replays=5)
+    report = evaluate_folders([held], estimator=folder, config=config_eval)
+    seen = _dropped(seen_in_training=2, seen_by_text=1, seen_by_instance=1)
+    assert report.extra["dropped"] == seen and report.questions == 6
+    # An artifact trained before instance keys were recorded loads; only texts exclude then.
+    meta = json.loads((folder / "metadata.json").read_text())
+    del meta["training_data"]["instance_keys"]
+    (folder / "metadata.json").write_text(json.dumps(meta, indent=2) + "\n")
+    older = T2Estimator.load(folder)
+    assert older.training_instance_keys == frozenset() and older.training_keys == data.summary.keys
+    report = evaluate_folders([held], estimator=older, config=config_eval)
+    assert report.extra["dropped"] == _dropped(seen_in_training=1, seen_by_text=1)
+    assert report.questions == 7
 
 
 def test_eval_on_chosen_questions_keeps_per_question_values(collection: dict[str, Any]) -> None:
@@ -406,6 +447,7 @@ class _CurveHeadLike:
         self.layers, self.metadata = inner.layers, inner.metadata
         self.model_identity, self.hidden_size = inner.model_identity, inner.hidden_size
         self.training_keys = inner.training_keys
+        self.training_instance_keys = inner.training_instance_keys
 
     def predict(self, features: np.ndarray, *, tolerance: float | None = None) -> np.ndarray:
         self.tolerances.append(tolerance)

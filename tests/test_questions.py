@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from conftest import TrainedOn, lcm_keys
 
+from t2_agents.budget.protocols import as_budget_estimator
 from t2_agents.errors import ConfigError
 from t2_agents.evaluate import questions as questions_module
-from t2_agents.evaluate.questions import TASK_SETTINGS, heldout_questions, training_keys
+from t2_agents.evaluate.questions import TASK_SETTINGS, heldout_questions
+from t2_agents.tasks import load_task
 
 
 def test_heldout_questions_take_tasks_in_turn() -> None:
@@ -22,10 +24,34 @@ def test_heldout_questions_take_tasks_in_turn() -> None:
         heldout_questions(2, tasks=())
 
 
-def test_training_keys_come_from_the_metadata() -> None:
-    assert training_keys(TrainedOn(["a", "b"])) == {"a", "b"}
-    assert training_keys(TrainedOn(None)) == frozenset()  # artifacts trained before the keys
-    assert training_keys(object()) == frozenset()
+def test_an_estimator_s_training_keys_are_read_without_probing() -> None:
+    known = as_budget_estimator(TrainedOn(["a", "b"], ["i"]))
+    assert (known.training_keys, known.training_instance_keys) == ({"a", "b"}, {"i"})
+    older = as_budget_estimator(TrainedOn(["a"]))  # trained before instances were recorded
+    assert (older.training_keys, older.training_instance_keys) == ({"a"}, frozenset())
+    bare = as_budget_estimator(_Bare())  # an estimator that says nothing of its training
+    assert (bare.training_keys, bare.training_instance_keys) == (frozenset(), frozenset())
+
+
+class _Bare:
+    layers, model_identity, hidden_size = (0,), "fake", 8
+
+    def predict_one(self, features: object) -> int:
+        return 1
+
+
+def test_heldout_questions_skip_training_questions_in_another_operand_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(questions_module.TASK_SETTINGS, "lcm", {"max_value": 12})
+    trained = load_task("lcm", size=8, seed=1, config={"max_value": 12})  # asks "4, 12"
+    keys, instances = {q.key for q in trained}, {q.instance_key for q in trained}
+    plain = heldout_questions(8, tasks=("lcm",), seed=30, exclude=keys)
+    swapped = [q for q in plain if q.instance_key in instances]
+    assert [q.text[-7:] for q in swapped] == [": 12, 4"]  # not a training text, but its instance
+    held = heldout_questions(8, tasks=("lcm",), seed=30, exclude=keys, exclude_instances=instances)
+    assert not {q.instance_key for q in held} & instances and len(held) == 8
+    assert [q.id for q in held][:7] == [q.id for q in plain if q not in swapped]
 
 
 def test_heldout_questions_skip_excluded_keys_in_order() -> None:

@@ -11,9 +11,10 @@ and inherit the defaults; so may yours. An object that only implements :class:`B
 graph's door, and the graph calls the methods without probing.
 
 Likewise an estimator must predict (:class:`BasicEstimator`); :class:`BudgetEstimator` is the
-whole surface T2 uses (:class:`~t2_agents.estimator.estimator.T2Estimator` implements all of it:
-the curve head's knob, grid and curves, the distribution guard), and :func:`as_budget_estimator`
-completes a smaller duck-typed one with the defaults.
+whole surface T2 and its evaluations use (:class:`~t2_agents.estimator.estimator.T2Estimator`
+implements all of it: the curve head's knob, grid and curves, the distribution guard, the
+training questions' text and instance keys), and :func:`as_budget_estimator` completes a smaller
+duck-typed one with the defaults.
 
 Example:
     >>> class Halves:
@@ -266,6 +267,8 @@ class BudgetEstimator(BasicEstimator, Protocol):
         ...     def predict_one(self, features, **options): return 5
         >>> Const().has_knob, Const().out_of_distribution(np.zeros((2, 1, 4))).tolist()
         (False, [False, False])
+        >>> Const().training_keys, Const().training_instance_keys
+        (frozenset(), frozenset())
     """
 
     __slots__ = ()
@@ -285,6 +288,21 @@ class BudgetEstimator(BasicEstimator, Protocol):
     def guard(self) -> object | None:
         """The distribution guard (default: None, no guard)."""
         return None
+
+    @property
+    def training_keys(self) -> frozenset[str]:
+        """Text keys of the questions the estimator was trained on (default: none known).
+
+        Held-out draws and evaluations leave a question out when its text key is here or its
+        instance key is in :attr:`training_instance_keys`.
+        """
+        return frozenset()
+
+    @property
+    def training_instance_keys(self) -> frozenset[str]:
+        """Instance keys of the training questions (default: none known, e.g. an artifact
+        trained before instances were recorded)."""
+        return frozenset()
 
     def predict_one(
         self,
@@ -334,6 +352,18 @@ class _HasGuard(Protocol):
 
 
 @runtime_checkable
+class _HasTrainingKeys(Protocol):
+    @property
+    def training_keys(self) -> frozenset[str]: ...
+
+
+@runtime_checkable
+class _HasInstanceKeys(Protocol):
+    @property
+    def training_instance_keys(self) -> frozenset[str]: ...
+
+
+@runtime_checkable
 class _Curves(Protocol):
     def predict_curve(self, features: Features, **options: bool) -> FloatArray: ...
 
@@ -346,13 +376,20 @@ class _Flags(Protocol):
 class _CompletedEstimator(BudgetEstimator):
     """A :class:`BasicEstimator` with the members it lacks filled in by the defaults."""
 
-    __slots__ = ("_curves", "_flags", "_grid", "_guard", "_knob", "estimator")
+    __slots__ = ("_curves", "_flags", "_grid", "_guard", "_instances", "_keys", "_knob",
+                 "estimator")  # fmt: skip
 
     def __init__(self, estimator: BasicEstimator) -> None:
         self.estimator = estimator
         self._knob = isinstance(estimator, _HasKnob) and bool(estimator.has_knob)
         self._grid = tuple(estimator.grid) if isinstance(estimator, _HasGrid) else ()
         self._guard = estimator.guard if isinstance(estimator, _HasGuard) else None
+        self._keys: frozenset[str] = frozenset()
+        self._instances: frozenset[str] = frozenset()
+        if isinstance(estimator, _HasTrainingKeys):
+            self._keys = frozenset(estimator.training_keys)
+        if isinstance(estimator, _HasInstanceKeys):
+            self._instances = frozenset(estimator.training_instance_keys)
         self._curves = estimator if isinstance(estimator, _Curves) else None
         self._flags = estimator if isinstance(estimator, _Flags) else None
 
@@ -385,6 +422,16 @@ class _CompletedEstimator(BudgetEstimator):
     def guard(self) -> object | None:
         """The estimator's guard (None without one)."""
         return self._guard
+
+    @property
+    def training_keys(self) -> frozenset[str]:
+        """The estimator's training text keys (none without them)."""
+        return self._keys
+
+    @property
+    def training_instance_keys(self) -> frozenset[str]:
+        """The estimator's training instance keys (none without them)."""
+        return self._instances
 
     def predict_one(
         self,
@@ -432,6 +479,8 @@ def as_budget_estimator(estimator: BasicEstimator) -> BudgetEstimator:
         >>> completed = as_budget_estimator(Const())
         >>> completed.has_knob, completed.predict_one(np.zeros((1, 4)))
         (False, 5)
+        >>> completed.training_keys  # none known: nothing can be left out as seen
+        frozenset()
     """
     if isinstance(estimator, BudgetEstimator):
         return estimator

@@ -5,6 +5,14 @@ This module joins :mod:`t2_agents.calibrate.collect` (pools + features),
 A_x(N), N*_x) and :mod:`t2_agents.estimator.estimator` (the probes). ``t2 curse`` and ``t2 train``
 call it.
 
+A collected question has two identities: its text (:func:`record_key`) and its instance
+(:func:`record_instance_key`: the operation and operands it asks about, the same in any
+phrasing or operand order; "LCM of 22, 18" and "LCM of 18, 22" are one instance). A training
+set keeps one question per instance (so two phrasings of one instance never straddle the
+train/validation split), and held-out questions are left out when their text *or* their
+instance is a training question's. Records collected before instances were stored get theirs
+from the folder's configuration (:func:`collection_identities`).
+
 Example:
     >>> reports = curse_by_task(["runs/train/lcm"])  # doctest: +SKIP
     >>> reports["lcm"].n_d  # doctest: +SKIP
@@ -14,31 +22,46 @@ Example:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from t2_agents.calibrate.collect import Collection, load_collection
+from t2_agents.calibrate.collect import CollectConfig, Collection, load_collection, questions_for
 from t2_agents.curves.exact import AnswerPool, CurseReport, budget_labels, curse_report
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.estimator.summary import CollectionSource, TrainingSummary
-from t2_agents.tasks import DEFAULT_INSTRUCTION, question_key
+from t2_agents.tasks import DEFAULT_INSTRUCTION, Question, question_key
 
 __all__ = [
+    "DROPPED",
+    "SAMPLING_FIELDS",
     "TrainingSet",
+    "check_settings",
+    "collection_identities",
     "curse_by_task",
     "distinct_rows",
     "heldout_report",
     "load_training_set",
+    "record_instance_key",
     "record_key",
 ]
 
-_SAMPLING_FIELDS = ("model", "samples", "temperature", "top_p", "max_tokens", "instruction")
-"""Collections mixed in one training or evaluation set must agree on these."""
+SAMPLING_FIELDS = ("model", "samples", "temperature", "top_p", "max_tokens", "instruction")
+"""Collections mixed in one training set must agree on these (held-out folders on all but
+``samples``: a held-out pool may be larger or smaller)."""
+
+DROPPED = ("duplicates", "same_instance", "same_instance_other_task", "excluded",
+           "excluded_by_instance")  # fmt: skip
+"""The keys of ``dropped``: why :func:`distinct_rows` leaves a record out. It checks, in turn,
+``excluded`` (its text is a training question's), ``excluded_by_instance`` (its instance is, in
+another phrasing or operand order), ``duplicates`` (its text is a kept question's),
+``same_instance`` (another phrasing or operand order of a kept question of the same task) and
+``same_instance_other_task`` (the instance of a kept question of another task, e.g. ``lcm`` and
+``agent_gcd_lcm``: the question is counted once)."""
 
 
 def record_key(record: dict[str, object]) -> str:
@@ -53,6 +76,66 @@ def record_key(record: dict[str, object]) -> str:
         return key
     prompt = str(record.get("prompt", ""))
     return question_key(prompt.removesuffix(DEFAULT_INSTRUCTION))
+
+
+def record_instance_key(
+    record: Mapping[str, object], questions: Mapping[str, Question] | None = None
+) -> str:
+    """A collected record's instance identity (what it asks, in any phrasing or order).
+
+    The record's stored ``instance_key`` when it has one (``t2 collect`` stores it); else the
+    :attr:`~t2_agents.question.Question.instance_key` of the question with the record's ``id``
+    in ``questions`` (the folder's questions generated again from its configuration, see
+    :func:`collection_identities`) if that question has the record's text; else the text key
+    (:func:`record_key`): no instance is known (JSONL questions, tasks without one such as
+    ``aiw``).
+
+    Example:
+        >>> from t2_agents.tasks import load_task
+        >>> q = load_task("lcm", size=1, seed=1)[0]
+        >>> old = {"id": q.id, "prompt": q.prompt}  # collected before instances were stored
+        >>> record_instance_key(old) == record_key(old)  # no instance known
+        True
+        >>> record_instance_key(old, {q.id: q}) == q.instance_key != q.key
+        True
+    """
+    stored = record.get("instance_key")
+    if isinstance(stored, str) and stored:
+        return stored
+    key = record_key(dict(record))
+    question = (questions or {}).get(str(record.get("id", "")))
+    if question is not None and question.key == key:
+        return question.instance_key
+    return key
+
+
+def collection_identities(collection: Collection) -> tuple[list[str], list[str]]:
+    """Each record's text key (:func:`record_key`) and instance key (:func:`record_instance_key`).
+
+    A folder whose records all store ``instance_key`` is read as is; otherwise its questions
+    are generated again from ``config.json`` (reasoning-gym and the agent families are
+    deterministic and fast) and matched by ``id``. A folder of a JSONL file, or one whose task
+    cannot be generated here, keeps the text keys (no instance is known).
+
+    Example:
+        >>> keys, instances = collection_identities(load_collection("runs/lcm"))  # doctest: +SKIP
+    """
+    records = collection.records
+    keys = [record_key(r) for r in records]
+    missing = any(not (isinstance(r.get("instance_key"), str) and r["instance_key"])
+                  for r in records)  # fmt: skip
+    questions = _regenerated(collection.config) if missing else {}
+    return keys, [record_instance_key(r, questions) for r in records]
+
+
+def _regenerated(config: CollectConfig) -> dict[str, Question]:
+    """A folder's questions by id, generated again from its configuration ({} if it cannot be)."""
+    if config.task is None:
+        return {}  # a JSONL file: its questions carry no instance
+    try:
+        return {q.id: q for q in questions_for(config)}
+    except (ConfigError, DataError):
+        return {}  # e.g. a task this reasoning-gym does not know: identity by text only
 
 
 Draw = Literal["pool", "iid"]
@@ -128,9 +211,14 @@ class TrainingSet:
     curves: npt.NDArray[np.float64]
     """``[Q, n_max]`` exact accuracy curves A_x(N), N = 1..n_max."""
     keys: tuple[str, ...]
-    """Question identity of each row (:func:`record_key`)."""
+    """Question identity of each row (:func:`record_key`). The set holds one row per instance,
+    so these are also the split's groups: two phrasings of one instance never straddle it."""
+    instance_keys: tuple[str, ...]
+    """Instance identity of each row (:func:`record_instance_key`), distinct."""
     dropped: dict[str, int]
-    """Rows left out: ``duplicates`` (a question already in the set) and ``excluded``."""
+    """Records left out, by reason (:data:`DROPPED`)."""
+    settings: Mapping[str, Any]
+    """The collections' shared sampling settings (:data:`SAMPLING_FIELDS`)."""
 
 
 def load_training_set(
@@ -141,16 +229,20 @@ def load_training_set(
     draw: str = "pool",
     eps: float = 0.0,
     exclude: frozenset[str] = frozenset(),
+    exclude_instances: frozenset[str] = frozenset(),
 ) -> TrainingSet:
     """Load collections, compute labels N*_x and curves, and select feature layers.
 
-    A question that appears twice (same :func:`record_key`, e.g. in two folders) is kept once;
-    questions whose key is in ``exclude`` (e.g. the training set, when loading held-out data)
-    are dropped. Both are counted in :attr:`TrainingSet.dropped`.
+    A question is kept once: a later record with the same text (:func:`record_key`) or the
+    same instance (:func:`record_instance_key`: another phrasing or operand order, or the same
+    instance under another task) is dropped. Questions whose text key is in ``exclude`` or
+    whose instance key is in ``exclude_instances`` (the training set, when loading held-out
+    data) are dropped too. Every drop is counted in :attr:`TrainingSet.dropped`.
 
     Raises:
-        DataError: Folders of different models, sampling settings, pool sizes or layers,
-            features not matching records, or nothing left after dropping.
+        DataError: Folders of different models, sampling settings, pool sizes or layers (the
+            message names the setting, both values and the fix), features not matching
+            records, or nothing left after dropping.
         ConfigError: A requested layer was not collected.
     """
     if not folders:
@@ -167,12 +259,15 @@ def load_training_set(
             f"layers {missing} were not collected (collected: {list(stored)}); pick from those"
         )
     slots = [stored.index(x) for x in wanted]
-    rows, dropped = distinct_rows(collections, exclude)
+    identities = [collection_identities(c) for c in collections]
+    rows, dropped = distinct_rows(collections, exclude, exclude_instances, identities=identities)
     if not rows:
+        seen = dropped["excluded"] + dropped["excluded_by_instance"]
         raise DataError(
-            f"nothing left in {[str(f) for f in folders]}: {dropped['excluded']} questions are "
-            f"in the excluded (training) set and {dropped['duplicates']} are repeats; collect "
-            "questions the estimator never saw (another seed or task settings)"
+            f"nothing left in {[str(f) for f in folders]}: {seen} questions are in the excluded "
+            f"(training) set ({dropped['excluded_by_instance']} of them by instance) and "
+            f"{sum(dropped.values()) - seen} are repeats; collect questions the estimator "
+            "never saw (another seed or task settings)"
         )
     every_pool = [c.pools() for c in collections]
     pools = [every_pool[c][i] for c, i in rows]
@@ -180,7 +275,8 @@ def load_training_set(
     report = curse_report(pools, n_max=limit, model=model, eps=eps)
     features = np.stack([collections[c].features[i, slots, :] for c, i in rows])
     tasks = tuple(collections[c].tasks[i] for c, i in rows)
-    keys = tuple(record_key(collections[c].records[i]) for c, i in rows)
+    keys = tuple(identities[c][0][i] for c, i in rows)
+    instances = tuple(identities[c][1][i] for c, i in rows)
     first = collections[0].config
     summary = TrainingSummary(
         folders=tuple(str(f) for f in folders),
@@ -197,6 +293,7 @@ def load_training_set(
         temperature=first.temperature,
         instruction=first.instruction,
         question_keys=tuple(sorted(set(keys))),
+        instance_keys=tuple(sorted(set(instances))),
     )
     return TrainingSet(
         features=features.astype(np.float32),
@@ -209,7 +306,9 @@ def load_training_set(
         summary=summary,
         curves=_curves_of(pools, limit, model),
         keys=keys,
+        instance_keys=instances,
         dropped=dropped,
+        settings={name: getattr(first, name) for name in SAMPLING_FIELDS},
     )
 
 
@@ -237,48 +336,105 @@ def _provenance(collection: Collection, folder: str | Path) -> CollectionSource:
 
 
 def distinct_rows(
-    collections: Sequence[Collection], exclude: frozenset[str] = frozenset()
+    collections: Sequence[Collection],
+    exclude: frozenset[str] = frozenset(),
+    exclude_instances: frozenset[str] = frozenset(),
+    *,
+    identities: Sequence[tuple[Sequence[str], Sequence[str]]] | None = None,
 ) -> tuple[list[tuple[int, int]], dict[str, int]]:
-    """(collection, record) positions of first occurrences of questions not in ``exclude``.
+    """(collection, record) positions of the first record of each question not excluded.
 
-    Also returns how many records were dropped as ``duplicates`` (a question already kept) and
-    as ``excluded`` (its key is in ``exclude``, e.g. the training questions).
+    A record is left out when its text key is in ``exclude`` or its instance key is in
+    ``exclude_instances`` (e.g. the training questions), or when a kept record has its text
+    or its instance. Also returns how many records were left out, by reason (every key of
+    :data:`DROPPED`).
+
+    Args:
+        collections: Loaded collections, in order.
+        exclude: Text keys (:func:`record_key`) to leave out.
+        exclude_instances: Instance keys (:func:`record_instance_key`) to leave out.
+        identities: Each collection's :func:`collection_identities`, if already computed.
 
     Example:
-        >>> rows, dropped = distinct_rows(collections, exclude=training_keys)  # doctest: +SKIP
-        >>> dropped  # doctest: +SKIP
-        {'duplicates': 0, 'excluded': 74}
+        >>> rows, dropped = distinct_rows(held, train_keys, train_instances)  # doctest: +SKIP
+        >>> dropped["excluded"], dropped["excluded_by_instance"]  # doctest: +SKIP
+        (74, 28)
     """
-    seen: set[str] = set()
+    found = identities or [collection_identities(c) for c in collections]
+    seen_text: set[str] = set()
+    task_of: dict[str, str] = {}  # kept instance -> its task
     rows: list[tuple[int, int]] = []
-    dropped = {"duplicates": 0, "excluded": 0}
+    dropped = dict.fromkeys(DROPPED, 0)
     for c, collection in enumerate(collections):
+        keys, instances = found[c]
         for i, record in enumerate(collection.records):
-            key = record_key(record)
+            key, instance, task = keys[i], instances[i], str(record.get("task", ""))
             if key in exclude:
                 dropped["excluded"] += 1
-            elif key in seen:
+            elif instance in exclude_instances:
+                dropped["excluded_by_instance"] += 1
+            elif key in seen_text:
                 dropped["duplicates"] += 1
+            elif instance in task_of:
+                same = task_of[instance] == task
+                dropped["same_instance" if same else "same_instance_other_task"] += 1
             else:
-                seen.add(key)
+                seen_text.add(key)
+                task_of[instance] = task
                 rows.append((c, i))
     return rows, dropped
 
 
-def _check_same(collections: Sequence[Collection], names: Sequence[str]) -> None:
-    first = collections[0]
-    for other, name in zip(collections[1:], names[1:], strict=True):
-        for field in _SAMPLING_FIELDS:
-            mine, theirs = getattr(first.config, field), getattr(other.config, field)
+def check_settings(
+    settings: Mapping[str, Any],
+    collections: Sequence[Collection],
+    names: Sequence[str],
+    *,
+    reference: str,
+    fields: Sequence[str] = SAMPLING_FIELDS,
+) -> None:
+    """Refuse a collection sampled with other settings than ``settings`` (those of ``reference``).
+
+    Args:
+        settings: The reference's values of ``fields``.
+        collections: Collections to check.
+        names: Their folders, for the message.
+        reference: What ``settings`` belong to (a folder, "the training set"), for the message.
+        fields: The settings that must agree (:data:`SAMPLING_FIELDS`).
+
+    Raises:
+        DataError: A collection differs; the message names the setting, both values and the fix.
+
+    Example:
+        >>> check_settings({"temperature": 0.7}, [hot], ["runs/hot"], reference="runs/lcm",
+        ...                fields=("temperature",))  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        t2_agents.errors.DataError: runs/hot was collected with temperature=1.0 but ...
+    """
+    for collection, name in zip(collections, names, strict=True):
+        for field in fields:
+            mine, theirs = settings[field], getattr(collection.config, field)
             if mine != theirs:
                 raise DataError(
-                    f"{name} was collected with {field}={theirs!r} but {names[0]} with "
+                    f"{name} was collected with {field}={theirs!r} but {reference} with "
                     f"{field}={mine!r}; an estimator's labels belong to one model and one "
-                    "sampling setting: use collections made with the same settings"
+                    f"sampling setting: leave {name} out, or collect it again with "
+                    f"{field}={mine!r} (all collections of one run need the same settings)"
                 )
-        if other.layers != first.layers or other.features.shape[2] != first.features.shape[2]:
+
+
+def _check_same(collections: Sequence[Collection], names: Sequence[str]) -> None:
+    first = collections[0]
+    settings = {field: getattr(first.config, field) for field in SAMPLING_FIELDS}
+    check_settings(settings, collections[1:], names[1:], reference=names[0])
+    for other, name in zip(collections[1:], names[1:], strict=True):
+        width, theirs = first.features.shape[2], other.features.shape[2]
+        if other.layers != first.layers or theirs != width:
             raise DataError(
-                "collections store different layers or widths; collect them with the same --layers"
+                f"{name} stores layers {list(other.layers)} of width {theirs} but {names[0]} "
+                f"stores layers {list(first.layers)} of width {width}; collect them with the "
+                "same model and --layers (or leave one out)"
             )
 
 
@@ -309,6 +465,7 @@ def heldout_report(
     draw: str = "pool",
     eps: float = 0.0,
     exclude: frozenset[str] = frozenset(),
+    exclude_instances: frozenset[str] = frozenset(),
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Compare fixed N_D, T2 and the oracle on held-out pools, exactly (via A_x(N)).
 
@@ -316,8 +473,10 @@ def heldout_report(
     of the spent samples that were needed) and redundancy, for fixed ``n_d`` (chosen on the
     training set), T2's per-question N, the oracle N*_x, and fixed N at T2's mean cost
     (accuracy interpolated between the neighbouring budgets, see :mod:`t2_agents.curves.compare`).
-    Questions whose key is in ``exclude`` (the training set) are dropped and counted under
-    ``"questions"``.
+    Questions whose text key is in ``exclude`` or whose instance key is in
+    ``exclude_instances`` (the training set) are dropped and counted under ``"questions"``
+    (``dropped_excluded``: by text, ``dropped_excluded_by_instance``: by instance only), and so
+    are repeats (:data:`DROPPED`).
 
     Args:
         predict: Maps features ``[Q, L, d]`` to per-question N (e.g. ``T2Estimator.predict``).
@@ -326,11 +485,13 @@ def heldout_report(
         n_d: The training set's dataset-optimal budget.
         draw: Label model, as in training.
         eps: Label tolerance, as in training.
-        exclude: Keys of questions seen in training.
+        exclude: Text keys of questions seen in training.
+        exclude_instances: Instance keys of questions seen in training.
     """
     from t2_agents.curves.compare import fixed_accuracy
 
-    held = load_training_set(folders, layers=layers, draw=draw, eps=eps, exclude=exclude)
+    held = load_training_set(folders, layers=layers, draw=draw, eps=eps, exclude=exclude,
+                             exclude_instances=exclude_instances)  # fmt: skip
     limit = held.n_max
     if n_d > limit:
         raise ConfigError(f"n_d={n_d} exceeds the held-out pool size {limit}; collect more samples")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import (
@@ -24,6 +24,9 @@ from rich.table import Table
 
 from t2_agents.cli import common
 from t2_agents.estimator.heads import HEADS
+
+if TYPE_CHECKING:
+    from t2_agents.calibrate.training_set import TrainingSet
 
 __all__ = ["collect", "curse", "train"]
 
@@ -242,7 +245,7 @@ def train(
             data, layers=_parse_layers(layers), n_max=n_max, draw=draw, eps=eps
         )
         if heldout:
-            _check_heldout_overlap(heldout, frozenset(data_set.keys), drop_overlap)
+            _check_heldout(heldout, data_set, drop_overlap)
         grid = list(range(1, data_set.n_max + 1))
         progress = Progress(
             TextColumn("training probes"), BarColumn(), MofNCompleteColumn(),
@@ -254,7 +257,8 @@ def train(
                 data_set.features, data_set.labels, layers=data_set.layers, grid=grid,
                 n_min=n_min, n_max=data_set.n_max, model_identity=data_set.model,
                 hidden_size=int(data_set.features.shape[2]), config=config, n_d=data_set.n_d,
-                curves=data_set.curves, groups=data_set.keys, tasks=data_set.tasks,
+                curves=data_set.curves, groups=data_set.keys,  # one row per instance
+                tasks=data_set.tasks,
                 tolerance_target=tolerance_target,
                 guard=GuardConfig() if guard else None, data_summary=data_set.summary,
                 progress=lambda _name, done, _total: progress.update(bar, completed=done),
@@ -268,6 +272,7 @@ def train(
             held = heldout_report(
                 estimator.predict, heldout, layers=estimator.layers, n_d=data_set.n_d,
                 draw=draw, eps=eps, exclude=frozenset(data_set.keys),
+                exclude_instances=frozenset(data_set.instance_keys),
             )  # fmt: skip
     payload = {"out": str(path), "seconds": round(seconds, 1), "validation": report.to_dict(),
                "training_data": data_set.summary.to_dict(), "heldout": held}  # fmt: skip
@@ -282,21 +287,41 @@ def train(
     common.console().print(table)
     if held is not None:
         common.console().print(_heldout_table(held))
+    common.err_console.print(_dropped_line(data_set.dropped))
     common.err_console.print(f"estimator written to {path} in {seconds:.0f} s")
 
 
-def _check_heldout_overlap(folders: list[Path], train_keys: frozenset[str], drop: bool) -> None:
-    """Refuse held-out folders that share questions with training, unless ``drop`` is set."""
+def _dropped_line(dropped: dict[str, int]) -> str:
+    """What the training set left out, in words (the JSON has it under training_data)."""
+    words = {"duplicates": "repeated texts", "same_instance": "other phrasings or operand "
+             "orders of a kept question", "same_instance_other_task": "instances already kept "
+             "under another task (counted once)"}  # fmt: skip
+    parts = [f"{dropped.get(k, 0)} {text}" for k, text in words.items()]
+    return "training questions left out: " + ", ".join(parts)
+
+
+def _check_heldout(folders: list[Path], data_set: TrainingSet, drop: bool) -> None:
+    """Refuse held-out folders sampled otherwise than the training set, or sharing questions
+    with it (by text or by instance) unless ``drop`` is set. Runs before anything is written."""
     from t2_agents.calibrate.collect import load_collection
-    from t2_agents.calibrate.training_set import record_key
+    from t2_agents.calibrate.training_set import SAMPLING_FIELDS, check_settings
+    from t2_agents.calibrate.training_set import collection_identities as identities
     from t2_agents.errors import DataError
 
-    seen = {
-        str(folder): sum(record_key(r) in train_keys for r in load_collection(folder).records)
-        for folder in folders
-    }
-    if any(seen.values()) and not drop:
-        detail = ", ".join(f"{name}: {n}" for name, n in seen.items() if n)
+    collections = [load_collection(folder) for folder in folders]
+    fields = [f for f in SAMPLING_FIELDS if f != "samples"]  # a held-out pool may differ in size
+    check_settings(data_set.settings, collections, [str(f) for f in folders],
+                   reference="the training set", fields=fields)  # fmt: skip
+    texts, instances = frozenset(data_set.keys), frozenset(data_set.instance_keys)
+    seen: dict[str, tuple[int, int]] = {}
+    for folder, collection in zip(folders, collections, strict=True):
+        keys, kinds = identities(collection)
+        pairs = list(zip(keys, kinds, strict=True))
+        by_text = sum(k in texts for k, _ in pairs)
+        seen[str(folder)] = (by_text, sum(k not in texts and i in instances for k, i in pairs))
+    if any(sum(n) for n in seen.values()) and not drop:
+        detail = ", ".join(f"{name}: {a + b} ({a} by text, {b} by instance)"
+                           for name, (a, b) in seen.items() if a + b)  # fmt: skip
         raise DataError(
             f"held-out questions also in the training data ({detail}); a held-out score on "
             "them would be inflated: collect other questions, or pass --drop-overlap to drop "

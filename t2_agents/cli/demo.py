@@ -28,6 +28,7 @@ from typing_extensions import TypedDict
 
 from t2_agents.backends.base import Engine
 from t2_agents.budget.policies import BudgetPolicy, FixedPolicy
+from t2_agents.budget.protocols import as_budget_estimator
 from t2_agents.budget.shipped import load_t2_policy, resolve_estimator
 from t2_agents.evaluate.head_to_head import (
     Outcome,
@@ -36,7 +37,7 @@ from t2_agents.evaluate.head_to_head import (
     policy_totals,
     run_policy,
 )
-from t2_agents.evaluate.questions import DEFAULT_TASKS, heldout_questions, training_keys
+from t2_agents.evaluate.questions import DEFAULT_TASKS, heldout_questions
 from t2_agents.graph import CostLedger, ThinkingContext, build_parallel_thinking_graph
 from t2_agents.graph.ledger import compare_ledgers
 from t2_agents.tasks import Question
@@ -87,6 +88,9 @@ class DemoSettings(TypedDict):
     """The engine's model identity."""
     excluded_training_questions: int
     """Training question keys the draw skipped (the estimator's metadata records them)."""
+    excluded_training_instances: int
+    """Training instance keys the draw skipped too (other phrasings or operand orders of a
+    training question; 0 for an artifact trained before instances were recorded)."""
 
 
 class DemoRow(TypedDict):
@@ -163,8 +167,8 @@ def run_demo(
         questions: Number of questions.
         tasks: reasoning-gym tasks, taken in turn (see
             :func:`~t2_agents.evaluate.questions.heldout_questions`).
-        seed: Dataset seed and base sampling seed. Questions the estimator trained on (the
-            question keys its metadata records) are never drawn.
+        seed: Dataset seed and base sampling seed. Questions the estimator trained on (by
+            the text or instance keys its metadata records) are never drawn.
         n_max: The fixed budget, and the largest budget T2 may choose.
         estimator: T2 estimator folder; None uses the one shipped for the default model.
         max_tokens: Largest completion per path.
@@ -190,8 +194,11 @@ def run_demo(
     estimator_path = resolve_estimator(estimator)
     t2_policy = load_t2_policy(engine, estimator_path)
     fixed_policy = FixedPolicy(n_max)
-    seen = training_keys(t2_policy.estimator)
-    items = heldout_questions(questions, tasks=tasks, seed=seed, exclude=seen)
+    trained = as_budget_estimator(t2_policy.estimator)
+    seen, instances = trained.training_keys, trained.training_instance_keys
+    items = heldout_questions(
+        questions, tasks=tasks, seed=seed, exclude=seen, exclude_instances=instances
+    )
     context = ThinkingContext(n_min=1, n_max=n_max, max_tokens=max_tokens, seed=seed)
     trials = [_trial(index, question) for index, question in enumerate(items)]
     policies: dict[str, BudgetPolicy] = {"t2": t2_policy, "fixed": fixed_policy}
@@ -230,6 +237,7 @@ def run_demo(
             "estimator": str(estimator_path),
             "model": engine.identity,
             "excluded_training_questions": len(seen),
+            "excluded_training_instances": len(instances),
         },
         "questions": rows,
         "totals": {

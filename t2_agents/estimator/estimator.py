@@ -266,6 +266,11 @@ class T2Estimator:
         """Identity keys of the questions the estimator was fitted on (empty if not recorded)."""
         return self._training.keys
 
+    @property
+    def training_instance_keys(self) -> frozenset[str]:
+        """Instance keys of the training questions (empty if not recorded: older artifacts)."""
+        return self._training.instances
+
     # ------------------------------------------------------------------------------ training
     @classmethod
     def fit(

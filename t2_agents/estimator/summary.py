@@ -4,7 +4,9 @@
 records (:class:`CollectionSource`), the label settings, ``N_D`` and the identity key of every
 training question. :func:`~t2_agents.calibrate.training_set.load_training_set` builds the summary,
 ``T2Estimator.fit`` stores it and ``T2Estimator.load`` reads it back once; evaluation and the
-demo read ``training_keys`` and ``n_d`` from it to leave training questions out. Dicts appear
+demo read ``training_keys``, ``training_instance_keys`` and ``n_d`` from it to leave training
+questions out (by text *or* by instance: another phrasing or operand order of a training
+question is a training question too). Dicts appear
 only at the on-disk boundary (:meth:`TrainingSummary.to_dict`, :meth:`TrainingSummary.from_dict`).
 
 Every field is optional (None: not recorded; artifacts from before a field existed have none),
@@ -129,6 +131,10 @@ class TrainingSummary:
     """Instruction appended to every question."""
     question_keys: tuple[str, ...] | None = None
     """Identity key of every training question (``t2_agents.tasks.question_key``), sorted."""
+    instance_keys: tuple[str, ...] | None = None
+    """Instance key of every training question (``Question.instance_key``: what it asks, in any
+    phrasing or operand order; its text key when the instance is unknown), sorted. None in
+    artifacts trained before instances were recorded: then only :attr:`keys` can exclude."""
     other: Mapping[str, Any] = field(default_factory=dict)
     """Keys this library does not read (e.g. a test fixture's notes), kept for the file."""
 
@@ -136,6 +142,21 @@ class TrainingSummary:
     def keys(self) -> frozenset[str]:
         """The training questions' keys (empty when not recorded: nothing can be excluded)."""
         return frozenset(self.question_keys or ())
+
+    @property
+    def instances(self) -> frozenset[str]:
+        """The training questions' instance keys.
+
+        Empty when not recorded (artifacts trained before instances were): other phrasings
+        or operand orders of a training question cannot be recognised then, only its text.
+
+        Example:
+            >>> TrainingSummary.from_dict({"instance_keys": ["c"]}).instances
+            frozenset({'c'})
+            >>> TrainingSummary.from_dict({"question_keys": ["a"]}).instances
+            frozenset()
+        """
+        return frozenset(self.instance_keys or ())
 
     def to_dict(self) -> dict[str, Any]:
         """The on-disk form: recorded fields in declaration order, then :attr:`other`."""
@@ -209,7 +230,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...] | list[type] | dict[str, type]] 
     "folders": [str], "collections": [Mapping], "questions": int, "tasks": {"": int},
     "samples_per_question": [int], "dropped": {"": int}, "draw": str, "eps": (int, float),
     "n_d": int, "mean_optimal": (int, float), "max_tokens": int, "temperature": (int, float),
-    "instruction": str, "question_keys": [str],
+    "instruction": str, "question_keys": [str], "instance_keys": [str],
 }  # fmt: skip
 """How each known ``training_data`` field is checked: a type, ``[type]`` (a list of them) or
 ``{"": int}`` (an object of ints)."""
@@ -231,7 +252,8 @@ class FittedEstimator(Protocol):
 
     Example:
         >>> from t2_agents.estimator.estimator import T2Estimator
-        >>> members = ("layers", "has_knob", "training_keys", "predict", "predict_curve")
+        >>> members = ("layers", "has_knob", "training_keys", "training_instance_keys",
+        ...            "predict", "predict_curve")
         >>> all(hasattr(T2Estimator, m) for m in members)
         True
     """
@@ -264,6 +286,11 @@ class FittedEstimator(Protocol):
     @property
     def training_keys(self) -> frozenset[str]:
         """Identity keys of the training questions (empty when not recorded)."""
+        ...
+
+    @property
+    def training_instance_keys(self) -> frozenset[str]:
+        """Instance keys of the training questions (empty when not recorded)."""
         ...
 
     def predict(

@@ -1,10 +1,11 @@
 """Policy evaluation on ``t2 collect`` folders: load, drop training questions, predict, replay.
 
 :func:`evaluate_folders` is what ``t2 eval`` runs: it loads the collections (and the estimator),
-keeps each question once and only if the estimator never saw it (identity by
-:func:`~t2_agents.calibrate.training_set.record_key`, never by seed), predicts T2's budget, the
-hybrid's cap
-and ``alloc``'s curves from the stored features, and hands the pools to
+keeps each question once and only if the estimator never saw it, by text
+(:func:`~t2_agents.calibrate.training_set.record_key`) or by instance
+(:func:`~t2_agents.calibrate.training_set.record_instance_key`: another phrasing or operand order
+of a training question is a training question), never by seed; predicts T2's budget, the
+hybrid's cap and ``alloc``'s curves from the stored features, and hands the pools to
 :func:`~t2_agents.evaluate.offline.evaluate_pools`, which defines the policies and the metrics.
 
 Example:
@@ -108,9 +109,11 @@ def evaluate_folders(
     For ``alloc``, ``train_data`` gives the curve model's training questions; their signal is
     the estimator's ``predict_log2`` on their features (:mod:`t2_agents.curves.allocate`).
     ``questions`` (question keys, :func:`~t2_agents.calibrate.training_set.record_key`) keeps only
-    those
-    questions, e.g. the ones a live run answered; ``extra["question_keys"]`` then lists the
-    pools' keys in order.
+    those questions, e.g. the ones a live run answered; ``extra["question_keys"]`` then lists the
+    pools' keys in order. ``extra["dropped"]`` counts the questions left out:
+    ``seen_in_training`` (``seen_by_text`` plus ``seen_by_instance``: a training question's
+    instance in another phrasing or operand order), ``duplicates`` (a kept question's text) and
+    ``same_instance`` (a kept question's instance).
 
     Raises:
         DataError: No folder, empty or corrupt collections.
@@ -120,7 +123,7 @@ def evaluate_folders(
     Example:
         >>> evaluate_folders(["runs/heldout/lcm"], estimator="artifacts/t2")  # doctest: +SKIP
     """
-    from t2_agents.calibrate.training_set import record_key
+    from t2_agents.calibrate.training_set import collection_identities
 
     cfg = config or EvalConfig()
     collections = load_collections(data, "evaluation")
@@ -136,9 +139,9 @@ def evaluate_folders(
             "policy 'alloc' with an nstar-head estimator learns its curves on training "
             "collections; pass --train-data DIR (or use a curve-head estimator)"
         )
-    seen = _training_keys(est, train_data)
-    keep, dropped = _unseen_rows(collections, seen)
-    keys = [[record_key(r) for r in c.records] for c in collections]
+    identities = [collection_identities(c) for c in collections]
+    keep, dropped = _unseen_rows(collections, identities, *_training_keys(est, train_data))
+    keys = [k for k, _ in identities]
     if questions is not None:
         wanted = frozenset(questions)
         keep = [mask & np.array([key in wanted for key in k], dtype=bool)
@@ -151,8 +154,9 @@ def evaluate_folders(
     if not any(mask.any() for mask in keep):
         raise DataError(
             f"every question in {[str(f) for f in data]} was seen in training "
-            f"({dropped['seen_in_training']} questions); evaluate on questions the estimator "
-            "never saw (another seed or task settings)"
+            f"({dropped['seen_in_training']} questions, {dropped['seen_by_instance']} of them "
+            "in another phrasing or operand order); evaluate on questions the estimator never "
+            "saw (another seed or task settings)"
         )
     pools = [
         ReplayPool.from_record(r)
@@ -202,27 +206,42 @@ def _hybrid_caps(
     return np.concatenate([est.predict(x, tolerance=tolerance) for x in features]).astype(np.int64)
 
 
-def _training_keys(est: FittedEstimator | None, folders: Sequence[str | Path]) -> frozenset[str]:
-    """Keys of every question the estimator (or the given training folders) saw."""
-    from t2_agents.calibrate.training_set import record_key
+def _training_keys(
+    est: FittedEstimator | None, folders: Sequence[str | Path]
+) -> tuple[frozenset[str], frozenset[str]]:
+    """Text keys and instance keys of every question the estimator (or the folders) saw."""
+    from t2_agents.calibrate.training_set import collection_identities
 
     keys: set[str] = set(est.training_keys if est is not None else ())
+    instances: set[str] = set(est.training_instance_keys if est is not None else ())
     for collection in load_collections(folders, "training") if folders else []:
-        keys.update(record_key(r) for r in collection.records)
-    return frozenset(keys)
+        texts, kinds = collection_identities(collection)
+        keys.update(texts)
+        instances.update(kinds)
+    return frozenset(keys), frozenset(instances)
 
 
 def _unseen_rows(
-    collections: Sequence[Any], seen: frozenset[str]
+    collections: Sequence[Any],
+    identities: Sequence[tuple[list[str], list[str]]],
+    seen: frozenset[str],
+    seen_instances: frozenset[str],
 ) -> tuple[list[npt.NDArray[np.bool_]], dict[str, int]]:
-    """Per collection, a mask of first occurrences of questions not in ``seen``; counts."""
+    """Per collection, a mask of first occurrences of questions not seen in training; counts."""
     from t2_agents.calibrate.training_set import distinct_rows
 
-    rows, dropped = distinct_rows(collections, seen)
+    rows, dropped = distinct_rows(collections, seen, seen_instances, identities=identities)
     masks = [np.zeros(len(c.records), dtype=bool) for c in collections]
     for c, i in rows:
         masks[c][i] = True
-    return masks, {"seen_in_training": dropped["excluded"], "duplicates": dropped["duplicates"]}
+    by_text, by_instance = dropped["excluded"], dropped["excluded_by_instance"]
+    return masks, {
+        "seen_in_training": by_text + by_instance,
+        "seen_by_text": by_text,
+        "seen_by_instance": by_instance,
+        "duplicates": dropped["duplicates"],
+        "same_instance": dropped["same_instance"] + dropped["same_instance_other_task"],
+    }
 
 
 def _alloc_curves(

@@ -33,6 +33,7 @@ from t2_agents.answers import normalize_answer
 from t2_agents.backends.base import Engine
 from t2_agents.budget import names as policy_names
 from t2_agents.budget.policies import BudgetEstimator, BudgetPolicy, FixedPolicy, T2Policy
+from t2_agents.budget.protocols import as_budget_estimator
 from t2_agents.budget.stop_rules import StopRule, StopRules, stop_criterion, stop_rule_kinds
 from t2_agents.checks import check_int
 from t2_agents.errors import ConfigError, DataError
@@ -87,7 +88,12 @@ class LiveResult(TypedDict):
 
     questions: int
     skipped_seen_in_training: int
-    """Records skipped because the estimator trained on their question."""
+    """Records skipped because the estimator trained on their question (by text or instance)."""
+    skipped_seen_by_text: int
+    """Of those, records whose text is a training question's."""
+    skipped_seen_by_instance: int
+    """Of those, records whose instance is a training question's in another phrasing or
+    operand order (0 when the estimator records no instance keys)."""
     n_d: int
     run_budget: int | None
     """Total samples of the ``budget`` run."""
@@ -102,29 +108,37 @@ class LiveResult(TypedDict):
 
 
 def _pick(
-    collections: Sequence[Any], questions: int, exclude: frozenset[str] = frozenset()
-) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    collections: Sequence[Any],
+    questions: int,
+    exclude: frozenset[str] = frozenset(),
+    exclude_instances: frozenset[str] = frozenset(),
+) -> tuple[list[tuple[int, dict[str, Any]]], tuple[int, int]]:
     """The first ``questions`` records, round-robin over the collections: (collection, record).
 
-    Records whose question key is in ``exclude`` (seen in training) or already picked are
-    skipped; the second value counts the skipped records that were seen in training.
+    Records whose text key is in ``exclude`` or whose instance key is in ``exclude_instances``
+    (seen in training), or whose text or instance was already picked, are skipped; the second
+    value counts the skipped records seen in training: (by text, by instance only).
     """
-    from t2_agents.calibrate.training_set import record_key
+    from t2_agents.calibrate.training_set import collection_identities
 
+    identities = [collection_identities(c) for c in collections]
     picked: list[tuple[int, dict[str, Any]]] = []
-    seen, skipped = set(exclude), 0
+    texts, instances = set(exclude), set(exclude_instances)
+    by_text = by_instance = 0
     depth = max(len(c.records) for c in collections)
     for r in range(depth):
         for k, c in enumerate(collections):
             if r >= len(c.records) or len(picked) >= questions:
                 continue
-            key = record_key(c.records[r])
-            if key in seen:
-                skipped += key in exclude
+            key, instance = identities[k][0][r], identities[k][1][r]
+            if key in texts or instance in instances:
+                by_text += key in exclude
+                by_instance += key not in exclude and instance in exclude_instances
                 continue
-            seen.add(key)
+            texts.add(key)
+            instances.add(instance)
             picked.append((k, c.records[r]))
-    return picked, skipped
+    return picked, (by_text, by_instance)
 
 
 def is_right(answer: str | None, record: Mapping[str, Any]) -> bool:
@@ -188,12 +202,16 @@ def live_eval(
             estimator, expect_identity=engine.identity, expect_hidden_size=engine.hidden_size
         )
     t2 = T2Policy(estimator, engine=engine)
-    trained = frozenset(getattr(estimator, "training_keys", frozenset()))
-    picked, skipped = _pick(collections, questions, trained)
+    trained = as_budget_estimator(estimator)
+    picked, (by_text, by_instance) = _pick(
+        collections, questions, trained.training_keys, trained.training_instance_keys
+    )
+    skipped = by_text + by_instance
     if not picked:
         raise DataError(
             f"no question in {[str(f) for f in folders]} is new to the estimator ({skipped} were "
-            "seen in training); evaluate on questions it never saw"
+            f"seen in training, {by_instance} of them in another phrasing or operand order); "
+            "evaluate on questions it never saw"
         )
     from t2_agents.calibrate.training_set import record_key
 
@@ -241,6 +259,8 @@ def live_eval(
     return {
         "questions": len(rows),
         "skipped_seen_in_training": skipped,
+        "skipped_seen_by_text": by_text,
+        "skipped_seen_by_instance": by_instance,
         "n_d": n_d,
         "run_budget": budget_total,
         "model": engine.identity,
