@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from t2_agents.calibrate.collect import Collection, load_collection, questions_for
-from t2_agents.calibrate.training_set import record_key
+from t2_agents.calibrate.collect import load_collection
+from t2_agents.calibrate.training_set import collection_identities
 from t2_agents.curves.compare import equal_cost
 from t2_agents.curves.exact import accuracy_curve, optimal_budget
 from t2_agents.estimator.estimator import T2Estimator
@@ -56,21 +56,12 @@ GROUPS: dict[str, list[str]] = {
 }
 
 
-def identities(collection: Collection) -> tuple[list[str], list[str]]:
-    """Text keys and instance keys of a collection's records (instances recomputed if absent)."""
-    keys = [record_key(r) for r in collection.records]
-    if all(r.get("instance_key") for r in collection.records):
-        return keys, [str(r["instance_key"]) for r in collection.records]
-    by_id = {q.id: q.instance_key for q in questions_for(collection.config)}
-    return keys, [by_id.get(str(r["id"]), k) for r, k in zip(collection.records, keys, strict=True)]
-
-
 def training_identities(folders: list[str]) -> tuple[set[str], set[str]]:
     """Every training question's text key and instance key."""
     texts: set[str] = set()
     instances: set[str] = set()
     for folder in folders:
-        keys, inst = identities(load_collection(folder))
+        keys, inst = collection_identities(load_collection(folder))
         texts.update(keys)
         instances.update(inst)
     return texts, instances
@@ -102,7 +93,8 @@ def evaluate_group(
         if not Path(folder).exists():
             continue
         col = load_collection(folder)
-        keys, inst = identities(col)
+        keys, inst = collection_identities(col)
+        pools = col.pools()
         for i, record in enumerate(col.records):
             if keys[i] in seen[0]:
                 dropped_text += 1
@@ -114,7 +106,7 @@ def evaluate_group(
                 duplicates += 1
                 continue
             kept.add(inst[i])
-            pool = col.pools()[i]
+            pool = pools[i]
             curves.append(accuracy_curve(pool, pool.size))
             feats.append(col.features[i])
             fams.append(str(record["task"]))
