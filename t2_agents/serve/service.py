@@ -36,6 +36,7 @@ from t2_agents.answers import get_extractor
 from t2_agents.backends.base import Engine, RenderedPrompt
 from t2_agents.budget.names import SERVE_POLICIES
 from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, T2Policy
+from t2_agents.budget.stop_rules import stop_criterion
 from t2_agents.errors import ConfigError, T2Error
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
 from t2_agents.graph.result import ThinkingResult
@@ -50,6 +51,7 @@ from t2_agents.serve.protocol import (
     T2Path,
     chunk,
 )
+from t2_agents.serve.safeguards import Calibration, EstimatorFailure, FallbackPolicy
 from t2_agents.serve.tools import (
     CALL_PREFIX,
     ToolCall,
@@ -88,6 +90,20 @@ class Job:
     """Return every path in the ``t2`` field."""
     events: bool = False
     """Stream the graph's events before the answer (with ``stream``)."""
+    calibration: list[str] | None = None
+    """When T2 chooses N and its estimator records calibration settings: each setting this
+    request's sampling differs from (empty: calibrated); None otherwise."""
+    fallback: FallbackPolicy | None = None
+    """The request's T2 policy with its safe N (tells after the run whether it fell back)."""
+
+    def flags(self) -> dict[str, Any]:
+        """The ``t2`` response fields this job adds: ``calibrated``, its reason, ``fallback``."""
+        differences = self.calibration
+        return {
+            "calibrated": None if differences is None else not differences,
+            "calibration_reason": "; ".join(differences) if differences else None,
+            "fallback": None if self.fallback is None else self.fallback.reason,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,7 +128,8 @@ class ThinkingService:
 
     Args:
         engine: Renders, encodes and samples (transformers, vLLM, server engine, fake).
-        config: Limits and defaults.
+        config: Limits and defaults (``max_tokens`` and ``temperature`` left None there come
+            from the T2 estimator's calibration settings, else 64 and 0.7).
         policy: The default budget policy (e.g. ``load_t2_policy(engine)``); None samples a
             fixed ``config.n_max`` paths unless a request says otherwise.
     """
@@ -124,14 +141,24 @@ class ThinkingService:
         self.config = config
         self.policy = policy
         self.model_name = config.model_name or engine.identity
+        self.calibration = Calibration.of(policy)
+        self.max_tokens = min(
+            config.max_tokens_cap,
+            config.default_max_tokens or self.calibration.max_tokens or _MAX_TOKENS,
+        )
+        """``max_tokens`` per path when a request leaves it out."""
+        self.temperature = _first(
+            config.default_temperature, self.calibration.temperature, _TEMPERATURE
+        )
+        """Sampling temperature when a request leaves it out."""
         self.graph = build_parallel_thinking_graph(
             engine=engine,
             policy=policy,
             n_min=config.n_min,
             n_max=config.n_max,
             context=ThinkingContext(
-                temperature=config.default_temperature,
-                max_tokens=config.default_max_tokens,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
                 seed=None,
             ),
             name="t2_serve",
@@ -156,6 +183,10 @@ class ThinkingService:
         options = request.t2
         overrides = self._budget(options, request.n)
         overrides.update(self._sampling(request))
+        policy = overrides["policy"]
+        fallback = policy if isinstance(policy, FallbackPolicy) else None
+        if options.stop_rule is not None and not stop_criterion(options.stop_rule).takes_first_wave:
+            fallback = None  # adaptive/ESC ignore the policy: T2 does not choose N
         if options.stop_rule is not None:
             overrides["stop"] = options.stop_rule
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
@@ -171,6 +202,13 @@ class ThinkingService:
             prompt = self._text_prompt(request)
         overrides["extractor"] = _extractor(get_extractor(options.task), tools, forced, stop)
         include = bool((request.stream_options or {}).get("include_usage"))
+        calibration = None
+        if fallback is not None and self.calibration.known:
+            calibration = self.calibration.differences(
+                temperature=overrides.get("temperature", self.temperature),
+                max_tokens=overrides.get("max_tokens", self.max_tokens),
+                prompt=str(prompt),
+            )
         return Job(
             kind=kind,
             prompt=prompt,
@@ -182,6 +220,8 @@ class ThinkingService:
             include_usage=include,
             paths=options.paths,
             events=options.events and request.stream,
+            calibration=calibration,
+            fallback=fallback,
         )
 
     def _budget(self, options: T2Options, top_n: int | None) -> dict[str, Any]:
@@ -192,8 +232,17 @@ class ThinkingService:
         n = n if n is not None else top_n
         if name is not None and name.startswith("fixed-"):
             suffix = name.removeprefix("fixed-")
-            if not suffix.isdigit() or (n is not None and n != int(suffix)):
-                raise ApiError(400, f"t2.policy={name!r} is not fixed-<n>", param="t2.policy")
+            if not (suffix.isascii() and suffix.isdigit()) or int(suffix) < 1:
+                raise ApiError(
+                    400,
+                    f"t2.policy={name!r} is not fixed-<n> with n a whole number from 1 to {cap}; "
+                    "pass e.g. fixed-8",
+                    param="t2.policy",
+                )
+            if n is not None and n != int(suffix):
+                raise ApiError(
+                    400, f"t2.policy={name!r} and n={n} disagree; pass one", param="t2.policy"
+                )
             name, n = "fixed", int(suffix)
         if name is not None and name not in SERVE_POLICIES:
             known = ", ".join(SERVE_POLICIES)
@@ -226,6 +275,10 @@ class ThinkingService:
                 policy = T2Policy(policy.estimator, tolerance=options.tolerance)
             except ConfigError as exc:
                 raise ApiError(400, str(exc), param="t2.tolerance") from None
+        if isinstance(policy, T2Policy):
+            policy = FallbackPolicy(
+                policy, safe_n=self.config.safe_n, mode=self.config.on_estimator_error
+            )
         return {"policy": policy or FixedPolicy(n_max), "n_min": n_min, "n_max": n_max}
 
     def _sampling(self, request: ChatRequest | CompletionRequest) -> dict[str, Any]:
@@ -288,6 +341,8 @@ class ThinkingService:
             state = await self.graph.ainvoke(
                 {"question": job.prompt}, {"configurable": {"t2": job.overrides}}
             )
+        except EstimatorFailure as exc:
+            raise _estimator_error(exc) from None
         except ConfigError as exc:
             raise ApiError(400, str(exc)) from None
         except T2Error as exc:
@@ -317,6 +372,8 @@ class ThinkingService:
                     state = dict(item)
                 elif isinstance(item, dict):
                     yield {k: v for k, v in item.items() if k != "question"}
+        except EstimatorFailure as exc:
+            raise _estimator_error(exc) from None
         except ConfigError as exc:
             raise ApiError(400, str(exc)) from None
         except T2Error as exc:
@@ -358,6 +415,7 @@ class ThinkingService:
             text = (before.strip() or None) if tag else None  # a bare JSON call has no prose
             finish = "tool_calls"
         t2 = _extension(result, texts, best=best, arguments=arguments, paths=job.paths)
+        t2 = t2.model_copy(update=job.flags())
         return Outcome(
             text=text,
             tool_calls=list(chosen_calls),
@@ -430,6 +488,20 @@ class ThinkingService:
             last = make(extra={"usage": outcome.usage})
             last["choices"] = []
             yield last
+
+
+_MAX_TOKENS = 64
+"""``max_tokens`` per path when neither the config nor the estimator says."""
+_TEMPERATURE = 0.7
+"""Temperature when neither the config nor the estimator says (T2's usual calibration)."""
+
+
+def _first(*values: float | None) -> float:
+    return float(next(v for v in values if v is not None))
+
+
+def _estimator_error(exc: EstimatorFailure) -> ApiError:
+    return ApiError(500, str(exc), type="server_error", code="estimator_error")
 
 
 def _extension(
