@@ -202,3 +202,19 @@ def test_good_edge_values_are_served(server: Any) -> None:
     ):
         response = _post(base, {"model": MODEL, "messages": QUESTION, **body})
         assert response.status_code == 200, (body, response.text)
+
+
+def test_malformed_tool_calls_and_tool_choice_are_400s(server: Any) -> None:
+    """Found by the fuzzer (tests/test_serve_fuzz.py): both were 500s."""
+    base = server()
+    history = [*QUESTION, {"role": "assistant", "content": "", "tool_calls": [{"function": True}]}]
+    calls = _post(base, {"model": MODEL, "messages": history})
+    assert calls.status_code == 400, calls.text
+    assert calls.json()["error"]["param"] == "messages[1].tool_calls[0].function"
+    tool = {"type": "function", "function": {"name": "add"}}
+    choice = {"type": "function", "function": "add"}
+    named = _post(base, {"model": MODEL, "messages": QUESTION, "tools": [tool],
+                         "tool_choice": choice})  # fmt: skip
+    assert named.status_code == 400, named.text
+    assert "names no declared tool" in named.json()["error"]["message"]
+    assert "add" in named.json()["error"]["message"]

@@ -312,10 +312,16 @@ class ThinkingService:
             return tools, "" if choice == "required" else None
         if choice == "none":
             return None, None
-        name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
-        if name not in tools.names:
+        function = choice.get("function") if isinstance(choice, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or name not in tools.names:
+            shown = repr(choice) if len(repr(choice)) <= 80 else repr(choice)[:77] + "..."
             raise ApiError(
-                400, f"tool_choice={choice!r} names no declared tool", param="tool_choice"
+                400,
+                f"tool_choice={shown} names no declared tool; use none, auto, required or "
+                f'{{"type": "function", "function": {{"name": N}}}} with N one of '
+                f"{', '.join(tools.names)}",
+                param="tool_choice",
             )
         return tools, name
 
