@@ -13,7 +13,8 @@ metric                                 type        what
 ``t2_intake_seconds``                  histogram   reading, parsing and validating a request body
 ``t2_node_seconds{node}``              histogram   graph time per node (``budget``, ``sample``,
                                                    ``aggregate``...) and ``wall`` for the whole step
-``t2_chosen_n``                        histogram   paths sampled per answered request
+``t2_chosen_n``                        histogram   N chosen per answered request (with a stop rule:
+                                                   its first wave; ``t2_paths_total`` counts all)
 ``t2_paths_total``                     counter     paths sampled
 ``t2_failed_paths_total``              counter     paths that failed
 ``t2_tokens_total{kind}``              counter     ``prompt`` (once per request) and ``completion``
@@ -101,7 +102,10 @@ class ServeMetrics:
             ["node"], buckets=_SECONDS, registry=registry,
         )  # fmt: skip
         self.chosen_n = Histogram(
-            "t2_chosen_n", "Paths sampled per answered request", buckets=_PATHS, registry=registry
+            "t2_chosen_n",
+            "N chosen per request (a stop rule's first wave)",
+            buckets=_PATHS,
+            registry=registry,
         )
         self.paths = Counter("t2_paths", "Paths sampled", registry=registry)
         self.failed_paths = Counter("t2_failed_paths", "Paths that failed", registry=registry)
