@@ -34,7 +34,7 @@ Example:
     >>> from t2_agents.serve.service import Job, Outcome, ThinkingService
     >>> app = create_app(ThinkingService(FakeEngine(), config=ServeConfig()))
     >>> sorted(route.path for route in app.routes)[:2]
-    ['/health', '/v1/chat/completions']
+    ['/health', '/metrics']
 """
 
 from __future__ import annotations

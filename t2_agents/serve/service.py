@@ -28,8 +28,7 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from t2_agents.answers import get_extractor
@@ -41,22 +40,25 @@ from t2_agents.errors import ConfigError, T2Error
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
 from t2_agents.graph.result import ThinkingResult
 from t2_agents.serve.config import ServeConfig, T2Options
+from t2_agents.serve.jobs import (
+    Job,
+    Outcome,
+    answer_pieces,
+    build_extension,
+    cut_at_stop,
+    vote_key_extractor,
+)
 from t2_agents.serve.prompts import render_messages
 from t2_agents.serve.protocol import (
     ApiError,
     ChatRequest,
     CompletionRequest,
-    T2Cost,
-    T2Extension,
-    T2Path,
     chunk,
 )
 from t2_agents.serve.safeguards import Calibration, EstimatorFailure, FallbackPolicy
 from t2_agents.serve.tools import (
     CALL_PREFIX,
-    ToolCall,
     ToolSet,
-    call_key,
     check_tools,
     parse_tool_calls,
     vote_arguments,
@@ -64,63 +66,6 @@ from t2_agents.serve.tools import (
 from t2_agents.voting import VerdictDict
 
 __all__ = ["Job", "Outcome", "ThinkingService"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Job:
-    """A validated request, ready for the graph."""
-
-    kind: Literal["chat", "text"]
-    """``chat`` (``/v1/chat/completions``) or ``text`` (``/v1/completions``)."""
-    prompt: str
-    """The question for the graph (a lone user message, or a rendered prompt)."""
-    overrides: dict[str, Any]
-    """The run's ``configurable["t2"]`` overrides (policy, n range, sampling, extractor)."""
-    tools: ToolSet | None = None
-    """Declared tools when the paths may call them (not with ``tool_choice="none"``)."""
-    ignore: tuple[str, ...] = ()
-    """Arguments ignored by the arguments vote."""
-    stop: tuple[str, ...] = ()
-    """Stop strings: each path is cut at the first one before it is voted."""
-    stream: bool = False
-    """Answer as server-sent chunks."""
-    include_usage: bool = False
-    """Streaming: send a last chunk with ``usage`` (``stream_options.include_usage``)."""
-    paths: bool = False
-    """Return every path in the ``t2`` field."""
-    events: bool = False
-    """Stream the graph's events before the answer (with ``stream``)."""
-    calibration: list[str] | None = None
-    """When T2 chooses N and its estimator records calibration settings: each setting this
-    request's sampling differs from (empty: calibrated); None otherwise."""
-    fallback: FallbackPolicy | None = None
-    """The request's T2 policy with its safe N (tells after the run whether it fell back)."""
-
-    def flags(self) -> dict[str, Any]:
-        """The ``t2`` response fields this job adds: ``calibrated``, its reason, ``fallback``."""
-        differences = self.calibration
-        return {
-            "calibrated": None if differences is None else not differences,
-            "calibration_reason": "; ".join(differences) if differences else None,
-            "fallback": None if self.fallback is None else self.fallback.reason,
-        }
-
-
-@dataclass(frozen=True, kw_only=True)
-class Outcome:
-    """What the service answers for one job."""
-
-    text: str | None
-    """The chosen path's text (cut at a stop string); None when a tool call won and no text
-    precedes it."""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    """The winning tool calls (empty when a text answer won)."""
-    finish_reason: str
-    """``stop``, ``length`` or ``tool_calls``."""
-    usage: dict[str, int]
-    """``prompt_tokens`` (once), ``completion_tokens`` (all paths), ``total_tokens``."""
-    t2: T2Extension
-    """The ``t2`` extension field: N, policy, vote shares, the arguments vote, cost."""
 
 
 class ThinkingService:
@@ -200,7 +145,9 @@ class ThinkingService:
         else:
             kind = "text"
             prompt = self._text_prompt(request)
-        overrides["extractor"] = _extractor(get_extractor(options.task), tools, forced, stop)
+        overrides["extractor"] = vote_key_extractor(
+            get_extractor(options.task), tools, forced, stop
+        )
         include = bool((request.stream_options or {}).get("include_usage"))
         calibration = None
         if fallback is not None and self.calibration.known:
@@ -395,7 +342,7 @@ class ThinkingService:
             raise ApiError(
                 502, str(result.error or "no path ran"), type="server_error", code="engine_error"
             )
-        texts = [_cut(p.text or "", job.stop)[0] for p in result.paths]
+        texts = [cut_at_stop(p.text or "", job.stop)[0] for p in result.paths]
         answers = [p.answer for p in result.paths]
         calls = [
             parse_tool_calls(text, job.tools) if job.tools is not None else []
@@ -414,13 +361,13 @@ class ThinkingService:
         best = min(candidates, key=lambda i: (result.paths[i].finish_reason != "stop", i))
         chosen_calls = calls[best] or [] if arguments is not None else []
         text: str | None = texts[best]
-        cut = _cut(result.paths[best].text or "", job.stop)[1]
+        cut = cut_at_stop(result.paths[best].text or "", job.stop)[1]
         finish = "stop" if cut else result.paths[best].finish_reason
         if chosen_calls:
             before, tag, _ = texts[best].partition("<tool_call>")
             text = (before.strip() or None) if tag else None  # a bare JSON call has no prose
             finish = "tool_calls"
-        t2 = _extension(result, texts, best=best, arguments=arguments, paths=job.paths)
+        t2 = build_extension(result, texts, best=best, arguments=arguments, paths=job.paths)
         t2 = t2.model_copy(update=job.flags())
         return Outcome(
             text=text,
@@ -481,7 +428,7 @@ class ThinkingService:
 
         if job.kind == "chat":
             yield make(delta={"role": "assistant", "content": ""})
-        for piece in _pieces(outcome.text or ""):
+        for piece in answer_pieces(outcome.text or ""):
             yield make(delta={"content": piece}) if job.kind == "chat" else make(text=piece)
         if outcome.tool_calls:
             calls = [
@@ -508,92 +455,3 @@ def _first(*values: float | None) -> float:
 
 def _estimator_error(exc: EstimatorFailure) -> ApiError:
     return ApiError(500, str(exc), type="server_error", code="estimator_error")
-
-
-def _extension(
-    result: ThinkingResult,
-    texts: list[str],
-    *,
-    best: int,
-    arguments: VerdictDict | None,
-    paths: bool,
-) -> T2Extension:
-    verdict = result.verdict
-    return T2Extension(
-        n=result.n,
-        policy=result.policy,
-        n_min=result.n_min,
-        n_max=result.n_max,
-        out_of_distribution=result.out_of_distribution,
-        warning=result.warning,
-        answer=verdict.answer,
-        share=verdict.share,
-        distribution=dict(verdict.distribution),
-        valid=verdict.valid,
-        invalid=verdict.invalid,
-        arguments_vote=dict(arguments) if arguments is not None else None,
-        chosen_path=best,
-        failed_paths=len(result.paths) - len(result.ok_paths),
-        waves=list(result.waves),
-        stopped=result.stopped,
-        cost=T2Cost(
-            samples=len(result.paths),
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            seconds={**result.node_seconds, "wall": result.wall_seconds},
-        ),
-        paths=[
-            T2Path(
-                text=texts[i],
-                answer=p.answer,
-                tokens=p.completion_tokens,
-                finish_reason=p.finish_reason,
-                error=p.error,
-            )
-            for i, p in enumerate(result.paths)
-        ]
-        if paths
-        else None,
-    )
-
-
-def _extractor(
-    base: Callable[[str], str | None],
-    tools: ToolSet | None,
-    forced: str | None,
-    stop: tuple[str, ...],
-) -> Callable[[str], str | None]:
-    """The stage-1 vote key of a path (see :mod:`t2_agents.serve.tools`)."""
-
-    def extract(text: str) -> str | None:
-        text = _cut(text, stop)[0]
-        if tools is None:
-            return base(text)
-        calls = parse_tool_calls(text, tools)
-        if calls is None:
-            return None
-        if calls:
-            if forced and any(call.name != forced for call in calls):
-                return None
-            return call_key(calls)
-        return None if forced is not None else base(text)
-
-    return extract
-
-
-def _cut(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    if not positions:
-        return text, False
-    return text[: min(positions)], True
-
-
-def _pieces(text: str, size: int = 24) -> Iterator[str]:
-    """Split the answer into small pieces at whitespace (what a streaming client expects)."""
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + size)
-        space = text.rfind(" ", start + 1, end) if end < len(text) else -1
-        end = space + 1 if space > start else end
-        yield text[start:end]
-        start = end
