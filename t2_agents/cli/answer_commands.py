@@ -124,6 +124,30 @@ def serve(
     request_timeout: Annotated[float, typer.Option(help="Seconds per request before 504.")] = (
         600.0
     ),
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds to send a request's headers before 408.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds to send a request's body before 408.")
+    ] = 30.0,
+    max_json_depth: Annotated[
+        int, typer.Option(help="Deepest JSON nesting of a request body (deeper: 400).")
+    ] = 32,
+    max_messages: Annotated[int, typer.Option(help="Most messages per request (more: 400).")] = (
+        512
+    ),
+    max_tools: Annotated[int, typer.Option(help="Most tools per request (more: 400).")] = 128,
+    on_estimator_error: Annotated[
+        str,
+        typer.Option(
+            help="When T2 cannot choose N (estimator error, bad features): safe (serve --safe-n "
+            "paths, said in t2.fallback) or error (500)."
+        ),
+    ] = "safe",
+    safe_n: Annotated[
+        int | None,
+        typer.Option(help="Paths when T2 cannot choose (default: the request's n_max)."),
+    ] = None,
     ignore_argument: Annotated[
         list[str] | None,
         typer.Option("--ignore-argument", help="Tool argument left out of the vote (repeat)."),
@@ -144,7 +168,10 @@ def serve(
             host=host, port=port, api_key=api_key, model_name=model_name, max_n=max_n,
             n_max=n_max, max_tokens_cap=max_tokens_cap, max_concurrency=max_concurrency,
             request_timeout=request_timeout, ignore_arguments=tuple(ignore_argument or ()),
-            log_prompts=log_prompts,
+            log_prompts=log_prompts, header_timeout=header_timeout, body_timeout=body_timeout,
+            max_json_depth=max_json_depth, max_messages=max_messages, max_tools=max_tools,
+            on_estimator_error=on_estimator_error,  # type: ignore[arg-type]  # checked there
+            safe_n=safe_n,
         )  # fmt: skip
         engine = common.load_engine_for_cli(model, cache_dir, engine_kind, base_url)
         service = load_service(engine, config=config, estimator=estimator)

@@ -8,9 +8,12 @@ and answers with one choice, the voted answer's best path, plus a ``t2`` field (
 cost) and a ``usage`` block counting every path.
 
 Modules: :mod:`~t2_agents.serve.config` (limits), :mod:`~t2_agents.serve.protocol` (wire
-format, errors), :mod:`~t2_agents.serve.prompts` (chat templates), :mod:`~t2_agents.serve.tools`
-(tool-call parsing and voting), :mod:`~t2_agents.serve.service` (one request through the graph),
-:mod:`~t2_agents.serve.app` (the Starlette app), :mod:`~t2_agents.serve.runner` (uvicorn).
+format, errors), :mod:`~t2_agents.serve.intake` (time, size and depth limits on reading a
+request), :mod:`~t2_agents.serve.prompts` (chat templates), :mod:`~t2_agents.serve.tools`
+(tool-call parsing and voting), :mod:`~t2_agents.serve.safeguards` (calibration settings, the
+safe-N fallback), :mod:`~t2_agents.serve.service` (one request through the graph),
+:mod:`~t2_agents.serve.metrics` (Prometheus ``/metrics``), :mod:`~t2_agents.serve.app` (the
+Starlette app), :mod:`~t2_agents.serve.runner` (uvicorn).
 
 Example:
     >>> from t2_agents.backends.fake import FakeEngine
@@ -22,19 +25,26 @@ Example:
 from __future__ import annotations
 
 from t2_agents.serve.app import create_app
-from t2_agents.serve.config import ServeConfig, T2Options
+from t2_agents.serve.config import EstimatorErrorMode, ServeConfig, T2Options
+from t2_agents.serve.metrics import ServeMetrics
 from t2_agents.serve.protocol import ApiError, ChatRequest, CompletionRequest
 from t2_agents.serve.runner import load_engine, load_service, serve, serve_in_thread
+from t2_agents.serve.safeguards import Calibration, EstimatorFailure, FallbackPolicy
 from t2_agents.serve.service import Job, Outcome, ThinkingService
 from t2_agents.serve.tools import ToolCall, ToolSet, check_tools, parse_tool_calls
 
 __all__ = [
     "ApiError",
+    "Calibration",
     "ChatRequest",
     "CompletionRequest",
+    "EstimatorErrorMode",
+    "EstimatorFailure",
+    "FallbackPolicy",
     "Job",
     "Outcome",
     "ServeConfig",
+    "ServeMetrics",
     "T2Options",
     "ThinkingService",
     "ToolCall",

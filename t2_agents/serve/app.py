@@ -1,19 +1,27 @@
 """The ASGI application (Starlette): routes, API key, limits, cancellation, streaming, errors.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
-``GET /v1/models/{id}`` and ``GET /health``. Every failure is an OpenAI error object
+``GET /v1/models/{id}``, ``GET /health`` and ``GET /metrics`` (Prometheus,
+:mod:`~t2_agents.serve.metrics`). Every failure is an OpenAI error object
 (``{"error": {"message", "type", "param", "code"}}``) with its HTTP status:
 
 ========================================  ======
 malformed JSON, bad field, n/max_tokens    400
-above the cap, empty messages, bad tools
+above the cap, empty messages, bad tools,
+unknown task, too deep, too many messages
 missing or wrong API key                   401
 unknown model, unknown route               404
+headers or body not sent in time           408 (the connection is closed)
 body above ``max_body_bytes``              413
 ``max_concurrency`` requests in flight     429 (``Retry-After: 1``)
+T2 failed (``on_estimator_error=error``)   500
 every path failed, engine error            502
 ``request_timeout`` exceeded               504
 ========================================  ======
+
+A request takes a concurrency slot only once it is in hand: headers, the whole body, valid
+JSON within the limits, a valid request (:mod:`~t2_agents.serve.intake`); a slow or stalled
+client holds no slot and is cut off by the header and body time limits.
 
 While a request's graph runs, the server watches the connection: when the client goes away the
 run is cancelled (the transformers engine stops generating at the next token, the vLLM engine
@@ -26,7 +34,7 @@ Example:
     >>> from t2_agents.serve.service import Job, Outcome, ThinkingService
     >>> app = create_app(ThinkingService(FakeEngine(), config=ServeConfig()))
     >>> sorted(route.path for route in app.routes)[:2]
-    ['/health', '/v1/chat/completions']
+    ['/health', '/metrics']
 """
 
 from __future__ import annotations
@@ -43,11 +51,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from t2_agents.backends.base import CANCEL_EVENT
-from t2_agents.errors import DependencyError
+from t2_agents.errors import ConfigError, DependencyError
 
 try:
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
@@ -56,6 +65,8 @@ except ImportError as _exc:  # pragma: no cover - installed with the serve extra
         "t2 serve needs starlette and uvicorn: pip install 't2-agents[serve]'"
     ) from _exc
 from t2_agents.serve.config import ServeConfig
+from t2_agents.serve.intake import read_request
+from t2_agents.serve.metrics import CONTENT_TYPE, MetricsMiddleware, ServeMetrics
 from t2_agents.serve.protocol import (
     ApiError,
     ChatRequest,
@@ -79,10 +90,12 @@ def create_app(service: ThinkingService) -> Starlette:
         service: The service (engine, graph, default policy) and its :class:`ServeConfig`.
 
     Returns:
-        A Starlette application; ``app.state.slots.active`` counts the requests in flight.
+        A Starlette application; ``app.state.slots.active`` counts the requests in flight,
+        ``app.state.metrics`` is its :class:`~t2_agents.serve.metrics.ServeMetrics`.
     """
     config = service.config
     slots = _Slots(config.max_concurrency)
+    metrics = ServeMetrics(in_flight=lambda: slots.active, reading=lambda: slots.reading)
 
     async def health(request: Request) -> Response:
         return JSONResponse(
@@ -93,6 +106,9 @@ def create_app(service: ThinkingService) -> Starlette:
                 "max_concurrency": config.max_concurrency,
             }
         )
+
+    async def scrape(request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     async def models(request: Request) -> Response:
         _authorize(request, config)
@@ -112,17 +128,19 @@ def create_app(service: ThinkingService) -> Starlette:
             _authorize(request, config)
             request_id = new_id(prefix)
             started = time.perf_counter()
-            slots.acquire()
+            job = await _intake(request, schema, service, slots)
+            metrics.intake.observe(time.perf_counter() - started)
+            if config.log_prompts:
+                _log.info("%s prompt %r", request_id, job.prompt)
+            if job.calibration:
+                _log.info("%s calibrated=false: %s", request_id, "; ".join(job.calibration))
+            slots.acquire()  # only now: the request is in hand and valid
             handed_off = False
             try:
-                body = await _read_json(request, config.max_body_bytes)
-                job = service.prepare(parse_request(schema, body))
-                if config.log_prompts:
-                    _log.info("%s prompt %r", request_id, job.prompt)
                 if job.events:  # the run happens while streaming; the stream frees the slot
                     handed_off = True
                     return _ReleasingStream(
-                        _event_stream(service, job, request_id, config),
+                        _event_stream(service, job, request_id, metrics),
                         release=slots.release,
                         media_type="text/event-stream",
                         headers={"Cache-Control": "no-cache"},
@@ -133,6 +151,7 @@ def create_app(service: ThinkingService) -> Starlette:
             finally:
                 if not handed_off:
                     slots.release()
+            _observe(metrics, request_id, outcome)
             _log.info(
                 "%s 200 n=%s policy=%s prompt_tokens=%d completion_tokens=%d seconds=%.2f",
                 request_id, outcome.t2.n, outcome.t2.policy,
@@ -153,6 +172,8 @@ def create_app(service: ThinkingService) -> Starlette:
         assert isinstance(exc, ApiError)
         _log.info("%s %s %d %s", request.method, request.url.path, exc.status, exc.code or "")
         headers = {"Retry-After": "1"} if exc.status == 429 else None
+        if exc.status == 408:  # the client is still sending (or stalled): do not read on
+            headers = {"Connection": "close"}
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -182,6 +203,7 @@ def create_app(service: ThinkingService) -> Starlette:
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
+            Route("/metrics", scrape, methods=["GET"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/v1/models/{model_id:path}", model, methods=["GET"]),
             Route("/v1/chat/completions", endpoint(ChatRequest, "chatcmpl"), methods=["POST"]),
@@ -192,18 +214,22 @@ def create_app(service: ThinkingService) -> Starlette:
             HTTPException: on_http_error,
             Exception: on_crash,
         },
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
         lifespan=lifespan,
     )
     app.state.slots = slots
+    app.state.metrics = metrics
     return app
 
 
 class _Slots:
-    """A non-blocking concurrency limit: a request beyond it is refused at once with 429."""
+    """A non-blocking concurrency limit: a request beyond it is refused at once with 429
+    (``reading`` counts the requests still arriving, which hold no slot)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.active = 0
+        self.reading = 0
 
     def acquire(self) -> None:
         if self.active >= self.limit:
@@ -234,21 +260,27 @@ def _authorize(request: Request, config: ServeConfig) -> None:
         )
 
 
-async def _read_json(request: Request, limit: int) -> object:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the body is {declared} bytes, above the limit of {limit} bytes",
-                       code="request_too_large")  # fmt: skip
-    body = bytearray()
-    async for piece in request.stream():
-        body.extend(piece)
-        if len(body) > limit:
-            raise ApiError(413, f"the body is above the limit of {limit} bytes",
-                           code="request_too_large")  # fmt: skip
+async def _intake(
+    request: Request,
+    schema: type[ChatRequest] | type[CompletionRequest],
+    service: ThinkingService,
+    slots: _Slots,
+) -> Job:
+    """Read, parse and validate a request (no slot held meanwhile) into its :class:`Job`."""
+    slots.reading += 1
     try:
-        return json.loads(bytes(body))
-    except ValueError as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}", code="invalid_json") from None
+        body = await read_request(request, service.config)
+        return service.prepare(parse_request(schema, body))
+    except ConfigError as exc:  # a library check the request's values failed
+        raise ApiError(400, str(exc)) from None
+    finally:
+        slots.reading -= 1
+
+
+def _observe(metrics: ServeMetrics, request_id: str, outcome: Outcome) -> None:
+    metrics.observe(outcome.t2)
+    if outcome.t2.fallback is not None:
+        _log.warning("%s fallback to %s: %s", request_id, outcome.t2.policy, outcome.t2.fallback)
 
 
 async def _cancellable(request: Request, work: Awaitable[_T], *, timeout: float) -> _T:
@@ -298,9 +330,10 @@ class _ReleasingStream(StreamingResponse):
 
 
 async def _event_stream(
-    service: ThinkingService, job: Job, request_id: str, config: ServeConfig
+    service: ThinkingService, job: Job, request_id: str, metrics: ServeMetrics
 ) -> AsyncIterator[str]:
     """Stream the run's events, then the voted answer; cancel the run if the client leaves."""
+    config = service.config
     event = threading.Event()
     CANCEL_EVENT.set(event)  # the context of the task that streams this response
     finished = False
@@ -315,6 +348,7 @@ async def _event_stream(
                     chunk = service.event_chunk(job, item, response_id=request_id)
                     yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
         assert outcome is not None
+        _observe(metrics, request_id, outcome)
         async for line in _sse(service.chunks(job, outcome, response_id=request_id)):
             yield line
         finished = True

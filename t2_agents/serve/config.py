@@ -4,9 +4,10 @@
 :class:`T2Options` is the ``t2`` extension field of a request (``extra_body={"t2": {...}}``
 with the OpenAI client): how that request chooses and spends N, within the server's limits.
 
-Every limit is per request (N, ``max_tokens``, body size, wall time) or per server (requests in
-flight); a request beyond one gets an OpenAI-style error object with the matching HTTP status
-(400, 413, 429, 504) and the server keeps serving.
+Every limit is per request (N, ``max_tokens``, body size, JSON depth, messages, tools, time to
+send the headers and the body, wall time) or per server (requests in flight); a request beyond
+one gets an OpenAI-style error object with the matching HTTP status (400, 408, 413, 429, 504)
+and the server keeps serving.
 
 Example:
     >>> config = ServeConfig(max_n=16, max_concurrency=8)
@@ -18,14 +19,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from t2_agents import answers
 from t2_agents.budget.stop_rules import check_stop_kind
 from t2_agents.checks import check_budget_range, check_int
 from t2_agents.errors import ConfigError
 
-__all__ = ["ServeConfig", "T2Options"]
+__all__ = ["EstimatorErrorMode", "ServeConfig", "T2Options", "check_task", "registered_tasks"]
+
+EstimatorErrorMode = Literal["safe", "error"]
+"""What the endpoint does when T2 cannot choose N (the estimator raised, or the prompt's
+features failed a check): ``safe`` samples the safe N and says so in the response's ``t2``
+field, ``error`` answers 500."""
+
+_FIX_DEFAULTS = "leave it None to use the estimator's calibration settings"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,11 +66,13 @@ class ServeConfig:
     """Default largest N the policy may choose (a request may change it up to ``max_n``)."""
     max_tokens_cap: int = 512
     """Cap on ``max_tokens`` (or ``max_completion_tokens``) per path; above it: 400."""
-    default_max_tokens: int = 64
-    """``max_tokens`` per path when a request leaves it out."""
-    default_temperature: float = 0.7
-    """Sampling temperature when a request leaves it out (T2 was calibrated at 0.7; OpenAI's
-    own default of 1.0 would give noisier paths)."""
+    default_max_tokens: int | None = None
+    """``max_tokens`` per path when a request leaves it out; None: the estimator's calibration
+    setting (48 for the shipped one), else 64."""
+    default_temperature: float | None = None
+    """Sampling temperature when a request leaves it out; None: the estimator's calibration
+    setting (0.7 for the shipped one), else 0.7 (OpenAI's own default of 1.0 would give noisier
+    paths than T2 was calibrated on)."""
     max_concurrency: int = 64
     """Requests being answered at once; one more gets 429 with ``Retry-After: 1``."""
     max_body_bytes: int = 1_000_000
@@ -68,6 +80,26 @@ class ServeConfig:
     request_timeout: float = 600.0
     """Seconds one request may take from arrival to its vote; then 504 and its work is
     cancelled."""
+    header_timeout: float = 10.0
+    """Seconds a connection may take to send a request's headers (counted from the connection,
+    or from the end of its previous response); then 408 and the connection is closed. A slow
+    client never holds a concurrency slot."""
+    body_timeout: float = 30.0
+    """Seconds a client may take to send a request's body once its headers are in; then 408.
+    The concurrency slot is taken only after the whole body is read and validated."""
+    max_json_depth: int = 32
+    """Deepest nesting of objects and arrays allowed in a request body (an OpenAI request with
+    tool schemas needs about 10); deeper: 400."""
+    max_messages: int = 512
+    """Most ``messages`` in one chat request; more: 400."""
+    max_tools: int = 128
+    """Most ``tools`` in one chat request (OpenAI's own limit); more: 400."""
+    on_estimator_error: EstimatorErrorMode = "safe"
+    """When the T2 estimator raises or the prompt's features fail a check: ``safe`` serves the
+    request with :attr:`safe_n` paths and says so in ``t2.fallback``; ``error`` answers 500."""
+    safe_n: int | None = None
+    """Paths sampled when T2 cannot choose (clamped to the request's ``n_min..n_max``); None:
+    the request's ``n_max``, the most it allows."""
     ignore_arguments: tuple[str, ...] = ()
     """Tool-call arguments left out when tool calls are voted on their arguments (e.g. a free
     text ``reason`` field); a request may add more with ``t2.ignore_arguments``."""
@@ -81,19 +113,44 @@ class ServeConfig:
                 f"n_max={self.n_max} is above the per-request cap max_n={self.max_n}; lower "
                 "n_max or raise max_n"
             )
-        for name in ("max_n", "max_tokens_cap", "default_max_tokens", "max_concurrency"):
+        for name in ("max_n", "max_tokens_cap", "max_concurrency", "max_messages", "max_tools"):
             check_int(name, getattr(self, name), low=1)
-        if self.default_max_tokens > self.max_tokens_cap:
+        check_int("max_json_depth", self.max_json_depth, low=4)
+        for name in ("default_max_tokens", "safe_n"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), low=1)
+        if self.safe_n is not None and self.safe_n > self.max_n:
+            raise ConfigError(
+                f"safe_n={self.safe_n} is above the per-request cap max_n={self.max_n}; lower "
+                "safe_n or raise max_n"
+            )
+        if self.default_max_tokens is not None and self.default_max_tokens > self.max_tokens_cap:
             raise ConfigError(
                 f"default_max_tokens={self.default_max_tokens} is above "
-                f"max_tokens_cap={self.max_tokens_cap}; lower it or raise the cap"
+                f"max_tokens_cap={self.max_tokens_cap}; lower it, raise the cap or " + _FIX_DEFAULTS
+            )
+        if self.on_estimator_error not in get_args(EstimatorErrorMode):
+            raise ConfigError(
+                f"on_estimator_error={self.on_estimator_error!r} is not one of "
+                f"{', '.join(get_args(EstimatorErrorMode))}; pass safe (serve with safe_n) or "
+                "error (answer 500)"
             )
         if self.max_body_bytes < 1024:
             raise ConfigError(f"max_body_bytes={self.max_body_bytes} must be at least 1024")
-        if not (math.isfinite(self.request_timeout) and self.request_timeout > 0):
-            raise ConfigError(f"request_timeout={self.request_timeout!r} must be > 0 seconds")
-        if not (math.isfinite(self.default_temperature) and self.default_temperature >= 0):
-            raise ConfigError(f"default_temperature={self.default_temperature!r} must be >= 0")
+        for name in ("request_timeout", "header_timeout", "body_timeout"):
+            seconds = getattr(self, name)
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not (math.isfinite(seconds) and seconds > 0)
+            ):
+                raise ConfigError(f"{name}={seconds!r} must be > 0 seconds; pass e.g. 30")
+        temperature = self.default_temperature
+        if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
+            raise ConfigError(
+                f"default_temperature={temperature!r} must be >= 0; pass e.g. 0.7 or "
+                + _FIX_DEFAULTS
+            )
         if not 0 <= self.port < 65536:
             raise ConfigError(f"port={self.port} must be in [0, 65535]")
         if self.api_key is not None and not self.api_key.strip():
@@ -133,8 +190,10 @@ class T2Options(BaseModel):
     path at a time), ``esc`` (windows of 4) or a rule registered since; at most ``n_max``
     paths. Left out: one wave of N."""
     task: str | None = None
-    """Answer extractor used for the vote (e.g. ``syllogism`` for yes/no, ``products`` for a
-    number); left out: the automatic extractor."""
+    """Answer extractor used for the vote: a task registered with
+    :func:`t2_agents.answers.register_extractor` (e.g. ``syllogism`` for yes/no, ``products``
+    for a number, an ``agent_*`` family); left out: the automatic extractor. Another name: 400
+    listing the registered tasks."""
     ignore_arguments: list[str] = Field(default_factory=list)
     """Tool-call arguments ignored when calls are voted on their arguments."""
     paths: bool = False
@@ -151,3 +210,42 @@ class T2Options(BaseModel):
     def _registered_rule(cls, value: str | None) -> str | None:
         """A stop rule of the registry (the message lists the registered kinds)."""
         return None if value is None else check_stop_kind(value, option="stop_rule")
+
+    @field_validator("task")
+    @classmethod
+    def _registered_task(cls, value: str | None) -> str | None:
+        """A task with a registered extractor (the message lists them)."""
+        return None if value is None else check_task(value)
+
+
+def registered_tasks() -> tuple[str, ...]:
+    """The task names with a registered answer extractor, sorted (the agent families included).
+
+    Example:
+        >>> {"products", "syllogism"} <= set(registered_tasks())
+        True
+    """
+    import t2_agents.families  # noqa: F401 - registers the agent families' extractors
+
+    # answers.py keeps its registry private; reading its keys here is the one such read.
+    return tuple(sorted(answers._REGISTRY))
+
+
+def check_task(task: str) -> str:
+    """``task`` when an answer extractor is registered for it.
+
+    Raises:
+        ValueError: An unregistered task (the message lists the registered ones); pydantic
+            turns it into the 400 of the ``t2.task`` field.
+
+    Example:
+        >>> check_task("products")
+        'products'
+    """
+    if answers.get_extractor(task) is not answers.get_extractor(None):
+        return task
+    known = registered_tasks()
+    raise ValueError(
+        f"task={task!r} has no registered answer extractor; use one of {', '.join(known)}, or "
+        "leave t2.task out for the automatic extractor"
+    )

@@ -108,8 +108,16 @@ def _turn(message: dict[str, Any], where: str) -> dict[str, str]:
     calls = message.get("tool_calls") or []
     if role == "assistant" and calls:
         blocks = []
-        for call in calls:
-            function = call.get("function") or {}
+        for j, call in enumerate(calls):
+            function = call.get("function")
+            field = f"{where}.tool_calls[{j}].function"
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                raise ApiError(
+                    400,
+                    f"{field}={_short(function)} is not an object with a string name; send "
+                    '{"name": "...", "arguments": "{...}"}',
+                    param=field,
+                )
             arguments = function.get("arguments", "{}")
             try:
                 parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
@@ -121,6 +129,11 @@ def _turn(message: dict[str, Any], where: str) -> dict[str, str]:
     if role == "tool":
         text = f"<tool_response>\n{text}\n</tool_response>"
     return {"role": role, "content": text}
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _with_system(turns: list[dict[str, str]], extra: str) -> list[dict[str, str]]:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from t2_agents.serve.config import T2Options
 
 __all__ = [
+    "SEED_MAX",
     "ApiError",
     "ChatMessage",
     "ChatRequest",
@@ -49,6 +50,11 @@ ErrorType = Literal[
     "server_error",
     "timeout_error",
 ]
+
+
+SEED_MAX = 2**63 - 2**16
+"""Largest ``seed`` a request may send: path ``i`` decodes with ``seed + i``, which must stay a
+signed 64-bit integer for every engine (vLLM, torch)."""
 
 
 class ApiError(Exception):
@@ -121,7 +127,7 @@ class _Common(_Lenient):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     n: int | None = Field(default=None, ge=1)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
@@ -198,6 +204,16 @@ class T2Extension(BaseModel):
     """Upper end of the budget range."""
     out_of_distribution: bool = False
     """T2's distribution guard flagged the prompt and gave it the safe budget."""
+    calibrated: bool | None = None
+    """Whether the request's sampling settings (``temperature``, ``max_tokens``, the
+    instruction) match those the T2 estimator was calibrated with; None when the estimator did
+    not choose N (a fixed N) or records no settings. False: served all the same, see
+    :attr:`calibration_reason`."""
+    calibration_reason: str | None = None
+    """Why :attr:`calibrated` is False (each setting that differs, with both values)."""
+    fallback: str | None = None
+    """Why T2 could not choose N (the estimator raised, or the features failed a check) and the
+    server's safe N was sampled instead; None when T2 chose."""
     warning: str | None = None
     """Why N was clamped or changed, when it was."""
     answer: str | None
@@ -249,9 +265,18 @@ def parse_request(
     except ValidationError as exc:
         first = exc.errors()[0]
         param = ".".join(str(part) for part in first["loc"]) or None
-        raise ApiError(
-            400, f"{param}: {first['msg']}" if param else first["msg"], param=param
-        ) from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "missing":
+            message = f"{param} is required; send it"
+        elif param is not None and not message.startswith(param.rsplit(".", 1)[-1] + "="):
+            message = f"{param}={_short(first.get('input'))} is invalid: {message}"
+        raise ApiError(400, message, param=param, code=str(first["type"])) from None
+
+
+def _short(value: object, limit: int = 60) -> str:
+    """A bounded ``repr`` for error messages (a request may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def new_id(prefix: str) -> str:

@@ -1,7 +1,9 @@
 """Start the endpoint: load an engine and the T2 policy, run uvicorn (blocking or in a thread).
 
 ``t2 serve`` calls :func:`~t2_agents.backends.factory.load_engine` (re-exported here, the one
-engine factory of the library), :func:`load_service` and :func:`serve`; tests and the
+engine factory of the library), :func:`load_service` and :func:`serve`; uvicorn's HTTP protocol
+gets a deadline on each request's headers (``ServeConfig.header_timeout``:
+:func:`~t2_agents.serve.intake.header_deadline_protocol`); tests and the
 benchmark use :func:`serve_in_thread`, which runs the same server on a free loopback port and
 stops it on exit.
 
@@ -28,6 +30,7 @@ from t2_agents.budget.policies import T2Policy
 from t2_agents.errors import DependencyError, T2Error
 from t2_agents.serve.app import create_app
 from t2_agents.serve.config import ServeConfig
+from t2_agents.serve.intake import header_deadline_protocol
 from t2_agents.serve.service import ThinkingService
 
 __all__ = ["load_engine", "load_service", "serve", "serve_in_thread"]
@@ -64,8 +67,17 @@ def _uvicorn() -> Any:
 
 def _server(service: ThinkingService, log_level: str) -> Any:
     uvicorn = _uvicorn()
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    app = create_app(service)
+    http = header_deadline_protocol(
+        AutoHTTPProtocol,
+        service.config.header_timeout,
+        on_timeout=app.state.metrics.header_timeouts.inc,
+    )
     config = uvicorn.Config(
-        create_app(service),
+        app,
+        http=http,
         host=service.config.host,
         port=service.config.port,
         log_level=log_level,

@@ -28,33 +28,37 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 from t2_agents.answers import get_extractor
 from t2_agents.backends.base import Engine, RenderedPrompt
 from t2_agents.budget.names import SERVE_POLICIES
 from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, T2Policy
+from t2_agents.budget.stop_rules import stop_criterion
 from t2_agents.errors import ConfigError, T2Error
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
 from t2_agents.graph.result import ThinkingResult
 from t2_agents.serve.config import ServeConfig, T2Options
+from t2_agents.serve.jobs import (
+    Job,
+    Outcome,
+    answer_pieces,
+    build_extension,
+    cut_at_stop,
+    vote_key_extractor,
+)
 from t2_agents.serve.prompts import render_messages
 from t2_agents.serve.protocol import (
     ApiError,
     ChatRequest,
     CompletionRequest,
-    T2Cost,
-    T2Extension,
-    T2Path,
     chunk,
 )
+from t2_agents.serve.safeguards import Calibration, EstimatorFailure, FallbackPolicy
 from t2_agents.serve.tools import (
     CALL_PREFIX,
-    ToolCall,
     ToolSet,
-    call_key,
     check_tools,
     parse_tool_calls,
     vote_arguments,
@@ -64,55 +68,13 @@ from t2_agents.voting import VerdictDict
 __all__ = ["Job", "Outcome", "ThinkingService"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Job:
-    """A validated request, ready for the graph."""
-
-    kind: Literal["chat", "text"]
-    """``chat`` (``/v1/chat/completions``) or ``text`` (``/v1/completions``)."""
-    prompt: str
-    """The question for the graph (a lone user message, or a rendered prompt)."""
-    overrides: dict[str, Any]
-    """The run's ``configurable["t2"]`` overrides (policy, n range, sampling, extractor)."""
-    tools: ToolSet | None = None
-    """Declared tools when the paths may call them (not with ``tool_choice="none"``)."""
-    ignore: tuple[str, ...] = ()
-    """Arguments ignored by the arguments vote."""
-    stop: tuple[str, ...] = ()
-    """Stop strings: each path is cut at the first one before it is voted."""
-    stream: bool = False
-    """Answer as server-sent chunks."""
-    include_usage: bool = False
-    """Streaming: send a last chunk with ``usage`` (``stream_options.include_usage``)."""
-    paths: bool = False
-    """Return every path in the ``t2`` field."""
-    events: bool = False
-    """Stream the graph's events before the answer (with ``stream``)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Outcome:
-    """What the service answers for one job."""
-
-    text: str | None
-    """The chosen path's text (cut at a stop string); None when a tool call won and no text
-    precedes it."""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    """The winning tool calls (empty when a text answer won)."""
-    finish_reason: str
-    """``stop``, ``length`` or ``tool_calls``."""
-    usage: dict[str, int]
-    """``prompt_tokens`` (once), ``completion_tokens`` (all paths), ``total_tokens``."""
-    t2: T2Extension
-    """The ``t2`` extension field: N, policy, vote shares, the arguments vote, cost."""
-
-
 class ThinkingService:
     """Answers OpenAI requests with budget-aware self-consistency (see the module docs).
 
     Args:
         engine: Renders, encodes and samples (transformers, vLLM, server engine, fake).
-        config: Limits and defaults.
+        config: Limits and defaults (``max_tokens`` and ``temperature`` left None there come
+            from the T2 estimator's calibration settings, else 64 and 0.7).
         policy: The default budget policy (e.g. ``load_t2_policy(engine)``); None samples a
             fixed ``config.n_max`` paths unless a request says otherwise.
     """
@@ -124,14 +86,24 @@ class ThinkingService:
         self.config = config
         self.policy = policy
         self.model_name = config.model_name or engine.identity
+        self.calibration = Calibration.of(policy)
+        self.max_tokens = min(
+            config.max_tokens_cap,
+            config.default_max_tokens or self.calibration.max_tokens or _MAX_TOKENS,
+        )
+        """``max_tokens`` per path when a request leaves it out."""
+        self.temperature = _first(
+            config.default_temperature, self.calibration.temperature, _TEMPERATURE
+        )
+        """Sampling temperature when a request leaves it out."""
         self.graph = build_parallel_thinking_graph(
             engine=engine,
             policy=policy,
             n_min=config.n_min,
             n_max=config.n_max,
             context=ThinkingContext(
-                temperature=config.default_temperature,
-                max_tokens=config.default_max_tokens,
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
                 seed=None,
             ),
             name="t2_serve",
@@ -156,6 +128,10 @@ class ThinkingService:
         options = request.t2
         overrides = self._budget(options, request.n)
         overrides.update(self._sampling(request))
+        policy = overrides["policy"]
+        fallback = policy if isinstance(policy, FallbackPolicy) else None
+        if options.stop_rule is not None and not stop_criterion(options.stop_rule).takes_first_wave:
+            fallback = None  # adaptive/ESC ignore the policy: T2 does not choose N
         if options.stop_rule is not None:
             overrides["stop"] = options.stop_rule
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
@@ -169,8 +145,17 @@ class ThinkingService:
         else:
             kind = "text"
             prompt = self._text_prompt(request)
-        overrides["extractor"] = _extractor(get_extractor(options.task), tools, forced, stop)
+        overrides["extractor"] = vote_key_extractor(
+            get_extractor(options.task), tools, forced, stop
+        )
         include = bool((request.stream_options or {}).get("include_usage"))
+        calibration = None
+        if fallback is not None and self.calibration.known:
+            calibration = self.calibration.differences(
+                temperature=overrides.get("temperature", self.temperature),
+                max_tokens=overrides.get("max_tokens", self.max_tokens),
+                prompt=str(prompt),
+            )
         return Job(
             kind=kind,
             prompt=prompt,
@@ -182,6 +167,8 @@ class ThinkingService:
             include_usage=include,
             paths=options.paths,
             events=options.events and request.stream,
+            calibration=calibration,
+            fallback=fallback,
         )
 
     def _budget(self, options: T2Options, top_n: int | None) -> dict[str, Any]:
@@ -192,8 +179,17 @@ class ThinkingService:
         n = n if n is not None else top_n
         if name is not None and name.startswith("fixed-"):
             suffix = name.removeprefix("fixed-")
-            if not suffix.isdigit() or (n is not None and n != int(suffix)):
-                raise ApiError(400, f"t2.policy={name!r} is not fixed-<n>", param="t2.policy")
+            if not (suffix.isascii() and suffix.isdigit()) or int(suffix) < 1:
+                raise ApiError(
+                    400,
+                    f"t2.policy={name!r} is not fixed-<n> with n a whole number from 1 to {cap}; "
+                    "pass e.g. fixed-8",
+                    param="t2.policy",
+                )
+            if n is not None and n != int(suffix):
+                raise ApiError(
+                    400, f"t2.policy={name!r} and n={n} disagree; pass one", param="t2.policy"
+                )
             name, n = "fixed", int(suffix)
         if name is not None and name not in SERVE_POLICIES:
             known = ", ".join(SERVE_POLICIES)
@@ -226,6 +222,10 @@ class ThinkingService:
                 policy = T2Policy(policy.estimator, tolerance=options.tolerance)
             except ConfigError as exc:
                 raise ApiError(400, str(exc), param="t2.tolerance") from None
+        if isinstance(policy, T2Policy):
+            policy = FallbackPolicy(
+                policy, safe_n=self.config.safe_n, mode=self.config.on_estimator_error
+            )
         return {"policy": policy or FixedPolicy(n_max), "n_min": n_min, "n_max": n_max}
 
     def _sampling(self, request: ChatRequest | CompletionRequest) -> dict[str, Any]:
@@ -259,10 +259,16 @@ class ThinkingService:
             return tools, "" if choice == "required" else None
         if choice == "none":
             return None, None
-        name = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
-        if name not in tools.names:
+        function = choice.get("function") if isinstance(choice, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or name not in tools.names:
+            shown = repr(choice) if len(repr(choice)) <= 80 else repr(choice)[:77] + "..."
             raise ApiError(
-                400, f"tool_choice={choice!r} names no declared tool", param="tool_choice"
+                400,
+                f"tool_choice={shown} names no declared tool; use none, auto, required or "
+                f'{{"type": "function", "function": {{"name": N}}}} with N one of '
+                f"{', '.join(tools.names)}",
+                param="tool_choice",
             )
         return tools, name
 
@@ -288,6 +294,8 @@ class ThinkingService:
             state = await self.graph.ainvoke(
                 {"question": job.prompt}, {"configurable": {"t2": job.overrides}}
             )
+        except EstimatorFailure as exc:
+            raise _estimator_error(exc) from None
         except ConfigError as exc:
             raise ApiError(400, str(exc)) from None
         except T2Error as exc:
@@ -317,6 +325,8 @@ class ThinkingService:
                     state = dict(item)
                 elif isinstance(item, dict):
                     yield {k: v for k, v in item.items() if k != "question"}
+        except EstimatorFailure as exc:
+            raise _estimator_error(exc) from None
         except ConfigError as exc:
             raise ApiError(400, str(exc)) from None
         except T2Error as exc:
@@ -332,7 +342,7 @@ class ThinkingService:
             raise ApiError(
                 502, str(result.error or "no path ran"), type="server_error", code="engine_error"
             )
-        texts = [_cut(p.text or "", job.stop)[0] for p in result.paths]
+        texts = [cut_at_stop(p.text or "", job.stop)[0] for p in result.paths]
         answers = [p.answer for p in result.paths]
         calls = [
             parse_tool_calls(text, job.tools) if job.tools is not None else []
@@ -351,13 +361,14 @@ class ThinkingService:
         best = min(candidates, key=lambda i: (result.paths[i].finish_reason != "stop", i))
         chosen_calls = calls[best] or [] if arguments is not None else []
         text: str | None = texts[best]
-        cut = _cut(result.paths[best].text or "", job.stop)[1]
+        cut = cut_at_stop(result.paths[best].text or "", job.stop)[1]
         finish = "stop" if cut else result.paths[best].finish_reason
         if chosen_calls:
             before, tag, _ = texts[best].partition("<tool_call>")
             text = (before.strip() or None) if tag else None  # a bare JSON call has no prose
             finish = "tool_calls"
-        t2 = _extension(result, texts, best=best, arguments=arguments, paths=job.paths)
+        t2 = build_extension(result, texts, best=best, arguments=arguments, paths=job.paths)
+        t2 = t2.model_copy(update=job.flags())
         return Outcome(
             text=text,
             tool_calls=list(chosen_calls),
@@ -417,7 +428,7 @@ class ThinkingService:
 
         if job.kind == "chat":
             yield make(delta={"role": "assistant", "content": ""})
-        for piece in _pieces(outcome.text or ""):
+        for piece in answer_pieces(outcome.text or ""):
             yield make(delta={"content": piece}) if job.kind == "chat" else make(text=piece)
         if outcome.tool_calls:
             calls = [
@@ -432,90 +443,15 @@ class ThinkingService:
             yield last
 
 
-def _extension(
-    result: ThinkingResult,
-    texts: list[str],
-    *,
-    best: int,
-    arguments: VerdictDict | None,
-    paths: bool,
-) -> T2Extension:
-    verdict = result.verdict
-    return T2Extension(
-        n=result.n,
-        policy=result.policy,
-        n_min=result.n_min,
-        n_max=result.n_max,
-        out_of_distribution=result.out_of_distribution,
-        warning=result.warning,
-        answer=verdict.answer,
-        share=verdict.share,
-        distribution=dict(verdict.distribution),
-        valid=verdict.valid,
-        invalid=verdict.invalid,
-        arguments_vote=dict(arguments) if arguments is not None else None,
-        chosen_path=best,
-        failed_paths=len(result.paths) - len(result.ok_paths),
-        waves=list(result.waves),
-        stopped=result.stopped,
-        cost=T2Cost(
-            samples=len(result.paths),
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            seconds={**result.node_seconds, "wall": result.wall_seconds},
-        ),
-        paths=[
-            T2Path(
-                text=texts[i],
-                answer=p.answer,
-                tokens=p.completion_tokens,
-                finish_reason=p.finish_reason,
-                error=p.error,
-            )
-            for i, p in enumerate(result.paths)
-        ]
-        if paths
-        else None,
-    )
+_MAX_TOKENS = 64
+"""``max_tokens`` per path when neither the config nor the estimator says."""
+_TEMPERATURE = 0.7
+"""Temperature when neither the config nor the estimator says (T2's usual calibration)."""
 
 
-def _extractor(
-    base: Callable[[str], str | None],
-    tools: ToolSet | None,
-    forced: str | None,
-    stop: tuple[str, ...],
-) -> Callable[[str], str | None]:
-    """The stage-1 vote key of a path (see :mod:`t2_agents.serve.tools`)."""
-
-    def extract(text: str) -> str | None:
-        text = _cut(text, stop)[0]
-        if tools is None:
-            return base(text)
-        calls = parse_tool_calls(text, tools)
-        if calls is None:
-            return None
-        if calls:
-            if forced and any(call.name != forced for call in calls):
-                return None
-            return call_key(calls)
-        return None if forced is not None else base(text)
-
-    return extract
+def _first(*values: float | None) -> float:
+    return float(next(v for v in values if v is not None))
 
 
-def _cut(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
-    positions = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    if not positions:
-        return text, False
-    return text[: min(positions)], True
-
-
-def _pieces(text: str, size: int = 24) -> Iterator[str]:
-    """Split the answer into small pieces at whitespace (what a streaming client expects)."""
-    start = 0
-    while start < len(text):
-        end = min(len(text), start + size)
-        space = text.rfind(" ", start + 1, end) if end < len(text) else -1
-        end = space + 1 if space > start else end
-        yield text[start:end]
-        start = end
+def _estimator_error(exc: EstimatorFailure) -> ApiError:
+    return ApiError(500, str(exc), type="server_error", code="estimator_error")
