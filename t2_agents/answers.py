@@ -29,6 +29,7 @@ __all__ = [
     "get_extractor",
     "normalize_answer",
     "register_extractor",
+    "registered_tasks",
 ]
 
 AnswerKind = Literal["auto", "number", "choice", "yesno", "text"]
@@ -360,6 +361,17 @@ def get_extractor(task: str | None = None) -> AnswerExtractor:
         # or endpoint that names one (t2.task="agent_logic") may not have imported it yet.
         importlib.import_module("t2_agents.families")
     return _REGISTRY.get(task, _DEFAULT_EXTRACTOR)
+
+
+def registered_tasks() -> tuple[str, ...]:
+    """The task names with a registered answer extractor, sorted (the agent families included).
+
+    Example:
+        >>> {"products", "syllogism", "agent_logic"} <= set(registered_tasks())
+        True
+    """
+    importlib.import_module("t2_agents.families")  # registers the families' extractors
+    return tuple(sorted(_REGISTRY))
 
 
 def _register_defaults() -> None:

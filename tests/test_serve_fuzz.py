@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from t2_agents.answers import registered_tasks
 from t2_agents.backends.fake import FakeEngine
 from t2_agents.budget.policies import T2Policy
 from t2_agents.budget.stop_rules import stop_rule_kinds
 from t2_agents.serve import ServeConfig, T2Options, ThinkingService, create_app
-from t2_agents.serve.config import registered_tasks
 from t2_agents.serve.protocol import SEED_MAX, ChatMessage, ChatRequest, CompletionRequest
 
 MODEL = "fake-engine"

@@ -23,12 +23,12 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from t2_agents import answers
+from t2_agents.answers import get_extractor, registered_tasks
 from t2_agents.budget.stop_rules import check_stop_kind
 from t2_agents.checks import check_budget_range, check_int
 from t2_agents.errors import ConfigError
 
-__all__ = ["EstimatorErrorMode", "ServeConfig", "T2Options", "check_task", "registered_tasks"]
+__all__ = ["EstimatorErrorMode", "ServeConfig", "T2Options", "check_task"]
 
 EstimatorErrorMode = Literal["safe", "error"]
 """What the endpoint does when T2 cannot choose N (the estimator raised, or the prompt's
@@ -218,19 +218,6 @@ class T2Options(BaseModel):
         return None if value is None else check_task(value)
 
 
-def registered_tasks() -> tuple[str, ...]:
-    """The task names with a registered answer extractor, sorted (the agent families included).
-
-    Example:
-        >>> {"products", "syllogism"} <= set(registered_tasks())
-        True
-    """
-    import t2_agents.families  # noqa: F401 - registers the agent families' extractors
-
-    # answers.py keeps its registry private; reading its keys here is the one such read.
-    return tuple(sorted(answers._REGISTRY))
-
-
 def check_task(task: str) -> str:
     """``task`` when an answer extractor is registered for it.
 
@@ -242,7 +229,7 @@ def check_task(task: str) -> str:
         >>> check_task("products")
         'products'
     """
-    if answers.get_extractor(task) is not answers.get_extractor(None):
+    if get_extractor(task) is not get_extractor(None):
         return task
     known = registered_tasks()
     raise ValueError(
