@@ -69,6 +69,7 @@ def fit_head(data: TrainingSet, head: str, kind: str) -> tuple[T2Estimator, dict
         curves=data.curves,
         groups=data.keys,
         tasks=data.tasks,
+        phrasings=data.phrasings,
         guard=GuardConfig(),
         data_summary=data.summary,
     )

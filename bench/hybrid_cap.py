@@ -76,7 +76,7 @@ def fit(data: TrainingSet) -> T2Estimator:
         n_min=1, n_max=data.n_max, model_identity=data.model,
         hidden_size=int(data.features.shape[2]), config=ProbeConfig(head="curve", kind="mlp"),
         n_d=data.n_d, curves=data.curves, groups=data.keys, tasks=data.tasks,
-        guard=GuardConfig(), data_summary=data.summary,
+        phrasings=data.phrasings, guard=GuardConfig(), data_summary=data.summary,
     )  # fmt: skip
     return estimator
 

@@ -31,7 +31,7 @@ def _training(q: int = 300, d: int = 12, seed: int = 0) -> tuple[np.ndarray, np.
 def test_flags_far_questions_and_few_training_ones() -> None:
     x, curves = _training()
     guard = DistributionGuard.fit(x, layer=2, curves=curves, grid=GRID, n_d=8,
-                                  config=GuardConfig(dims=12))  # fmt: skip
+                                  config=GuardConfig(dims=12, quantile=99.0))  # fmt: skip
     assert guard.fallback_n == 5  # the smallest N within 2 points of N_D = 8
     assert guard.flags(x).mean() <= 0.03  # ~1 % by construction (99th percentile)
     rng = np.random.default_rng(1)
@@ -89,11 +89,80 @@ def test_config_errors_name_the_value(over: dict[str, object], match: str) -> No
 
 
 def test_fit_errors() -> None:
-    x, curves = _training(q=20)
+    x, curves = _training(q=30)
     with pytest.raises(ConfigError, match="Q > neighbours"):
         DistributionGuard.fit(x[:5], layer=0, curves=curves[:5], grid=GRID, n_d=8)
     with pytest.raises(ConfigError, match="n_d=9"):
         DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=9)
+
+
+def _phrased(seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """Two tasks, four phrasings each: a phrasing is a tight cluster of its own (the template
+    dominates the features, as on the agent families), the phrasings of a task lie together."""
+    rng = np.random.default_rng(seed)
+    rows, tasks, phrasings = [], [], []
+    for task, centre in (("near", 0.0), ("wide", 40.0)):
+        spread = 3.0 if task == "near" else 9.0
+        for template in range(4):
+            offset = centre + spread * rng.normal(size=6)
+            rows.append(offset + 0.2 * rng.normal(size=(30, 6)))
+            tasks += [task] * 30
+            phrasings += [f"{task}#{template}"] * 30
+    curves = np.tile(np.linspace(0.2, 0.4, 8), (240, 1))
+    return np.vstack(rows), curves, tasks, phrasings
+
+
+def test_phrasing_groups_let_a_new_phrasing_of_a_known_task_through() -> None:
+    x, curves, tasks, phrasings = _phrased()
+    held = np.asarray(phrasings) == "near#3"  # a phrasing of "near" the guard never saw
+    fit = {"layer": 0, "curves": curves[~held], "grid": GRID, "n_d": 8}
+    tasks_in = [t for t, h in zip(tasks, held, strict=True) if not h]
+    groups_in = [p for p, h in zip(phrasings, held, strict=True) if not h]
+    config = GuardConfig(dims=6, neighbours=5, quantile=95.0, per_task=False)
+    by_row = DistributionGuard.fit(x[~held], tasks=tasks_in, config=config, **fit)
+    by_phrasing = DistributionGuard.fit(x[~held], tasks=tasks_in, phrasings=groups_in,
+                                        config=config, **fit)  # fmt: skip
+    assert by_row.flags(x[held]).mean() == 1.0  # every unseen phrasing flagged
+    assert by_phrasing.flags(x[held]).mean() < 0.5
+    assert by_phrasing.threshold > by_row.threshold
+    unseen = np.random.default_rng(3).normal(size=(20, 6)) * 0.2 + 200.0  # far from both tasks
+    assert by_phrasing.flags(unseen).all()
+
+
+def test_per_task_thresholds_follow_the_nearest_training_question() -> None:
+    x, curves, tasks, phrasings = _phrased()
+    config = GuardConfig(dims=6, neighbours=5)
+    guard = DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8, tasks=tasks,
+                                  phrasings=phrasings, config=config)  # fmt: skip
+    assert set(guard.thresholds) == {"near", "wide"}
+    assert guard.thresholds["wide"] > guard.thresholds["near"]  # its phrasings lie farther apart
+    limits = guard.limit(x)
+    names = np.asarray(tasks)
+    np.testing.assert_allclose(limits[names == "near"], guard.thresholds["near"])
+    np.testing.assert_allclose(limits[names == "wide"], guard.thresholds["wide"])
+    with pytest.raises(ConfigError, match="phrasings has 3 entries for 240 questions"):
+        DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8, phrasings=["a"] * 3)
+    lonely = GuardConfig(dims=6, neighbours=5)
+    with pytest.raises(ConfigError, match="outside some question's phrasing group"):
+        DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8, config=lonely,
+                              phrasings=["one"] * 238 + ["a", "b"])  # fmt: skip
+
+
+def test_a_guard_stored_before_per_task_thresholds_loads_with_its_one_threshold() -> None:
+    x, curves, tasks, _ = _phrased()
+    old = DistributionGuard.fit(x, layer=0, curves=curves, grid=GRID, n_d=8, tasks=tasks,
+                                config=GuardConfig(dims=6, neighbours=5, per_task=False,
+                                                   depth=0.5))  # fmt: skip
+    meta = old.metadata()
+    meta["config"] = {k: v for k, v in meta["config"].items() if k not in ("per_task", "depth")}
+    tensors = old.tensors()
+    assert "thresholds" not in meta and "limits" not in tensors  # one threshold: the old format
+    assert set(DistributionGuard.expected_shapes(meta, 6)) == set(tensors)
+    back = DistributionGuard.from_parts(meta, tensors, where="old")
+    assert back.config.per_task is False and back.config.depth == 0.5
+    probe = x[::7] + 0.5
+    np.testing.assert_array_equal(back.flags(probe), old.flags(probe))
+    assert back.thresholds == {}
 
 
 # ------------------------------------------------------------------ inside the estimator

@@ -47,39 +47,46 @@ tolerance (0.1 target) or price (ridge, 0.05 target), and the nstar head."""
 EXPECTED: dict[str, dict[str, str]] = {
     "curve-mlp-tolerance": {
         "probes.safetensors": "180d343e9774d51e0747f4fd63dab90f95d3dda5277a86a7eb561f93da367928",
-        "guard.safetensors": "5ec6de7b0b25458801bd6c762e671f8149d147d3f39296b8c56fb0cdc389df3d",
-        "metadata.json": "b1ca61b0889c802e204c1513df4295028478ca8ea5b002b38141b17c9cfb0504",
-        "predictions": "4e660480fa34e5eeea73d05ad5b4a42693969ff9b2f81ef13f2f10a562d3f81f",
+        "guard.safetensors": "08d2a9cea89636bd2673c16e36b95384e16432373bdd4f760062891490ff1ba9",
+        "metadata.json": "e8c1c2f76b674660428c243648c9f3efe8a2aac106955d2b1b30634470eee594",
+        "predictions": "cfe4646f8a8878702e4b062358593b80a7b364505e39b6e8558637b83f7d8ea0",
     },
     "curve-ridge-price": {
         "probes.safetensors": "426e43debd637e165939333d04d2058c432381e1d4a0583a26ae712380e5d9ab",
-        "guard.safetensors": "5ec6de7b0b25458801bd6c762e671f8149d147d3f39296b8c56fb0cdc389df3d",
-        "metadata.json": "97435e170ce0f559d7eaf315aa238677cf95441317161d7cc4f9167d9d4b1256",
-        "predictions": "5cd65bc31f8b226ddd551e701b33102e9237c3eae635b10f84bef89d7b92161f",
+        "guard.safetensors": "08d2a9cea89636bd2673c16e36b95384e16432373bdd4f760062891490ff1ba9",
+        "metadata.json": "141188d79d7b950a4949fb814bab6f938b6ee5ff943bfb20d2e8772124c9c62e",
+        "predictions": "0eb6ec1c4aa077d654bae5b64cc2108f5aa9acb206ad58dc5e6067f08069d735",
     },
     "nstar-mlp": {
         "probes.safetensors": "a415a386917a4a01a6c835981acc83524815274c79adba7a4fe6ff6e8c14c203",
-        "guard.safetensors": "5ec6de7b0b25458801bd6c762e671f8149d147d3f39296b8c56fb0cdc389df3d",
-        "metadata.json": "7f13a39cb2553fd4845f9acf8c644a3f2a3b0f6a64d34eeeb1213af66518582d",
-        "predictions": "6818ff2f30b9cb6e652f670fa11e89459d01d22dde5b583f2a0cbfc5221980d8",
+        "guard.safetensors": "08d2a9cea89636bd2673c16e36b95384e16432373bdd4f760062891490ff1ba9",
+        "metadata.json": "20ce089327b6bfa256164c948bb0b0ae54219fe4bcef18f07bb5d8f7baa2091b",
+        "predictions": "24dbc2927805c4052e7b2825014d01e514c8475618d4afb9feb0b35ffec6abec",
     },
     "nstar-ridge": {
         "probes.safetensors": "05cd802e9b36e71fdfdebdff4dc08c8f5dd9da0d5a4aef3ec75a8af7caf09b44",
-        "guard.safetensors": "5ec6de7b0b25458801bd6c762e671f8149d147d3f39296b8c56fb0cdc389df3d",
-        "metadata.json": "633b5f124bd835f60571fe12042512bdc6d4e1b1e72615ad0980684dab13bd1f",
-        "predictions": "31f70ad7cc30f58fa66305a7494996abb947fc374c5527df2183742f43e6ea7b",
+        "guard.safetensors": "08d2a9cea89636bd2673c16e36b95384e16432373bdd4f760062891490ff1ba9",
+        "metadata.json": "dff97f1cd96dfc8fcb842188c9e09c9e488d62cb2e43c8a5ca20babe856f66b9",
+        "predictions": "96d53fcba15a836b14538df380d4357f3499b57278b99cbdd7cdd65daeadc8ea",
     },
     "readme": {
         "probes.safetensors": "180d343e9774d51e0747f4fd63dab90f95d3dda5277a86a7eb561f93da367928",
-        "guard.safetensors": "5ec6de7b0b25458801bd6c762e671f8149d147d3f39296b8c56fb0cdc389df3d",
-        "metadata.json": "275909cc210d01e5688e5a5249a4358398f8e1468b8a43a1ad4267f8434145c3",
-        "predictions": "9eb06c88e6d83da1df8ea745d723a7a39edbd09577f2490af595b09c153510be",
+        "guard.safetensors": "08d2a9cea89636bd2673c16e36b95384e16432373bdd4f760062891490ff1ba9",
+        "metadata.json": "89087fe8e4926e5e4bb2f7a42311cad006d3f17c2c2c6f568b0b8f705b2d8350",
+        "predictions": "ab5dad2b2e7c1a42fcf704c91ab485873de1cc5ce99540327f80ff8ee9e1a929",
     },
 }
 """Case -> file (and ``predictions``) -> SHA-256, recorded before the heads became objects. The
 ``metadata.json`` figures changed once since, when ``training_data`` gained ``instance_keys`` and
 the instance counts of ``dropped``: the fixture's 72 questions are 72 distinct instances, so the
-rows and their split (and every other figure) stayed as they were."""
+rows and their split (and every other figure) stayed as they were. The guard's figures (and so
+``metadata.json`` and ``predictions``) changed with issue 19's guard (phrasing groups left out,
+per-task thresholds, layer at depth 0.85, 128 dimensions, k = 20); the probes' did not, and
+:func:`test_the_old_guard_rule_rebuilds_the_old_guard` shows the old rule, given as a
+configuration, still rebuilds the old ``guard.safetensors`` bit for bit."""
+
+OLD_GUARD = "5ec6de7b0b25458801bd6c762e671f8149d147d3f39296b8c56fb0cdc389df3d"
+"""``guard.safetensors`` of every case above before issue 19 (the probes do not change it)."""
 
 SHIPPED_KNOB = ("price", 0.0575, 0.008674)
 """The shipped artifact's calibrated default rule, tolerance and price."""
@@ -135,6 +142,24 @@ def test_train_rebuilds_the_recorded_artifact(
     folder = _train(tmp_path / "est", CASES[case], monkeypatch)
     found = _digests(folder) | {"predictions": _predictions_digest(folder)}
     assert found == EXPECTED[case]
+
+
+def test_the_old_guard_rule_rebuilds_the_old_guard(tmp_path: Path) -> None:
+    from t2_agents.calibrate.training_set import load_training_set
+    from t2_agents.estimator.guard import GuardConfig
+    from t2_agents.estimator.probes import ProbeConfig
+
+    data = load_training_set([ROOT / DATA / task for task in TASKS])
+    old_rule = GuardConfig(neighbours=5, quantile=99.0, per_task=False, depth=0.5)
+    estimator, _ = T2Estimator.fit(
+        data.features, data.labels, layers=data.layers, grid=list(range(1, data.n_max + 1)),
+        n_min=1, n_max=data.n_max, model_identity=data.model,
+        hidden_size=int(data.features.shape[2]), config=ProbeConfig(head="curve", kind="mlp"),
+        n_d=data.n_d, curves=data.curves, groups=data.keys, tasks=data.tasks,
+        phrasings=data.phrasings, guard=old_rule,
+    )  # fmt: skip
+    folder = estimator.save(tmp_path / "old")
+    assert hashlib.sha256((folder / "guard.safetensors").read_bytes()).hexdigest() == OLD_GUARD
 
 
 def test_the_shipped_artifact_loads_and_saves_unchanged(tmp_path: Path) -> None:

@@ -246,6 +246,10 @@ def test_cli_train_drops_heldout_questions_seen_by_instance(
 ) -> None:
     base = ["train", "--data", str(lcm["train"]), str(lcm["agent"]), "--probe", "ridge",
             "--out", str(tmp_path / "est"), "--heldout", str(lcm["held"])]  # fmt: skip
+    code, payload = _train([*base, "--drop-overlap"])  # 14 questions: too few for the guard
+    assert code == 2 and "Q > neighbours + 1 = 21" in payload["error"]["message"]
+    assert "--no-guard" in payload["error"]["message"]
+    base.append("--no-guard")
     code, payload = _train(base)
     assert code == 2 and payload["error"]["type"] == "DataError"
     assert f"{lcm['held']}: 1 (0 by text, 1 by instance)" in payload["error"]["message"]
@@ -257,7 +261,7 @@ def test_cli_train_drops_heldout_questions_seen_by_instance(
     meta = json.loads((tmp_path / "est" / "metadata.json").read_text())
     assert len(meta["training_data"]["instance_keys"]) == 14
     table = ["train", "--data", str(lcm["train"]), str(lcm["agent"]), "--probe", "ridge",
-             "--out", str(tmp_path / "est2")]  # fmt: skip
+             "--out", str(tmp_path / "est2"), "--no-guard"]  # fmt: skip
     shown = runner.invoke(app, expand_multi_value(table))  # the table view reports the drops
     assert shown.exit_code == 0, shown.stdout + shown.stderr
     said = " ".join(shown.stderr.split())

@@ -48,6 +48,7 @@ __all__ = [
     "load_training_set",
     "record_instance_key",
     "record_key",
+    "record_phrasing",
 ]
 
 SAMPLING_FIELDS = ("model", "samples", "temperature", "top_p", "max_tokens", "instruction")
@@ -107,6 +108,22 @@ def record_instance_key(
     if question is not None and question.key == key:
         return question.instance_key
     return key
+
+
+def record_phrasing(record: Mapping[str, object]) -> str:
+    """A record's phrasing group: ``task#template`` when the record names its template, else
+    its text key (a task with one format: each question is its own group).
+
+    Example:
+        >>> record_phrasing({"task": "agent_compare", "template": 2, "key": "ab"})
+        'agent_compare#2'
+        >>> record_phrasing({"task": "lcm", "key": "ab"})
+        'ab'
+    """
+    template = record.get("template")
+    if isinstance(template, int) and not isinstance(template, bool):
+        return f"{record.get('task')}#{template}"
+    return record_key(dict(record))
 
 
 def collection_identities(collection: Collection) -> tuple[list[str], list[str]]:
@@ -215,6 +232,10 @@ class TrainingSet:
     so these are also the split's groups: two phrasings of one instance never straddle it."""
     instance_keys: tuple[str, ...]
     """Instance identity of each row (:func:`record_instance_key`), distinct."""
+    phrasings: tuple[str, ...]
+    """Phrasing group of each row (:func:`record_phrasing`): ``task#template`` for a question
+    of an agent family (one of several templates), the row's own text key otherwise. The guard
+    leaves a whole group out when it measures how far a new phrasing may lie."""
     dropped: dict[str, int]
     """Records left out, by reason (:data:`DROPPED`)."""
     settings: Mapping[str, Any]
@@ -277,6 +298,7 @@ def load_training_set(
     tasks = tuple(collections[c].tasks[i] for c, i in rows)
     keys = tuple(identities[c][0][i] for c, i in rows)
     instances = tuple(identities[c][1][i] for c, i in rows)
+    phrasings = tuple(record_phrasing(collections[c].records[i]) for c, i in rows)
     first = collections[0].config
     summary = TrainingSummary(
         folders=tuple(str(f) for f in folders),
@@ -307,6 +329,7 @@ def load_training_set(
         curves=_curves_of(pools, limit, model),
         keys=keys,
         instance_keys=instances,
+        phrasings=phrasings,
         dropped=dropped,
         settings={name: getattr(first, name) for name in SAMPLING_FIELDS},
     )

@@ -258,7 +258,7 @@ def train(
                 n_min=n_min, n_max=data_set.n_max, model_identity=data_set.model,
                 hidden_size=int(data_set.features.shape[2]), config=config, n_d=data_set.n_d,
                 curves=data_set.curves, groups=data_set.keys,  # one row per instance
-                tasks=data_set.tasks,
+                tasks=data_set.tasks, phrasings=data_set.phrasings,
                 tolerance_target=tolerance_target,
                 guard=GuardConfig() if guard else None, data_summary=data_set.summary,
                 progress=lambda _name, done, _total: progress.update(bar, completed=done),

@@ -29,10 +29,11 @@ that then spends fewer samples is the default (a
 MLPs by closed-form ridge regressions (the linear baseline, same features, split and rounding).
 
 **Guard.** With ``guard=GuardConfig()`` (``t2 train`` does this by default) the estimator also
-fits a :class:`~t2_agents.estimator.guard.DistributionGuard` on the middle layer: a question whose
-features lie farther from the training questions than 99 % of them gets at least the safe budget
-(the largest over training tasks of the smallest fixed N within 2 points of the task's N_D
-accuracy) instead of an extrapolated one.
+fits a :class:`~t2_agents.estimator.guard.DistributionGuard` on one layer (``GuardConfig.depth``):
+a question whose features lie farther from the training questions than its nearest training
+task's threshold (99 % of that task's questions, each measured with its phrasing left out) gets
+at least the safe budget (the largest over training tasks of the smallest fixed N within 2
+points of the task's N_D accuracy) instead of an extrapolated one.
 ``predict(..., guard=False)`` returns the probes' budgets alone.
 
 The validation split is grouped by question identity (``groups``): copies of one question never
@@ -289,6 +290,7 @@ class T2Estimator:
         curves: np.ndarray | None = None,
         groups: Sequence[str] | None = None,
         tasks: Sequence[str] | None = None,
+        phrasings: Sequence[str] | None = None,
         tolerance_target: float = 0.01,
         guard: GuardConfig | None = None,
         data_summary: TrainingSummary | Mapping[str, object] | None = None,
@@ -303,7 +305,10 @@ class T2Estimator:
                 them (``Head.needs_curves``: the curve head).
             groups: Question identity per row (e.g. :func:`~t2_agents.tasks.question_key`);
                 rows of one group stay on one side of the train/validation split.
-            tasks: Task name per row; the guard's safe budget is the largest per-task one.
+            tasks: Task name per row; the guard's safe budget is the largest per-task one
+                (and, by default, each task gets its own guard threshold).
+            phrasings: Phrasing group per row (``TrainingSet.phrasings``), for the guard's
+                threshold: a row's distance is measured with its whole group left out.
             tolerance_target: Curve head: the default tolerance is the largest one whose
                 validation accuracy is at least fixed ``N_D``'s minus this (needs ``n_d``).
             guard: Fit a :class:`~t2_agents.estimator.guard.DistributionGuard` on all rows (needs
@@ -354,10 +359,10 @@ class T2Estimator:
         spec = replace(spec, layers=tuple(spec.layers[i] for i in kept))
         fitted_guard = None
         if guard is not None and exact is not None and n_d is not None:
-            slot = int(kept[len(kept) // 2])  # the middle of the layers that count
+            at = guard.layer_slot(len(kept))  # among the layers that count
             fitted_guard = DistributionGuard.fit(
-                x[:, slot], layer=spec.layers[len(kept) // 2], curves=exact.numpy(),
-                grid=spec.grid, n_d=n_d, tasks=tasks, config=guard,
+                x[:, int(kept[at])], layer=spec.layers[at], curves=exact.numpy(),
+                grid=spec.grid, n_d=n_d, tasks=tasks, phrasings=phrasings, config=guard,
             )  # fmt: skip
         estimator = cls(
             [probes[i] for i in kept], spec=spec, weights=weights[kept], config=config,
