@@ -219,3 +219,64 @@ def test_the_endpoint_refuses_bad_votes(
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["param"] == param and text in json.dumps(error)
+
+
+# ---------------------------------------------------------------------------- t2 eval --vote
+def _pools() -> list[Any]:
+    from t2_agents.evaluate.replay import ReplayPool
+
+    confident = _conf(9.0, 2.0, 2.0, 9.0, 2.0, 2.0, 2.0, 9.0)
+    answers = ("r", "w", "w", "r", "w", "w", "x", "r")
+    return [
+        ReplayPool(answers, (5,) * 8, frozenset({"r"}), tuple(confident)),
+        ReplayPool(answers, (5,) * 8, frozenset({"r"})),  # no confidences: falls back
+    ]
+
+
+def test_replay_scores_fixed_n_under_the_vote_rule() -> None:
+    from t2_agents.evaluate.offline import EvalConfig, evaluate_pools
+
+    plain = evaluate_pools(_pools(), config=EvalConfig(policies=("fixed",)))
+    assert plain.extra["vote"]["method"] == "exact" and all(r.exact for r in plain.results)
+    config = EvalConfig(policies=("fixed",), vote="filtered", vote_eta=40, vote_draws=400)
+    ruled = evaluate_pools(_pools(), config=config)
+    info = ruled.extra["vote"]
+    assert info["method"] == "monte-carlo" and info["fallback_questions"] == 1
+    assert 0 < info["max_question_stderr"] < 0.05
+    assert not any(r.exact for r in ruled.results)
+    by_name = {r.name: r for r in ruled.results}
+    # N=8: the filter keeps the 3+1 most confident -> "r" on the first pool; "w" on the second
+    assert by_name["fixed N=8"].accuracy == pytest.approx(0.5)
+    assert {r.name: r for r in plain.results}["fixed N=8"].accuracy == 0.0
+    with pytest.raises(ConfigError, match="eta="):
+        EvalConfig(vote="filtered", vote_eta=0)
+
+
+def test_t2_eval_takes_vote(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from t2_agents.calibrate.collect import CollectConfig, collect
+    from t2_agents.cli import app
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        '{"question": "2+2?", "answer": "42"}\n{"question": "3+3?", "answer": "42"}\n'
+    )
+    engine = FakeEngine(answers={"42": 0.4, "41": 0.6}, confidence={"42": 8.0, "41": 1.0})
+    config = CollectConfig(data=str(questions), questions=2, samples=8, model=engine.identity)
+    folder = collect(engine, config, tmp_path / "pool")
+    runner = CliRunner()
+    args = ["eval", "--data", str(folder), "--policies", "fixed", "--replays", "5", "--json"]
+    weighted = runner.invoke(app, [*args, "--vote", "weighted"])
+    assert weighted.exit_code == 0, weighted.output
+    payload = json.loads(weighted.stdout)
+    assert payload["extra"]["vote"]["rule"] == "weighted"
+    assert payload["extra"]["vote"]["fallback_questions"] == 0
+    plain = json.loads(runner.invoke(app, args).stdout)
+
+    def at_8(report: dict[str, Any]) -> float:
+        return float(next(r for r in report["results"] if r["name"] == "fixed N=8")["accuracy"])
+
+    assert at_8(payload) > at_8(plain)
+    bad = runner.invoke(app, [*args, "--vote", "borda"])
+    assert bad.exit_code != 0 and "registered vote rules" in bad.stdout + bad.stderr
