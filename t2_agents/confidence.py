@@ -41,9 +41,9 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +59,7 @@ __all__ = [
     "ConfidenceStatistic",
     "PathConfidence",
     "check_confidence_settings",
+    "confidence_from_steps",
     "path_confidence",
     "token_confidences",
 ]
@@ -291,4 +292,34 @@ def path_confidence(
         tail=float(c[-tail:].mean()),
         tokens=int(c.size),
         skipped=skipped,
+    )
+
+
+def confidence_from_steps(
+    steps: Iterable[Mapping[Any, Any] | None] | None,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    window: int = DEFAULT_WINDOW,
+    tail: int = DEFAULT_TAIL,
+) -> PathConfidence | None:
+    """:func:`path_confidence` of vLLM-style per-token log-probabilities.
+
+    vLLM's ``CompletionOutput.logprobs`` holds, per generated token, a ``{token_id: Logprob}``
+    mapping (a list of dicts, or its ``FlatLogprobs``, which reads the same) with the top ``k``
+    tokens and the sampled one; each entry's ``logprob`` is read and the ``k`` largest enter the
+    token confidence. An empty position (None) is skipped; no steps at all give None.
+
+    Example:
+        >>> from types import SimpleNamespace as Lp
+        >>> step = {1: Lp(logprob=-0.5), 2: Lp(logprob=-1.5), 9: Lp(logprob=-7.0)}
+        >>> confidence_from_steps([step], top_k=2).mean
+        1.0
+    """
+    if steps is None:
+        return None
+    return path_confidence(
+        ([float(entry.logprob) for entry in (step or {}).values()] for step in steps),
+        top_k=top_k,
+        window=window,
+        tail=tail,
     )

@@ -13,11 +13,12 @@ import pytest
 
 from t2_agents.backends.base import SamplingParams
 from t2_agents.backends.fake import FakeEngine
-from t2_agents.backends.vllm import VLLMConfig, confidence_of
+from t2_agents.backends.vllm import VLLMConfig
 from t2_agents.calibrate.collect import CollectConfig, collect, load_collection
 from t2_agents.confidence import (
     PathConfidence,
     check_confidence_settings,
+    confidence_from_steps,
     path_confidence,
     token_confidences,
 )
@@ -124,12 +125,10 @@ def test_vllm_outputs_convert_to_confidence() -> None:
             9: SimpleNamespace(logprob=-12.0),  # sampled, outside the top 2
         },
     ]
-    conf = confidence_of(SimpleNamespace(logprobs=steps), VLLMConfig(confidence_top_k=2))
+    conf = confidence_from_steps(steps, top_k=2)
     assert conf is not None and conf.tokens == 2 and conf.skipped == 1
     assert conf.mean == pytest.approx((1.1 + 1.0) / 2)
-    assert confidence_of(SimpleNamespace(logprobs=None), VLLMConfig()) is None
-    off = VLLMConfig(confidence_top_k=None)
-    assert confidence_of(SimpleNamespace(logprobs=steps), off) is None
+    assert confidence_from_steps(None) is None
 
 
 def test_collections_store_confidences_compactly(tmp_path: Path) -> None:

