@@ -5,6 +5,11 @@ to the same string. :func:`normalize_answer` gives that canonical string and
 :func:`extract_answer` finds the final answer in a completion and returns it normalised. Neither
 raises on any text. A small registry maps task names to extractors.
 
+A task may declare **math answers** (:func:`declare_math_answers`): its extractor then maps each
+answer to a canonical mathematical form with the ``math-verify`` package
+(:func:`math_answer_key`), so ``0.5``, ``1/2``, ``\\frac{1}{2}`` and ``50%`` vote together
+(``pip install "t2-agents[math]"``; imported on first use).
+
 Example:
     >>> extract_answer("We add them up. The answer is 1,234.0.")
     '1234'
@@ -18,18 +23,22 @@ import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 
-from t2_agents.errors import ConfigError
+from t2_agents.errors import ConfigError, DependencyError
 
 __all__ = [
     "AnswerExtractor",
     "AnswerKind",
+    "MathExtractor",
+    "declare_math_answers",
     "extract_answer",
     "get_extractor",
+    "math_answer_key",
     "normalize_answer",
     "register_extractor",
     "registered_tasks",
+    "same_answer",
 ]
 
 AnswerKind = Literal["auto", "number", "choice", "yesno", "text"]
@@ -307,6 +316,108 @@ class _KindExtractor:
 
     def __call__(self, text: str, /) -> str | None:
         return extract_answer(text, kind=self.kind)
+
+
+_MATH_LIMIT = 64  # longer answers are not parsed (bounds math-verify's time without a timer)
+_LATEX_COMMAND_RE = re.compile(r"\\[A-Za-z]+")
+_LETTER_RE = re.compile(r"[A-Za-z]")
+_MATH_HINT = 'math answers need the math-verify package: pip install "t2-agents[math]"'
+
+
+def math_answer_key(answer: str) -> str:
+    """The canonical form of a mathematical answer: equivalent answers get the same key.
+
+    The normalised answer (:func:`normalize_answer`) is parsed with ``math-verify`` (its LaTeX
+    and expression grammars) into a sympy expression; a number becomes an exact rational
+    (``0.5``, ``1/2``, ``2/4``, ``\\frac{1}{2}`` and ``50%`` all give ``"1/2"``), anything else
+    sympy's printed form (sets: ``"{1, 2}"``). Answers with letters outside LaTeX commands
+    (``"yes"``, ``"x+1"``: symbols would be guesses), longer than 64 characters or that do not
+    parse keep their normalised text. Never raises on odd text.
+
+    Raises:
+        DependencyError: ``math-verify`` is not installed (the message says how to install it).
+
+    Example:
+        >>> [math_answer_key(a) for a in ("0.5", "1/2", "\\\\frac{1}{2}", "50%", "yes")]
+        ['1/2', '1/2', '1/2', '1/2', 'yes']
+    """
+    text = normalize_answer(answer)
+    if not text or len(text) > _MATH_LIMIT or _LETTER_RE.search(_LATEX_COMMAND_RE.sub("", text)):
+        return text
+    parse, sympy = _math_verify()
+    try:
+        parsed = parse(f"${text}$", parsing_timeout=None)
+        expr = next((item for item in parsed if isinstance(item, sympy.Basic)), None)
+        if expr is None:
+            return text
+        value = expr.doit()
+        if value.is_number:
+            value = sympy.nsimplify(value, rational=True)
+        return str(value)
+    except Exception:  # a grammar corner math-verify or sympy chokes on: keep the text
+        return text
+
+
+def _math_verify() -> tuple[Callable[..., list[object]], Any]:
+    try:
+        import math_verify.parser as mv_parser
+        import sympy
+        from math_verify import parse
+    except ImportError as exc:
+        raise DependencyError(f"{_MATH_HINT} ({exc})") from exc
+    # Inputs are at most _MATH_LIMIT characters, so no timer is needed: math-verify's timer uses
+    # SIGALRM, which fails outside the main thread (graph nodes run in worker threads); this
+    # flag only silences its one-time warning about running without one.
+    mv_parser.TIMEOUT_WARNING_SHOWN = True
+    return parse, sympy
+
+
+@dataclass(frozen=True)
+class MathExtractor:
+    """The extractor of a task with math answers: the final answer, then its math key.
+
+    Example:
+        >>> MathExtractor()("Half of it, so the answer is \\\\frac{2}{4}.")
+        '1/2'
+    """
+
+    kind: AnswerKind = "auto"
+    """How the final answer is found first (:func:`extract_answer`)."""
+
+    def __call__(self, text: str, /) -> str | None:
+        """The canonical math key of the completion's final answer, or None."""
+        answer = extract_answer(text, kind=self.kind)
+        return None if answer is None else math_answer_key(answer)
+
+
+def declare_math_answers(task: str, *, kind: AnswerKind = "auto") -> None:
+    """Declare that ``task`` has math answers: register a :class:`MathExtractor` for it.
+
+    Its votes then merge equivalent answers, and :func:`same_answer` (the grader's first test)
+    compares gold answers the same way.
+
+    Example:
+        >>> declare_math_answers("my_math_task")
+        >>> get_extractor("my_math_task")("The answer is 0.50")
+        '1/2'
+    """
+    if kind not in _KINDS:
+        raise ConfigError(f"kind={kind!r} is not a known answer kind; pass one of {_KINDS}")
+    register_extractor(task, MathExtractor(kind))
+
+
+def same_answer(answer: str, gold: str, *, task: str | None = None) -> bool:
+    """Whether two answers are the same: equal normalised, or equal math keys for a math task.
+
+    Example:
+        >>> same_answer("0.5", "1/2"), same_answer("0.5", "1/2", task="my_math_task")
+        (False, True)
+    """
+    if normalize_answer(answer) == normalize_answer(gold):
+        return True
+    if task is None or not isinstance(get_extractor(task), MathExtractor):
+        return False
+    return math_answer_key(answer) == math_answer_key(gold)
 
 
 _DEFAULT_EXTRACTOR: AnswerExtractor = _KindExtractor("auto")

@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from t2_agents.answers import get_extractor, normalize_answer
+from t2_agents.answers import get_extractor, same_answer
 
 __all__ = ["DEFAULT_INSTRUCTION", "Question", "question_key"]
 
@@ -93,7 +93,7 @@ class Question:
         """Grade an (extracted) answer: normalised exact match, or the task's own scorer."""
         if answer is None:
             return False
-        if normalize_answer(answer) == normalize_answer(self.gold):
+        if same_answer(answer, self.gold, task=self.task):
             return True
         if self._score is None:
             return False

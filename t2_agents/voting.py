@@ -40,6 +40,8 @@ class VerdictDict(TypedDict):
     valid: int
     invalid: int
     tied: list[str]
+    rule: str
+    warning: str | None
 
 
 _REL_TOL = 1e-12
@@ -66,6 +68,11 @@ class Verdict:
     """How many completions had no answer (None)."""
     tied: tuple[str, ...] = ()
     """The top answers that tied, sorted; length 1 without a tie, empty without votes."""
+    rule: str = "majority"
+    """The vote rule that decided (:mod:`t2_agents.vote_rules`); ``majority`` after a
+    confidence rule fell back."""
+    warning: str | None = None
+    """Why the requested vote rule was not applied (paths without confidence), if it was not."""
 
     def to_dict(self) -> VerdictDict:
         """Return the verdict as a JSON-ready dictionary.
@@ -81,6 +88,8 @@ class Verdict:
             "valid": self.valid,
             "invalid": self.invalid,
             "tied": list(self.tied),
+            "rule": self.rule,
+            "warning": self.warning,
         }
 
 

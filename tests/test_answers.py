@@ -295,3 +295,83 @@ def test_surrogates_and_control_characters_are_plain_text() -> None:
 def test_garbage_without_letters_or_digits_is_no_answer(garbage: str, kind: str) -> None:
     """Junk completions (no letter or digit in any script) must not vote."""
     assert extract_answer(garbage, kind=kind) is None  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------- math answer equivalence
+HALF = ["0.5", "1/2", "\\frac{1}{2}", "50%", "$\\dfrac{1}{2}$", "0.50", "2/4", "\\boxed{\\frac12}"]
+
+
+@pytest.mark.parametrize("answer", HALF)
+def test_equivalent_halves_share_one_math_key(answer: str) -> None:
+    from t2_agents.answers import math_answer_key
+
+    assert math_answer_key(answer) == "1/2"
+
+
+@pytest.mark.parametrize(
+    ("answer", "key"),
+    [("12", "12"), ("-3", "-3"), ("12.0", "12"), ("3/4", "3/4"), ("75%", "3/4"),
+     ("\\sqrt{4}", "2"), ("1,000", "1000"), ("yes", "yes"), ("x+1", "x+1"), ("", ""),
+     ("(", "("), ("9" * 80, "9" * 80)],
+)  # fmt: skip
+def test_math_keys_of_other_answers(answer: str, key: str) -> None:
+    from t2_agents.answers import math_answer_key
+
+    assert math_answer_key(answer) == key
+
+
+def test_a_math_task_votes_equivalent_answers_together() -> None:
+    from t2_agents.answers import declare_math_answers, same_answer
+    from t2_agents.voting import vote
+
+    declare_math_answers("test_math_half")
+    extract = get_extractor("test_math_half")
+    completions = [
+        "So the probability is 0.5.",
+        "The answer is \\frac{1}{2}",
+        "Answer: 50%",
+        "It is \\boxed{1/2}",
+        "The answer is 1/3.",
+    ]
+    answers = [extract(text) for text in completions]
+    assert answers == ["1/2", "1/2", "1/2", "1/2", "1/3"]
+    assert vote(answers).distribution == {"1/2": 4.0, "1/3": 1.0}
+    plain = [get_extractor(None)(text) for text in completions]
+    assert set(plain) == {"0.5", "1/2", "50%", "1/3"}  # without it: three votes for 1/2
+    assert same_answer("0.5", "\\frac{1}{2}", task="test_math_half")
+    assert not same_answer("0.5", "\\frac{1}{2}")
+    assert not same_answer("0.5", "1/3", task="test_math_half")
+    with pytest.raises(ConfigError, match="kind="):
+        declare_math_answers("test_math_half", kind="integer")  # type: ignore[arg-type]
+
+
+def test_math_task_questions_grade_equivalent_gold() -> None:
+    from t2_agents.answers import declare_math_answers
+    from t2_agents.question import Question
+
+    declare_math_answers("test_math_gold")
+    question = Question(id="q", task="test_math_gold", text="Half of 1?", gold="0.5")
+    assert question.is_correct(question.extract("The answer is \\frac{1}{2}."))
+    assert not question.is_correct(question.extract("The answer is 1/3."))
+
+
+def test_math_answers_need_math_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from t2_agents.answers import math_answer_key
+    from t2_agents.errors import DependencyError
+
+    monkeypatch.setitem(sys.modules, "math_verify", None)
+    with pytest.raises(DependencyError, match=r"t2-agents\[math\]"):
+        math_answer_key("0.5")
+    assert math_answer_key("yes") == "yes"  # no parse needed: no import
+
+
+def test_math_keys_work_in_worker_threads() -> None:
+    """math-verify's own timer needs the main thread; graph nodes run in worker threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from t2_agents.answers import math_answer_key
+
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(math_answer_key, ["2/4", "0.25"])) == ["1/2", "1/4"]

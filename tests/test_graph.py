@@ -44,7 +44,7 @@ STATE_KEYS = {
 }  # fmt: skip
 BRANCH_KEYS = {
     "index", "seed", "text", "prompt_tokens", "completion_tokens", "finish_reason", "error",
-    "attempts", "started", "finished", "seconds",
+    "attempts", "started", "finished", "seconds", "confidence",
 }  # fmt: skip
 
 
@@ -318,7 +318,7 @@ def test_graph_schemas_are_json() -> None:
     assert context is not None
     assert set(context["properties"]) == {
         "n_min", "n_max", "temperature", "top_p", "max_tokens", "seed", "fanout", "task",
-        "exact_seeds", "branch_errors", "stop",
+        "exact_seeds", "branch_errors", "stop", "vote", "vote_eta", "vote_statistic",
     }  # fmt: skip
     assert context["properties"]["fanout"]["anyOf"][0]["enum"] == ["batched", "send"]
     assert "description" in context["properties"]["n_max"]

@@ -34,7 +34,7 @@ LANGGRAPH = shutil.which("langgraph")
 HAS_API = importlib.util.find_spec("langgraph_api") is not None
 SETTINGS = {
     "n_min", "n_max", "temperature", "top_p", "max_tokens", "seed", "fanout", "task",
-    "exact_seeds", "branch_errors", "stop",
+    "exact_seeds", "branch_errors", "stop", "vote", "vote_eta", "vote_statistic",
 }  # fmt: skip
 """The fields of the thinking graph's JSON context schema (ThinkingSettings)."""
 

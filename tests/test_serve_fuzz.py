@@ -27,8 +27,10 @@ from t2_agents.answers import registered_tasks
 from t2_agents.backends.fake import FakeEngine
 from t2_agents.budget.policies import T2Policy
 from t2_agents.budget.stop_rules import stop_rule_kinds
+from t2_agents.confidence import CONFIDENCE_STATISTICS
 from t2_agents.serve import ServeConfig, T2Options, ThinkingService, create_app
 from t2_agents.serve.protocol import SEED_MAX, ChatMessage, ChatRequest, CompletionRequest
+from t2_agents.vote_rules import vote_rule_kinds
 
 MODEL = "fake-engine"
 EXAMPLES = 400
@@ -167,6 +169,12 @@ T2_FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
                   _or_junk(st.sampled_from([*stop_rule_kinds(), "beta"]))),
     "task": (st.sampled_from(registered_tasks()),
              _or_junk(st.sampled_from(["poetry", "agent_nope", "auto", ""]) | _text)),
+    "vote": (st.sampled_from(vote_rule_kinds()),
+             _or_junk(st.sampled_from([*vote_rule_kinds(), "borda", ""]) | _text)),
+    "vote_eta": (st.floats(min_value=0.5, max_value=100),
+                 _or_junk(st.floats(min_value=-5, max_value=150))),
+    "vote_statistic": (st.sampled_from(CONFIDENCE_STATISTICS),
+                       _or_junk(st.sampled_from(["median", "MEAN"]))),
     "ignore_arguments": (st.lists(st.sampled_from(["a", "why"]), max_size=2),
                          _or_junk(st.lists(_text, max_size=3))),
     "paths": (st.booleans(), junk),

@@ -151,6 +151,52 @@ def test_completion_tokens_match_retokenised_text(
             assert counted - retokenised <= 3, (c, retokenised)
 
 
+def test_paths_carry_finite_plausible_confidences(
+    engine: Any, sampled: list[list[Completion]]
+) -> None:
+    """DeepConf's statistics from the real model: finite, positive, ordered, one per token."""
+    for paths in sampled:
+        for c in paths:
+            conf = c.confidence
+            assert conf is not None, c
+            assert conf.tokens == c.completion_tokens and conf.skipped == 0
+            for value in (conf.mean, conf.lowest_group, conf.tail):
+                # -mean of the top-20 log-probs over a 49k vocabulary: above 0, below ~30
+                assert np.isfinite(value) and 0.0 < value < 40.0, conf
+            assert conf.lowest_group <= conf.mean + 1e-9  # a window's mean >= the lowest one
+
+
+def test_confidence_matches_a_forward_pass(engine: Any) -> None:
+    """The hooked statistics equal log-softmax top-k of a plain forward over prompt + path."""
+    from t2_agents.confidence import path_confidence
+
+    path = engine.sample([SHORT], 1, SamplingParams(temperature=0.9, max_tokens=6, seed=3))[0][0]
+    prompt = engine.tokenizer(engine.render(SHORT), add_special_tokens=False)["input_ids"]
+    ids = engine.tokenizer(path.text, add_special_tokens=False)["input_ids"]
+    # Re-tokenising the stripped text may differ from the sampled ids; compare when it matches.
+    if len(ids) != path.completion_tokens:
+        pytest.skip("re-tokenised text differs from the sampled tokens")
+    with torch.inference_mode():
+        logits = engine.model(torch.tensor([prompt + ids])).logits[0].float()
+    steps = torch.log_softmax(logits[len(prompt) - 1 : -1], dim=-1).topk(20, dim=-1).values
+    expected = path_confidence(steps.numpy(), top_k=20)
+    assert expected is not None and path.confidence is not None
+    tolerance = 0.05 if engine.dtype == torch.float32 else 0.5  # batched vs single kernels
+    assert abs(expected.mean - path.confidence.mean) < tolerance
+
+
+def test_confidence_can_be_turned_off(engine: Any) -> None:
+    from dataclasses import replace
+
+    saved = engine.config
+    engine.config = replace(saved, confidence_top_k=None)
+    try:
+        path = engine.sample([SHORT], 1, SamplingParams(max_tokens=4, seed=0))[0][0]
+    finally:
+        engine.config = saved
+    assert path.confidence is None
+
+
 def test_sample_is_reproducible_under_a_seed(engine: Any) -> None:
     params = SamplingParams(temperature=1.0, max_tokens=8, seed=5)
     first = [c.text for c in engine.sample([SHORT], 2, params)[0]]

@@ -163,6 +163,18 @@ def test_sample_shapes_and_token_counts(vllm_engine: Any) -> None:
 
 
 @needs_vllm
+def test_paths_carry_confidences_like_the_transformers_engine(vllm_engine: Any) -> None:
+    """logprobs=20 (the default confidence_top_k): finite, plausible, one per token."""
+    out = vllm_engine.sample(QUESTIONS[:1], 4, SamplingParams(seed=3, max_tokens=16))[0]
+    for completion in out:
+        conf = completion.confidence
+        assert conf is not None and conf.tokens == completion.completion_tokens
+        for value in (conf.mean, conf.lowest_group, conf.tail):
+            assert np.isfinite(value) and 0.0 < value < 40.0, conf
+        assert conf.lowest_group <= conf.mean + 1e-9
+
+
+@needs_vllm
 def test_a_cancellable_call_streams_the_same_paths_and_reports_a_cut_s_tokens(
     vllm_engine: Any,
 ) -> None:

@@ -102,6 +102,8 @@ def test_to_dict_is_json_ready() -> None:
         "valid": 3,
         "invalid": 1,
         "tied": ["b"],
+        "rule": "majority",
+        "warning": None,
     }
 
 

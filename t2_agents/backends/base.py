@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from t2_agents.confidence import PathConfidence
 from t2_agents.errors import ConfigError, PromptError, TransientEngineError
 
 __all__ = [
@@ -134,6 +135,10 @@ class Completion:
     """'stop' (end of sequence), 'length' (hit max_tokens) or 'error' (the engine failed)."""
     logprob: float | None = None
     """Sum of the sampled tokens' log-probabilities, when the engine reports them."""
+    confidence: PathConfidence | None = None
+    """DeepConf's confidence summary of the path (:mod:`t2_agents.confidence`), from the
+    engine's token log-probabilities; None when the engine cannot give them (a remote chat
+    model, a server without ``logprobs``) or no position had a finite one."""
 
     def to_dict(self) -> dict[str, object]:
         """Return the completion as a JSON-ready dict."""

@@ -42,6 +42,7 @@ from t2_agents.backends.base import (
     check_prompts,
     per_path_seeds,
 )
+from t2_agents.confidence import PathConfidence
 from t2_agents.errors import ConfigError, EngineError, TransientEngineError
 
 __all__ = ["FAULT_KINDS", "FakeEngine", "FaultKind", "FaultyEngine"]
@@ -63,6 +64,10 @@ class FakeEngine:
         errors: Base seed -> exceptions raised by the first calls with that seed, in order
             (call ``i`` raises ``errors[seed][i]`` while there is one; later calls succeed).
         max_n: Largest ``n`` per call.
+        confidence: Final answer (None: no answer) -> the mean token confidence of its paths;
+            each path gets a :class:`~t2_agents.confidence.PathConfidence` around it (a
+            seeded jitter of +-0.5 per path). None: paths carry no confidence, like a backend
+            without log-probabilities. Answers missing from the mapping get 1.0.
 
     Example:
         >>> FakeEngine().encode(["q"], [0, 2]).shape
@@ -80,6 +85,7 @@ class FakeEngine:
         delay: float | Mapping[int | None, float] = 0.0,
         errors: Mapping[int | None, Sequence[BaseException]] | None = None,
         max_n: int = 256,
+        confidence: Mapping[str | None, float] | None = None,
     ) -> None:
         weights = dict(_DEFAULT_ANSWERS if answers is None else answers)
         self._answers = list(weights)
@@ -91,6 +97,7 @@ class FakeEngine:
         self.delay = delay
         self._errors = {seed: list(excs) for seed, excs in (errors or {}).items()}
         self.max_n = max_n
+        self.confidence = None if confidence is None else dict(confidence)
         self._lock = threading.Lock()
         self.sample_calls: list[tuple[str, int, int | None]] = []
         """Every ``sample`` call that started: (prompt, n, seed)."""
@@ -162,7 +169,28 @@ class FakeEngine:
             shared = random.Random(_digest(f"{prompt}|batch|{params.seed}"))
             rngs = [shared] * n
         prompt_tokens = len(self.render(prompt).split()) + 4
-        return [self._completion(rng, prompt_tokens, params) for rng in rngs]
+        paths = [self._completion(rng, prompt_tokens, params) for rng in rngs]
+        if self.confidence is None:
+            return paths
+        return [
+            dataclasses.replace(path, confidence=self._confidence(prompt, params.seed, k, path))
+            for k, path in enumerate(paths)
+        ]
+
+    def _confidence(
+        self, prompt: str, seed: int | None, k: int, path: Completion
+    ) -> PathConfidence:
+        assert self.confidence is not None
+        answer = None if path.text == _NO_ANSWER else path.text.rsplit(" ", 1)[-1].rstrip(".")
+        level = float(self.confidence.get(answer, 1.0))
+        rng = random.Random(_digest(f"{prompt}|confidence|{seed}|{k}"))
+        jitter = rng.uniform(-0.5, 0.5)
+        return PathConfidence(
+            mean=level + jitter,
+            lowest_group=level + jitter - 0.25,
+            tail=level + 0.5 * jitter,
+            tokens=max(1, path.completion_tokens),
+        )
 
     def _pick(self, rng: random.Random) -> int:
         if self._weights and max(self._weights) > 0:

@@ -10,6 +10,12 @@ Prompts are left padded and given explicit ``position_ids``, so padding does not
 prompt's features. Sampling is one ``generate`` call with ``num_return_sequences=n`` per chunk of
 prompts. A lock serialises calls, so one engine can be shared by concurrent graph runs.
 
+Path confidence (:mod:`t2_agents.confidence`): while ``generate`` runs, a forward hook on the LM
+head keeps the ``top_k`` largest log-probabilities of the model's untempered next-token
+distribution at every step (``[sequences, top_k]`` per step, not the ``[sequences, vocab]``
+logits ``output_logits`` would keep), and each completion gets DeepConf's summary of its own
+tokens (``confidence_top_k=None`` turns it off).
+
 Example:
     >>> engine = TransformersEngine()  # doctest: +SKIP
     >>> feats = engine.encode(["What is 2+3?"], layers=[4, 15])  # doctest: +SKIP
@@ -41,6 +47,13 @@ from t2_agents.backends.base import (
     render_chat,
 )
 from t2_agents.backends.default_model import ModelSpec, load_config, load_tokenizer, resolve_model
+from t2_agents.confidence import (
+    DEFAULT_TAIL,
+    DEFAULT_TOP_K,
+    DEFAULT_WINDOW,
+    check_confidence_settings,
+    path_confidence,
+)
 from t2_agents.errors import CancelledCallError, ConfigError, ModelError, PromptError
 
 __all__ = ["TransformersConfig", "TransformersEngine"]
@@ -68,6 +81,18 @@ class TransformersConfig:
     """System message for the chat template; None keeps the model's default."""
     trust_remote_code: bool = False
     """Let transformers run code shipped with the model. Off unless you trust the model's source."""
+    confidence_top_k: int | None = DEFAULT_TOP_K
+    """Log-probabilities per token averaged into each path's confidence (DeepConf's k);
+    None: no confidence (``Completion.confidence`` stays None)."""
+    confidence_window: int = DEFAULT_WINDOW
+    """Tokens per sliding window of the lowest group confidence."""
+    confidence_tail: int = DEFAULT_TAIL
+    """Last tokens averaged into the tail confidence."""
+
+    def __post_init__(self) -> None:
+        check_confidence_settings(
+            self.confidence_top_k, self.confidence_window, self.confidence_tail
+        )
 
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -210,7 +235,13 @@ class TransformersEngine:
         extra: dict[str, Any] = {}
         if cancel is not None:
             extra["stopping_criteria"] = _stopping(cancel)
-        with self._lock, torch.random.fork_rng(devices=[]), torch.inference_mode():
+        steps: list[torch.Tensor] = []  # per generated token: [sequences, top_k] log-probs
+        with (
+            self._lock,
+            torch.random.fork_rng(devices=[]),
+            torch.inference_mode(),
+            self._top_logprobs(steps),
+        ):
             if cancel is not None and cancel.is_set():
                 raise CancelledCallError("the caller cancelled this sample call before it started")
             if seed is not None:
@@ -227,13 +258,34 @@ class TransformersEngine:
                 pad_token_id=self._pad_id,
             )
         new = out[:, batch["input_ids"].shape[1] :].cpu()  # [P * per_prompt, T_new]
+        top = torch.stack(steps, dim=1).float().numpy() if steps else None  # [seqs, T, k]
         return [
             [
-                self._completion(new[p * per_prompt + k % per_prompt], prompt_lengths[p])
+                self._completion(new, p * per_prompt + k % per_prompt, prompt_lengths[p], top)
                 for k in range(n)
             ]
             for p in range(len(prompts))
         ]
+
+    @contextmanager
+    def _top_logprobs(self, out: list[torch.Tensor]) -> Iterator[None]:
+        """Keep the top-k log-probabilities of the LM head's last position at every call."""
+        top_k = self.config.confidence_top_k
+        head = getattr(self.model, "lm_head", None)
+        if top_k is None or head is None:
+            yield
+            return
+
+        def hook(_module: Any, _args: Any, logits: Any) -> None:
+            last = logits[:, -1, :].float()
+            k = min(top_k, last.shape[-1])
+            out.append(torch.log_softmax(last, dim=-1).topk(k, dim=-1).values.cpu())
+
+        handle = head.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
 
     @property
     def _pad_id(self) -> int:
@@ -247,18 +299,33 @@ class TransformersEngine:
             ids = self.tokenizer.eos_token_id
         return set(ids) if isinstance(ids, list) else {int(ids)}
 
-    def _completion(self, tokens: torch.Tensor, prompt_tokens: int) -> Completion:
-        ids = tokens.tolist()
+    def _completion(
+        self,
+        new: torch.Tensor,
+        row: int,
+        prompt_tokens: int,
+        top: npt.NDArray[np.float32] | None,
+    ) -> Completion:
+        ids = new[row].tolist()
         eos = self._eos_ids
         stop = next((i for i, t in enumerate(ids) if t in eos), None)
         finish: FinishReason = "stop" if stop is not None else "length"
         used = ids[: stop + 1] if stop is not None else ids
         text = self.tokenizer.decode(used, skip_special_tokens=True)
+        confidence = None
+        if top is not None and top.shape[1] >= len(used):  # one hook call per generated token
+            confidence = path_confidence(
+                top[row, : len(used)],
+                top_k=top.shape[2],
+                window=self.config.confidence_window,
+                tail=self.config.confidence_tail,
+            )
         return Completion(
             text=text.strip(),
             prompt_tokens=prompt_tokens,
             completion_tokens=len(used),
             finish_reason=finish,
+            confidence=confidence,
         )
 
     def close(self) -> None:

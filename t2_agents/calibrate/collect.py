@@ -2,7 +2,10 @@
 
 For each question the engine samples M completions; each is reduced to an extracted answer and
 graded. A question's record keeps its prompt, gold answer, every sample (text, answer, tokens,
-finish reason), the answer counts, which answers are correct and how many samples gave none.
+finish reason and, when the engine returns it, the path's confidence as ``"conf": [mean,
+lowest_group, tail, tokens]``, :meth:`~t2_agents.confidence.PathConfidence.compact`),
+the answer counts, which answers are correct and how many samples gave none. Collections made
+before confidences were recorded load unchanged (their samples simply have no ``conf``).
 The prompt's features at the configured layers go to a safetensors file.
 
 Layout of an output folder::
@@ -337,10 +340,13 @@ def _record(question: Question, paths: Sequence[Completion], *, keep_texts: bool
     counts = Counter(a for a in answers if a is not None)
     correct = sorted(a for a in counts if question.is_correct(a))
     right = sum(counts[a] for a in correct)
-    samples = [
+    samples: list[dict[str, Any]] = [
         {"answer": a, "tokens": c.completion_tokens, "finish": c.finish_reason}
         for c, a in zip(paths, answers, strict=True)
     ]
+    for sample, c in zip(samples, paths, strict=True):
+        if c.confidence is not None:
+            sample["conf"] = c.confidence.compact()
     if keep_texts:
         samples = [{"text": c.text, **s} for c, s in zip(paths, samples, strict=True)]
     return {

@@ -167,6 +167,21 @@ def eval_policies(
     no_cap: Annotated[
         bool, typer.Option("--no-cap", help="Cap the hybrid at the pool size (n_max) instead.")
     ] = False,
+    vote: Annotated[
+        str,
+        typer.Option(
+            help="Vote rule of the fixed-N policies: majority (exact A(N)), weighted or "
+            "filtered (path confidences; Monte-Carlo A(N), needs a collection with confidences, "
+            "else falls back to majority).",
+        ),
+    ] = "majority",
+    vote_eta: Annotated[
+        float, typer.Option("--vote-eta", help="filtered: percentage of paths kept, (0, 100].")
+    ] = 50.0,
+    vote_statistic: Annotated[
+        str,
+        typer.Option("--vote-statistic", help="Confidence read: mean, lowest_group or tail."),
+    ] = "lowest_group",
     live: Annotated[
         bool,
         typer.Option(
@@ -210,6 +225,7 @@ def eval_policies(
         config = EvalConfig(
             policies=chosen, replays=replays, seed=seed, threshold=threshold, window=window,
             cap_tolerance=None if no_cap else cap_tolerance, n_d=n_d, budget=budget,
+            vote=vote, vote_eta=vote_eta, vote_statistic=vote_statistic,  # type: ignore[arg-type]
         )  # fmt: skip
         report = evaluate_folders(
             data, estimator=estimator, train_data=train_data or (), config=config
@@ -251,6 +267,13 @@ def eval_policies(
         for cells in rows:
             live_view.add_row(*cells)
         console().print(live_view)
+    vote_info = report.extra.get("vote") or {}
+    if vote_info.get("method") == "monte-carlo":
+        err_console.print(
+            f"vote rule {vote_info['rule']}: Monte-Carlo A(N), {vote_info['draws']} draws per "
+            f"question (largest standard error {vote_info['max_question_stderr']:.3f}); "
+            f"{vote_info['fallback_questions']} questions without confidences used majority"
+        )
     if report.budget is not None:
         err_console.print(f"alloc budget: {report.budget} samples ({report.budget_source})")
     if figure:

@@ -28,6 +28,10 @@ Policies (names for ``--policies``); every one is capped at the question's pool 
   mean
   ``N`` follows it. The budget defaults to T2's total, so it competes with T2 at equal cost.
 
+Vote rule (``vote``, :mod:`t2_agents.vote_rules`): a confidence rule has no exact ``A_x(N)``,
+so the fixed-N policies get the seeded Monte-Carlo one (``exact=False``; ``extra["vote"]``: the
+largest standard error, the pools that fell back to majority). Sequential policies use majority.
+
 Metrics per policy: accuracy (for replays the mean over replays of the dataset accuracy, with
 its standard deviation over replays), mean samples per question, mean completion tokens per
 question (the drawn samples' ``tokens``; ``N`` times the pool's mean for exact policies), rounds
@@ -57,10 +61,12 @@ import numpy.typing as npt
 from t2_agents.budget.names import POLICY_NAMES, REPLAY_POLICIES, replay_policies
 from t2_agents.budget.stop_rules import stop_criterion, stop_rule_kinds
 from t2_agents.checks import check_int
+from t2_agents.confidence import ConfidenceStatistic
 from t2_agents.curves.allocate import allocate_budget
 from t2_agents.curves.exact import accuracy_curve, dataset_optimal_budget, optimal_budget
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.evaluate.replay import ReplayPool, StopRules, random_orders, replay_many
+from t2_agents.vote_rules import VoteSettings, mc_accuracy_curve
 
 __all__ = [
     "NEED_ESTIMATOR",
@@ -117,6 +123,14 @@ class EvalConfig:
     """Total samples for ``alloc`` (None: the total T2 uses)."""
     bins: int = 5
     """Difficulty bins of the ``alloc`` curve model."""
+    vote: str = "majority"
+    """The vote rule of the policies that fix N (:mod:`t2_agents.vote_rules`)."""
+    vote_eta: float = 50.0
+    """``filtered``: the percentage of the paths with an answer kept; in (0, 100]."""
+    vote_statistic: ConfidenceStatistic = "lowest_group"
+    """The path confidence the confidence rules read."""
+    vote_draws: int = 1000
+    """Monte-Carlo permutations per pool under a confidence rule."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policies", parse_policies(self.policies))
@@ -126,6 +140,13 @@ class EvalConfig:
             if getattr(self, name) is not None:
                 check_int(name, getattr(self, name), low=1)
         _ = self.stop_rules  # validates the rule settings
+        _ = self.vote_settings
+        check_int("vote_draws", self.vote_draws, low=2)
+
+    @property
+    def vote_settings(self) -> VoteSettings:
+        """The vote rule and its parameters."""
+        return VoteSettings(kind=self.vote, eta=self.vote_eta, statistic=self.vote_statistic)
 
     @property
     def stop_rules(self) -> StopRules:
@@ -417,7 +438,7 @@ def evaluate_pools(
     caps = None if t2_cap is None else np.asarray(t2_cap, dtype=np.int64)
     if caps is not None and caps.shape != (len(pools),):
         raise ConfigError(f"t2_cap has shape {caps.shape}; pass one cap per pool ({len(pools)})")
-    curves = [accuracy_curve(p.pool, p.size) for p in pools]
+    curves, vote_info = _vote_curves(pools, cfg)
     mean_curve = np.mean([c[:m_min] for c in curves], axis=0)
     mean_tokens = np.array([np.mean(p.tokens) for p in pools])
     n_d, source = cfg.n_d, n_d_source
@@ -429,6 +450,7 @@ def evaluate_pools(
             "or collect larger pools"
         )
     rows: list[PolicyResult] = []
+    extra: dict[str, Any] = {"vote": vote_info}
 
     def full(n: int) -> IntArray:
         return np.full(len(pools), n, dtype=np.int64)
@@ -445,7 +467,6 @@ def evaluate_pools(
         rows.append(_exact_row("oracle", "oracle", oracle, curves, mean_tokens))
     rows += _sequential_rows(pools, cfg, t2_n, caps)
     budget = None
-    extra: dict[str, Any] = {}
     if "alloc" in cfg.policies:
         budget, budget_source, alloc_rows = _alloc_rows(
             cfg, predicted_curves, t2_n, budget_source, sizes, curves, mean_tokens, mean_curve
@@ -454,6 +475,8 @@ def evaluate_pools(
     cost_nd, cost_oracle = float(n_d), float(oracle.mean())
     final = []
     for row in rows:
+        if vote_info["method"] == "monte-carlo" and row.exact:
+            row = replace(row, exact=False)
         if row.policy not in ("fixed", "nd", "fixed@alloc"):
             saving = None
             if cost_nd - cost_oracle > 1e-12:
@@ -469,6 +492,27 @@ def evaluate_pools(
         replays=cfg.replays, seed=cfg.seed,
         fixed_curve=tuple(float(v) for v in mean_curve), results=tuple(final), extra=extra,
     )  # fmt: skip
+
+
+def _vote_curves(
+    pools: Sequence[ReplayPool], cfg: EvalConfig
+) -> tuple[list[FloatArray], dict[str, Any]]:
+    """Each pool's ``A_x(N)`` under the vote rule: exact for majority, else Monte Carlo."""
+    settings = cfg.vote_settings
+    info = {"rule": settings.kind, "eta": settings.eta, "statistic": settings.statistic}
+    if settings.kind == "majority":
+        return [accuracy_curve(p.pool, p.size) for p in pools], {**info, "method": "exact"}
+    curves, worst, fallbacks = [], 0.0, 0
+    for q, pool in enumerate(pools):
+        mc = mc_accuracy_curve(
+            pool.answers, pool.confidences, pool.correct, settings, pool.size,
+            draws=cfg.vote_draws, seed=cfg.seed * 1_000_003 + q,
+        )  # fmt: skip
+        curves.append(mc.mean)
+        worst = max(worst, float(mc.stderr.max()))
+        fallbacks += mc.fallback
+    info |= {"method": "monte-carlo", "draws": cfg.vote_draws}
+    return curves, info | {"max_question_stderr": worst, "fallback_questions": fallbacks}
 
 
 def _takes_t2(policy: str) -> bool:

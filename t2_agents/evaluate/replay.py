@@ -45,6 +45,7 @@ from t2_agents.budget.stop_rules import (
     stop_rule_kinds,
 )
 from t2_agents.checks import check_int
+from t2_agents.confidence import PathConfidence
 from t2_agents.curves.exact import AnswerPool
 from t2_agents.errors import ConfigError, DataError
 
@@ -97,6 +98,10 @@ class ReplayPool:
     """Completion tokens of each completion."""
     correct: frozenset[str]
     """Answers graded correct."""
+    confidences: tuple[PathConfidence | None, ...] | None = None
+    """Each completion's path confidence (None where the engine gave none); None for a
+    collection made without confidences. The confidence vote rules read it
+    (:mod:`t2_agents.vote_rules`)."""
     pool: AnswerPool = field(init=False, repr=False)
     """The answer summary (counts) for the exact curves."""
 
@@ -105,6 +110,11 @@ class ReplayPool:
             raise DataError(
                 f"a pool needs >= 1 completion and one token count each; got "
                 f"{len(self.answers)} answers and {len(self.tokens)} token counts"
+            )
+        if self.confidences is not None and len(self.confidences) != len(self.answers):
+            raise DataError(
+                f"a pool needs one confidence (or None) per completion; got "
+                f"{len(self.confidences)} for {len(self.answers)} completions"
             )
         valid = [a for a in self.answers if a is not None]
         counts = dict(Counter(valid))
@@ -133,12 +143,23 @@ class ReplayPool:
         try:
             answers = tuple(None if s["answer"] is None else str(s["answer"]) for s in samples)
             tokens = tuple(int(s["tokens"]) for s in samples)
-        except (KeyError, TypeError, ValueError) as exc:
+            confidences = _confidences(samples)
+        except (KeyError, TypeError, ValueError, AttributeError, DataError) as exc:
             raise DataError(f"record {label!r} has a malformed sample ({exc}); recollect") from exc
-        built = cls(answers, tokens, frozenset(str(a) for a in record.get("correct", ())))
+        correct = frozenset(str(a) for a in record.get("correct", ()))
+        built = cls(answers, tokens, correct, confidences)
         if "counts" in record and dict(built.pool.counts) != dict(record["counts"]):
             raise DataError(f"record {label!r}: sample answers do not match its counts; recollect")
         return built
+
+
+def _confidences(samples: list[Any]) -> tuple[PathConfidence | None, ...] | None:
+    """The samples' stored confidences; None when no sample has one (an older collection)."""
+    if not any("conf" in s for s in samples):
+        return None
+    return tuple(
+        None if s.get("conf") is None else PathConfidence.from_compact(s["conf"]) for s in samples
+    )
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ from t2_agents.backends.base import (
     per_path_seeds,
 )
 from t2_agents.budget.stop_rules import StopRule
+from t2_agents.confidence import PathConfidence
 from t2_agents.errors import (
     CancelledCallError,
     ConfigError,
@@ -88,7 +89,8 @@ from t2_agents.graph.state import (
     WaveTask,
     resolve_context,
 )
-from t2_agents.voting import VerdictDict, vote
+from t2_agents.vote_rules import apply_vote
+from t2_agents.voting import VerdictDict
 
 __all__ = [
     "aggregate_node",
@@ -276,7 +278,10 @@ def aggregate_node(
     error: str | None = None
     verdict: VerdictDict | None = None
     if ok:
-        verdict = vote([answers[i] for i in ok], seed=vote_seed(branches)).to_dict()
+        confidences = [PathConfidence.from_dict(branches[i].get("confidence")) for i in ok]
+        verdict = apply_vote(
+            [answers[i] for i in ok], confidences, ctx.vote_settings, seed=vote_seed(branches)
+        ).to_dict()
     elif branches:
         error = f"all {len(branches)} branches failed; first error: {branches[0]['error']}"
     else:
@@ -382,6 +387,7 @@ def _result(
         "started": started,
         "finished": time.time(),
         "seconds": time.perf_counter() - clock,
+        "confidence": None if completion.confidence is None else completion.confidence.to_dict(),
     }
 
 
@@ -410,6 +416,7 @@ def _failure(
         "started": started,
         "finished": time.time(),
         "seconds": time.perf_counter() - clock,
+        "confidence": None,
     }
 
 

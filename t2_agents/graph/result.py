@@ -119,6 +119,8 @@ class ThinkingResult:
                 valid=int(verdict.get("valid", 0)),
                 invalid=int(verdict.get("invalid", len(branches))),
                 tied=tuple(verdict.get("tied", ())),
+                rule=str(verdict.get("rule", "majority")),
+                warning=verdict.get("warning"),
             ),
             paths=tuple(_path(b, answers[i]) for i, b in enumerate(branches)),
             waves=tuple(int(w["size"]) for w in state.get("waves") or []),

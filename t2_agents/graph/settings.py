@@ -29,6 +29,8 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from t2_agents.budget.stop_rules import StopKind, StopRule, check_stop_kind
+from t2_agents.confidence import ConfidenceStatistic
+from t2_agents.vote_rules import check_vote_kind
 
 __all__ = [
     "BranchErrors",
@@ -86,6 +88,18 @@ class RunSettings:
     (Adaptive-Consistency, one path per wave), esc (windows of 4, stop on a unanimous window),
     hybrid (a first wave of the policy's N, then waves of 4 until the vote is decisive) or any
     rule registered since, or a StopRule with other settings; None: one wave of N."""
+    vote: str = "majority"
+    """How the aggregation node combines the paths' answers, by a registered vote rule:
+    majority (one vote per path), weighted (each path votes with its confidence, from the
+    engine's token log-probabilities) or filtered (the vote_eta % most confident paths, then
+    majority); a rule that needs confidence falls back to majority, with a warning in the
+    verdict, when a path has none."""
+    vote_eta: float = 50.0
+    """filtered: the percentage of the paths with an answer kept, most confident first; in
+    (0, 100]."""
+    vote_statistic: ConfidenceStatistic = "lowest_group"
+    """The path confidence the weighted and filtered rules read: mean, lowest_group (the
+    lowest sliding-window mean) or tail."""
 
 
 class SettingsOverrides(BaseModel):
@@ -131,11 +145,17 @@ def _stop_kind(kind: str) -> str:
     return check_stop_kind(kind, option="stop")
 
 
+def _vote_kind(kind: str) -> str:
+    return check_vote_kind(kind, option="vote")
+
+
 def _json_type(name: str, annotation: Any) -> Any:
     # A run's context is JSON: the stop rule is given by its kind (StopRule settings are Python),
     # checked against the registry when the run starts (rules may be registered after import).
     if name == "stop":
         return Optional[Annotated[str, AfterValidator(_stop_kind)]]  # noqa: UP045
+    if name == "vote":
+        return Optional[Annotated[str, AfterValidator(_vote_kind)]]  # noqa: UP045
     return Optional[annotation]  # noqa: UP045
 
 

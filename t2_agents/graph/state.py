@@ -50,6 +50,7 @@ from t2_agents.checks import check_budget_range
 from t2_agents.errors import ConfigError
 from t2_agents.graph.ledger import CostLedger
 from t2_agents.graph.settings import BranchErrors, Fanout, RunSettings, SettingsOverrides
+from t2_agents.vote_rules import VoteSettings
 from t2_agents.voting import VerdictDict
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ class BranchResult(TypedDict):
     started: float
     finished: float
     seconds: float
+    confidence: NotRequired[dict[str, float | int] | None]
+    """The path's :class:`~t2_agents.confidence.PathConfidence` (``to_dict``); None or absent
+    when the engine gave none."""
 
 
 class WaveTask(TypedDict):
@@ -262,6 +266,12 @@ class ThinkingContext(RunSettings):
         ):
             raise ConfigError(f"seed={self.seed!r} must be an int or None")
         self.sampling_params(seed=None)  # validates temperature, top_p, max_tokens
+        _ = self.vote_settings  # validates the vote rule and its parameters
+
+    @property
+    def vote_settings(self) -> VoteSettings:
+        """The aggregation node's vote rule (:mod:`t2_agents.vote_rules`)."""
+        return VoteSettings(kind=self.vote, eta=self.vote_eta, statistic=self.vote_statistic)
 
     def sampling_params(self, *, seed: int | None) -> SamplingParams:
         """The :class:`~t2_agents.backends.base.SamplingParams` of one branch."""

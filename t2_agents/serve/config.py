@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from t2_agents.answers import get_extractor, registered_tasks
 from t2_agents.budget.stop_rules import check_stop_kind
 from t2_agents.checks import check_budget_range, check_int
+from t2_agents.confidence import ConfidenceStatistic
 from t2_agents.errors import ConfigError
+from t2_agents.vote_rules import check_vote_kind
 
 __all__ = ["EstimatorErrorMode", "ServeConfig", "T2Options", "check_task"]
 
@@ -194,6 +196,17 @@ class T2Options(BaseModel):
     :func:`t2_agents.answers.register_extractor` (e.g. ``syllogism`` for yes/no, ``products``
     for a number, an ``agent_*`` family); left out: the automatic extractor. Another name: 400
     listing the registered tasks."""
+    vote: str | None = None
+    """How the paths' answers are combined, by a registered vote rule
+    (:mod:`t2_agents.vote_rules`): ``majority`` (the default), ``weighted`` (each path votes
+    with its confidence from the engine's token log-probabilities) or ``filtered`` (the
+    ``vote_eta`` % most confident paths, then majority). Without confidences the response's
+    ``t2.vote`` says ``majority`` and ``t2.vote_warning`` why. Another name: 400 listing the
+    registered rules."""
+    vote_eta: float | None = Field(default=None, gt=0.0, le=100.0)
+    """``filtered``: the percentage of the paths with an answer kept; in (0, 100]."""
+    vote_statistic: ConfidenceStatistic | None = None
+    """The confidence the rules read: ``mean``, ``lowest_group`` (default) or ``tail``."""
     ignore_arguments: list[str] = Field(default_factory=list)
     """Tool-call arguments ignored when calls are voted on their arguments."""
     paths: bool = False
@@ -210,6 +223,12 @@ class T2Options(BaseModel):
     def _registered_rule(cls, value: str | None) -> str | None:
         """A stop rule of the registry (the message lists the registered kinds)."""
         return None if value is None else check_stop_kind(value, option="stop_rule")
+
+    @field_validator("vote")
+    @classmethod
+    def _registered_vote(cls, value: str | None) -> str | None:
+        """A vote rule of the registry (the message lists the registered kinds)."""
+        return None if value is None else check_vote_kind(value, option="vote")
 
     @field_validator("task")
     @classmethod

@@ -109,6 +109,8 @@ def build_extension(
         distribution=dict(verdict.distribution),
         valid=verdict.valid,
         invalid=verdict.invalid,
+        vote=verdict.rule,
+        vote_warning=verdict.warning,
         arguments_vote=dict(arguments) if arguments is not None else None,
         chosen_path=best,
         failed_paths=len(result.paths) - len(result.ok_paths),

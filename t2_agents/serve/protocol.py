@@ -226,6 +226,10 @@ class T2Extension(BaseModel):
     """Paths with an answer."""
     invalid: int
     """Paths without one."""
+    vote: str = "majority"
+    """The vote rule that decided (``majority`` after a confidence rule fell back)."""
+    vote_warning: str | None = None
+    """Why the requested vote rule was not applied (paths without confidence)."""
     arguments_vote: dict[str, Any] | None = None
     """With tools: the vote over the winning call's arguments."""
     chosen_path: int

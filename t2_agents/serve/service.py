@@ -134,6 +134,9 @@ class ThinkingService:
             fallback = None  # adaptive/ESC ignore the policy: T2 does not choose N
         if options.stop_rule is not None:
             overrides["stop"] = options.stop_rule
+        for name in ("vote", "vote_eta", "vote_statistic"):
+            if getattr(options, name) is not None:
+                overrides[name] = getattr(options, name)
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
         tools: ToolSet | None = None
         forced: str | None = None
