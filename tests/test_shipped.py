@@ -53,3 +53,21 @@ def test_fixture_estimator_loads_for_the_engine(engine: Any, fixture_estimator: 
         4,
         8,
     )
+
+
+def test_the_shipped_guard_passes_agent_phrased_arithmetic_and_flags_other_requests(
+    engine: Any,
+) -> None:
+    """Issue 19: agent-phrased arithmetic and word problems are no longer flagged (the guard
+    before it flagged "What is 7 * 8?" but not "Calculate 7 * 8."); requests unlike any
+    training family still are."""
+    from t2_agents.estimator.estimator import T2Estimator
+    from t2_agents.tasks import DEFAULT_INSTRUCTION
+
+    estimator = T2Estimator.load(default_estimator_path())
+    asks = ["What is 7 * 8?", "Calculate 7 * 8.", "What's 17 + 25?",
+            "A car drives at 45 km per hour for 3 hours. How many km does it travel?"]  # fmt: skip
+    other = ["What is the capital of France?", "Write a haiku about autumn."]
+    x = engine.encode([f"{q} {DEFAULT_INSTRUCTION}" for q in asks + other], estimator.layers)
+    assert estimator.out_of_distribution(x).tolist() == [False] * len(asks) + [True] * len(other)
+    assert estimator.guard is not None and estimator.guard.fallback_n == 21
