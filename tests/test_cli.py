@@ -99,7 +99,7 @@ def test_collect_json_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "lcm"
     args = [
         "collect", "--out", str(out), "--task", "lcm", "--questions", "2", "--samples", "2",
-        "--max-tokens", "8", "--layers", "0,29", "--json",
+        "--max-tokens", "8", "--layers", "0,29", "--confidence-top-k", "5", "--json",
     ]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.stderr
@@ -109,7 +109,10 @@ def test_collect_json_end_to_end(tmp_path: Path) -> None:
     assert payload["samples"] == 2
     assert payload["layers"] == [0, 29]
     assert 0.0 <= payload["mean_accuracy"] <= 1.0
-    assert (out / "records.jsonl").read_text().count("\n") == 2
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    for sample in (s for r in records for s in r["samples"]):  # top-5 confidences recorded
+        assert len(sample["conf"]) == 4 and sample["conf"][3] == sample["tokens"]
 
 
 @pytest.mark.parametrize(

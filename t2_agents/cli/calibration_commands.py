@@ -57,6 +57,13 @@ def collect(
     cache_dir: common.CacheOpt = None,
     engine_kind: common.EngineOpt = "transformers",
     base_url: common.BaseUrlOpt = None,
+    confidence_top_k: Annotated[
+        int | None,
+        typer.Option(
+            help="Record each path's confidence from the top-k token log-probabilities "
+            "(e.g. 20; vLLM is off by default, transformers records k=20)."
+        ),
+    ] = None,
     as_json: common.JsonOpt = False,
 ) -> None:
     """Sample a pool of completions per question, grade them and store prompt features."""
@@ -79,7 +86,8 @@ def collect(
             raise ConfigError(f"--task-config {task_config!r} is not JSON: {exc.msg}") from exc
         if plan is not None:
             load_plan(plan, model="?")  # a bad plan fails before the (slow) model load
-        engine = common.load_engine_for_cli(model, cache_dir, engine_kind, base_url)
+        overrides = {} if confidence_top_k is None else {"confidence_top_k": confidence_top_k}
+        engine = common.load_engine_for_cli(model, cache_dir, engine_kind, base_url, **overrides)
         if plan is not None:
             jobs = load_plan(plan, model=engine.identity)
         else:
