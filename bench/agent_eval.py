@@ -84,8 +84,9 @@ def evaluate_group(
     n_d: int,
     resamples: int,
     seed: int,
+    baseline: T2Estimator | None = None,
 ) -> dict[str, Any]:
-    """One group's table row and its per-family breakdown."""
+    """One group's table row and its per-family breakdown (and the baseline on the same rows)."""
     curves, feats, fams, sources = [], [], [], []
     dropped_text = dropped_instance = duplicates = 0
     kept: set[str] = set()
@@ -132,7 +133,9 @@ def evaluate_group(
             "flagged_share": float(flagged[rows].mean()),
             "oracle_mean_n": float(oracle[rows].mean()),
         }
-    return {
+    against = {} if baseline is None else {"baseline": _paired(c, t2, baseline, x, size,
+                                                                resamples, seed)}  # fmt: skip
+    return against | {
         "questions": len(c),
         "folders": sorted(set(sources)),
         "dropped": {
@@ -149,6 +152,32 @@ def evaluate_group(
         "oracle": _row(c, oracle, n_d, resamples, seed),
         "fixed_curve": [float(v) for v in c.mean(axis=0)],
         "families": families,
+    }
+
+
+def _paired(
+    c: np.ndarray,
+    t2: np.ndarray,
+    baseline: T2Estimator,
+    x: np.ndarray,
+    size: int,
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The baseline estimator's budgets on the same questions, and T2 minus the baseline
+    (accuracy, paired bootstrap 95 % interval over questions)."""
+    base = np.minimum(baseline.predict(x), size)
+    rows = np.arange(len(c))
+    diff = c[rows, t2 - 1] - c[rows, base - 1]  # [Q]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(diff), size=(resamples, len(diff)))
+    boot = diff[draws].mean(axis=1)
+    return {
+        "accuracy": float(c[rows, base - 1].mean()),
+        "mean_n": float(base.mean()),
+        "flagged_share": float(baseline.out_of_distribution(x).mean()),
+        "t2_minus_baseline": float(diff.mean()),
+        "t2_minus_baseline_ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
     }
 
 
@@ -170,6 +199,10 @@ def plot(report: dict[str, Any], path: str) -> None:
             ("oracle", "*", "oracle N*"),
         ):
             ax.scatter(row[key]["mean_n"], row[key]["accuracy"], marker=marker, s=60, label=label)
+        if "baseline" in row:
+            b = row["baseline"]
+            ax.scatter(b["mean_n"], b["accuracy"], marker="x", s=60, color="0.2",
+                       label="previous estimator")  # fmt: skip
         ax.scatter(row["n_d"], row["acc_at_n_d"], marker="s", color="k", label=f"N_D={row['n_d']}")
         ax.set_title(f"{name} ({row['questions']} q)")
         ax.set_xscale("log", base=2)
@@ -190,9 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--groups", default=",".join(GROUPS))
+    parser.add_argument("--baseline", help="another estimator, replayed on the same questions")
     args = parser.parse_args(argv)
     started = time.time()
     est = T2Estimator.load(args.estimator)
+    baseline = T2Estimator.load(args.baseline) if args.baseline else None
     train = sorted(f for pattern in args.train for f in glob.glob(pattern))
     seen = training_identities(train)
     n_d = est.training.n_d
@@ -202,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": "python " + " ".join(sys.argv),
         "estimator": args.estimator,
+        "baseline": args.baseline,
         "train_folders": train,
         "training_questions": {"by_text": len(seen[0]), "by_instance": len(seen[1])},
         "n_d": n_d,
@@ -211,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.groups.split(","):
         print(f"{name} ...", file=sys.stderr)
         report["groups"][name] = evaluate_group(
-            est, GROUPS[name], seen, n_d=n_d, resamples=args.resamples, seed=args.seed
-        )
+            est, GROUPS[name], seen, n_d=n_d, resamples=args.resamples, seed=args.seed,
+            baseline=baseline,
+        )  # fmt: skip
     report["seconds"] = round(time.time() - started, 1)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     if args.plot:

@@ -8,8 +8,10 @@ training folders (what `t2 train --drop-overlap` and `t2 eval` drop and count). 
 times come from `t2 collect --json` (each collection's ``seconds``), not from file times: a git
 checkout gives every batch file the same time.
 
-    python bench/calibration_summary.py bench/calibration_plan.json \\
+    python bench/calibration_summary.py bench/calibration_plan.json bench/agent_plan.json \\
         --out docs/results/calibration_data.json
+
+Folders under ``train/`` and ``agent_train/`` are training folders.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from t2_agents.calibrate.collect import load_plan
-from t2_agents.calibrate.training_set import record_key
+from t2_agents.calibrate.collect import load_collection, load_plan
+from t2_agents.calibrate.training_set import collection_identities, record_key
 
 
 def _sha256(paths: list[Path]) -> str:
@@ -48,17 +50,19 @@ def summarise(folder: Path) -> dict[str, Any]:
         "cut_at_max_tokens": sum(s["finish"] == "length" for s in samples) / max(1, len(samples)),
         "records_sha256": _sha256(batches),
         "keys": sorted({record_key(r) for r in records}),
+        "instances": sorted(set(collection_identities(load_collection(folder))[1])),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("plan", type=Path)
+    parser.add_argument("plans", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, default=Path("docs/results/calibration_data.json"))
     args = parser.parse_args()
     final: dict[Path, Any] = {}
-    for config, folder in load_plan(args.plan, model="?"):
-        final[folder.resolve()] = config  # later entries grow a folder: keep the last
+    for plan in args.plans:
+        for config, folder in load_plan(plan, model="?"):
+            final[folder.resolve()] = config  # later entries grow a folder: keep the last
     rows: dict[str, dict[str, Any]] = {}
     for folder, config in final.items():
         split = folder.parent.name
@@ -66,17 +70,23 @@ def main() -> None:
         row.update(task=config.task, task_config=config.task_config, seed=config.seed,
                    samples=config.samples, planned=config.questions)  # fmt: skip
         rows[f"{split}/{folder.name}"] = row
-    train_keys = {k for name, r in rows.items() if name.startswith("train/") for k in r["keys"]}
+    training = ("train/", "agent_train/")
+    train_keys = {k for name, r in rows.items() if name.startswith(training) for k in r["keys"]}
+    train_instances = {
+        k for name, r in rows.items() if name.startswith(training) for k in r["instances"]
+    }
     for name, row in rows.items():
-        keys = row.pop("keys")
-        if not name.startswith("train/"):
+        keys, instances = row.pop("keys"), row.pop("instances")
+        if not name.startswith(training):
             row["seen_in_training"] = sum(k in train_keys for k in keys)
+            row["instances_in_training"] = sum(k in train_instances for k in instances)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"plan": str(args.plan), "folders": rows}
+    summary = {"plans": [str(p) for p in args.plans], "folders": rows}
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
     for name, row in rows.items():
         seen = row.get("seen_in_training", "-")
-        print(f"{name:28s} {row['questions']:4d} q  acc {row['accuracy']:.3f}  seen {seen}")
+        inst = row.get("instances_in_training", "-")
+        print(f"{name:32s} {row['questions']:4d} q  acc {row['accuracy']:.3f}  seen {seen}/{inst}")
 
 
 if __name__ == "__main__":

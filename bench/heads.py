@@ -208,13 +208,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/heldout_heads.json"))
     parser.add_argument("--plot", type=Path, default=Path("docs/heldout_pareto.png"))
     args = parser.parse_args()
-    train = load_training_set(sorted(args.train))
-    held = load_training_set(sorted(args.heldout), exclude=frozenset(train.keys))
+    train = load_training_set(args.train)  # in the order given, as t2 train reads --data
+    held = load_training_set(
+        sorted(args.heldout),
+        exclude=frozenset(train.keys),
+        exclude_instances=frozenset(train.instance_keys),
+    )
     unseen = set(held.tasks) - set(train.tasks)
     oracle = pareto(held.curves, [held.labels])[0]
     results: dict[str, Any] = {
         "command": "python bench/heads.py --train "
-        + " ".join(map(str, sorted(args.train)))
+        + " ".join(map(str, args.train))
         + " --heldout "
         + " ".join(map(str, sorted(args.heldout))),
         "train": {

@@ -43,11 +43,15 @@ def calibration_table() -> str:
     rows = data["folders"]
     out = [
         "| folder | task settings | questions | acc@1 | mean tokens | cut at 48 | seen in "
-        "training | records SHA-256 |",
+        "training (text / instance) | records SHA-256 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
-        seen = str(r["seen_in_training"]) if "seen_in_training" in r else "–"
+        seen = (
+            f"{r['seen_in_training']} / {r['instances_in_training']}"
+            if "seen_in_training" in r
+            else "–"
+        )
         settings = json.dumps(r["task_config"]) if r["task_config"] else "defaults"
         out.append(
             f"| {name} | `{settings}` | {r['questions']} | {r['accuracy']:.3f} | "
@@ -274,6 +278,126 @@ def hybrid_cap_table() -> str:
     return "\n".join(out)
 
 
+_AGENT_GROUPS = {
+    "rg_seen": "reasoning-gym, trained tasks",
+    "rg_unseen": "reasoning-gym, unseen tasks",
+    "agent_phrasings": "agent families, held-out phrasing",
+    "agent_unseen": "agent families never trained on",
+}
+
+
+def agent_table() -> str:
+    """``bench/agent_eval.py``: the shipped estimator per held-out group, and the previous one."""
+    data = _load("agent_eval.json", BENCH_RESULTS)
+    out = [
+        "| held-out group | questions | flagged | accuracy | mean N | N_D accuracy | saving vs N_D "
+        "| vs N_D (95 % CI), points | gain vs equal cost (95 % CI), points | previous estimator: "
+        "flagged, mean N, accuracy | minus previous (95 % CI), points |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, name in _AGENT_GROUPS.items():
+        g = data["groups"][key]
+        d, b = g["t2"], g["baseline"]
+        out.append(
+            f"| {name} | {g['questions']} | {100 * g['flagged_share']:.0f} % | "
+            f"{d['accuracy']:.3f} | {d['mean_n']:.2f} | {d['n_d_accuracy']:.3f} | "
+            f"{100 * (1 - d['sample_share']):.0f} % | {_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} | "
+            f"{_pt(d['gain'])} {_ci(d['gain_ci'])} | {100 * b['flagged_share']:.0f} %, "
+            f"{b['mean_n']:.2f}, {b['accuracy']:.3f} | {_pt(b['t2_minus_baseline'])} "
+            f"{_ci(b['t2_minus_baseline_ci'])} |"
+        )
+    return "\n".join(out)
+
+
+def agent_families_table() -> str:
+    """``bench/agent_eval.py``: per family of the agent groups (T2 with its guard)."""
+    data = _load("agent_eval.json", BENCH_RESULTS)
+    out = [
+        "| family | group | questions | acc@1 | acc@N_D | flagged | T2 mean N | T2 accuracy | "
+        "oracle mean N |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in ("agent_phrasings", "agent_unseen"):
+        for fam, f in data["groups"][key]["families"].items():
+            out.append(
+                f"| {fam} | {_AGENT_GROUPS[key]} | {f['questions']} | {f['acc_at_1']:.3f} | "
+                f"{f['acc_at_n_d']:.3f} | {100 * f['flagged_share']:.0f} % | "
+                f"{f['t2_mean_n']:.2f} | {f['t2_accuracy']:.3f} | {f['oracle_mean_n']:.2f} |"
+            )
+    return "\n".join(out)
+
+
+def agent_targets_table() -> str:
+    """Issue 19's targets against ``bench/results/agent_eval.json``: met (point estimate) or not."""
+    groups = _load("agent_eval.json", BENCH_RESULTS)["groups"]
+    ph, un, rg = groups["agent_phrasings"], groups["agent_unseen"], groups["rg_seen"]
+    d, u = ph["t2"], un["t2"]
+    within = d["sample_share"] <= 0.35 and d["vs_n_d"] >= -0.01
+    b = rg["baseline"]
+    crosses = "; the interval crosses the line" if d["gain_ci"][0] <= 0 else ""
+    rows = [
+        ("guard: ≤ 10 % of held-out phrasings flagged", f"{100 * ph['flagged_share']:.0f} %",
+         ph["flagged_share"] <= 0.10),
+        ("guard: most unseen-family questions flagged", f"{100 * un['flagged_share']:.0f} %",
+         un["flagged_share"] > 0.5),
+        ("held-out phrasings: ≤ 35 % of N_D's samples, within 1 point of N_D",
+         f"{100 * d['sample_share']:.0f} %, {_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])}", within),
+        ("held-out phrasings: ≥ +2 points over fixed N at equal cost, interval excluding 0",
+         f"{_pt(d['gain'])} {_ci(d['gain_ci'])}{crosses}",
+         d["gain"] >= 0.02 and d["gain_ci"][0] > 0),
+        ("unseen families: ≥ 40 % fewer samples than N_D, within 2 points",
+         f"{100 * (1 - u['sample_share']):.0f} % fewer, {_pt(u['vs_n_d'])} {_ci(u['vs_n_d_ci'])}",
+         u["sample_share"] <= 0.60 and u["vs_n_d"] >= -0.02),
+        ("reasoning-gym trained tasks: no regression against the previous estimator",
+         f"{_pt(b['t2_minus_baseline'])} {_ci(b['t2_minus_baseline_ci'])} points at "
+         f"{rg['t2']['mean_n']:.2f} vs {b['mean_n']:.2f} samples",
+         b["t2_minus_baseline"] >= 0 or rg["t2"]["mean_n"] < b["mean_n"]),
+    ]  # fmt: skip
+    out = ["| target | measured | met |", "|---|---|---|"]
+    out += [f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in rows]
+    return "\n".join(out)
+
+
+def guard_table() -> str:
+    """``bench/guard_select.py``: the chosen guard setting and the rule it replaced."""
+    data = _load("guard_select.json", BENCH_RESULTS)
+    out = [
+        "| guard setting | layer | PCA dims | k | threshold | phrasing folds: flagged | unseen-"
+        "family folds: flagged (agent, reasoning-gym) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in (("chosen", data["chosen"]), ("before issue 19", data["shipped_setting"])):
+        rule = {"row": "one, row left out", "template": "one, phrasing left out",
+                "family": "per task, phrasing left out"}[r["rule"]]  # fmt: skip
+        out.append(
+            f"| {name} | {r['layer']} | {r['dims']} | {r['neighbours']} | {rule}, "
+            f"{r['quantile']:g}th percentile | {100 * r['phrasing_flagged']:.1f} % | "
+            f"{100 * r['unseen_flagged']:.0f} % ({100 * r['unseen_agent_flagged']:.0f} %, "
+            f"{100 * r['unseen_rg_flagged']:.0f} %) |"
+        )
+    return "\n".join(out)
+
+
+def safe_budget_table() -> str:
+    """``bench/guard_select.py``: a never-seen family's safe budget, global vs nearest tasks."""
+    folds = _load("guard_select.json", BENCH_RESULTS)["safe_budget_folds"]
+    names = {
+        "global": "one number: the slowest training task's",
+        "nearest_tasks_20": "the slowest of the 20 nearest training questions' tasks",
+        "nearest_rows_20": "from the mean curve of the 20 nearest training questions",
+    }
+    out = [
+        "| safe budget of a flagged question | mean N | vs N_D, points (mean over families) | "
+        "worst family, points |",
+        "|---|---|---|---|",
+    ]
+    for key, name in names.items():
+        n = np.mean([f[key]["mean_n"] for f in folds.values()])
+        diffs = [f[key]["accuracy"] - f["acc_n_d"] for f in folds.values()]
+        out.append(f"| {name} | {n:.1f} | {_pt(float(np.mean(diffs)))} | {_pt(min(diffs))} |")
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -286,6 +410,11 @@ TABLES: dict[str, Callable[[], str]] = {
     "live": live_table,
     "live_targets": live_targets_table,
     "hybrid_cap": hybrid_cap_table,
+    "agent": agent_table,
+    "agent_families": agent_families_table,
+    "agent_targets": agent_targets_table,
+    "guard": guard_table,
+    "safe_budget": safe_budget_table,
 }
 
 
