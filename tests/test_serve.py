@@ -218,6 +218,17 @@ def test_api_key(serve: Any) -> None:
         headers={"Authorization": "Bearer s3cre"},
     )
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
+    cases = [
+        ({"X-API-Key": "s3cret"}, "x-api-key"),
+        ({"api-key": "s3cret"}, "api-key"),
+        ({"Authorization": "s3cret"}, "Authorization without 'Bearer '"),
+    ]
+    for headers, where in cases:
+        body = {"model": MODEL, "messages": QUESTION}
+        misplaced = client.post("/v1/chat/completions", json=body, headers=headers)
+        message = misplaced.json()["error"]["message"]
+        assert misplaced.status_code == 401 and where in message, message
+        assert "s3cret" not in misplaced.text  # the key is never echoed
     ok = client.post(
         "/v1/chat/completions",
         json={"model": MODEL, "messages": QUESTION, "t2": {"n": 1}},

@@ -252,12 +252,21 @@ def _authorize(request: Request, config: ServeConfig) -> None:
     scheme, _, token = header.partition(" ")
     given = token.strip().encode() if scheme.lower() == "bearer" else b""
     if not hmac.compare_digest(given, config.api_key.encode()):
+        # Name the header a key arrived in (never the key): the usual mistake is another header.
+        misplaced = [h for h in _KEY_HEADERS if h in request.headers]
+        if header and scheme.lower() != "bearer":
+            misplaced.insert(0, "Authorization without 'Bearer '")
+        where = f" (found a key in {', '.join(misplaced)})" if misplaced else ""
         raise ApiError(
             401,
-            "missing or wrong API key; send Authorization: Bearer <key>",
+            f"missing or wrong API key{where}; send Authorization: Bearer <key>",
             type="authentication_error",
             code="invalid_api_key",
         )
+
+
+_KEY_HEADERS = ("x-api-key", "api-key", "openai-api-key")
+"""Headers other clients put an API key in (Azure's ``api-key``, Anthropic-style ``x-api-key``)."""
 
 
 async def _intake(
