@@ -398,6 +398,23 @@ def safe_budget_table() -> str:
     return "\n".join(out)
 
 
+def phrasing_folds_table() -> str:
+    """``bench/phrasing_folds.py``: T2 on agent phrasings its probes never saw (validation)."""
+    data = _load("phrasing_folds.json", BENCH_RESULTS)
+    out = [
+        "| budgets | mean N | accuracy | gain vs equal cost (95 % CI), points | vs N_D (95 % CI), "
+        "points |",
+        "|---|---|---|---|---|",
+    ]
+    for name, d in data["policies"].items():
+        label = name.replace("_", " ").replace("default", "default knob")
+        out.append(
+            f"| {label} | {d['mean_n']:.1f} | {d['accuracy']:.3f} | {_pt(d['gain'])} "
+            f"{_ci(d['gain_ci'])} | {_pt(d['vs_n_d'])} {_ci(d['vs_n_d_ci'])} |"
+        )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -415,6 +432,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "agent_targets": agent_targets_table,
     "guard": guard_table,
     "safe_budget": safe_budget_table,
+    "phrasing_folds": phrasing_folds_table,
 }
 
 
