@@ -37,7 +37,7 @@ import numpy as np
 
 from t2_agents.calibrate.collect import load_collection
 from t2_agents.calibrate.training_set import collection_identities
-from t2_agents.curves.compare import equal_cost
+from t2_agents.curves.compare import equal_cost, paired_difference
 from t2_agents.curves.exact import accuracy_curve, optimal_budget
 from t2_agents.estimator.estimator import T2Estimator
 
@@ -168,16 +168,13 @@ def _paired(
     (accuracy, paired bootstrap 95 % interval over questions)."""
     base = np.minimum(baseline.predict(x), size)
     rows = np.arange(len(c))
-    diff = c[rows, t2 - 1] - c[rows, base - 1]  # [Q]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(diff), size=(resamples, len(diff)))
-    boot = diff[draws].mean(axis=1)
+    diff = paired_difference(c[rows, t2 - 1], c[rows, base - 1], resamples=resamples, seed=seed)
     return {
         "accuracy": float(c[rows, base - 1].mean()),
         "mean_n": float(base.mean()),
         "flagged_share": float(baseline.out_of_distribution(x).mean()),
-        "t2_minus_baseline": float(diff.mean()),
-        "t2_minus_baseline_ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "t2_minus_baseline": diff["difference"],
+        "t2_minus_baseline_ci": diff["ci"],
     }
 
 

@@ -40,8 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from t2_agents.calibrate.collect import load_collection
-from t2_agents.calibrate.training_set import load_training_set, record_key
+from t2_agents.calibrate.training_set import load_training_set
 
 SPACES = ((15, 64), (15, 16), (5, 64), (20, 64), (25, 64), (25, 128), (29, 64))  # (layer, dims)
 KS = (1, 5, 20)
@@ -50,17 +49,6 @@ QUANTILES = {
     "template": (90.0, 95.0, 99.0, 100.0),
     "family": (90.0, 95.0, 99.0, 100.0),
 }
-
-
-def _templates(folders: list[str], keys: tuple[str, ...]) -> np.ndarray:
-    """Each training row's phrasing template (-1: the task has one format)."""
-    by_key: dict[str, int] = {}
-    for folder in folders:
-        for record in load_collection(folder).records:
-            template = record.get("template")
-            if isinstance(template, int):
-                by_key[record_key(record)] = template
-    return np.asarray([by_key.get(k, -1) for k in keys], dtype=np.int64)
 
 
 def _space(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -172,10 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     data = load_training_set(folders)
     tasks = np.asarray(data.tasks)
-    templates = _templates(folders, data.keys)
-    pairs = enumerate(zip(tasks, templates, strict=True))
-    groups = np.asarray([f"{t}#{k}" if k >= 0 else f"row{i}" for i, (t, k) in pairs])
-    phrasing = sorted({(t, int(k)) for t, k in zip(tasks, templates, strict=True) if k >= 0})
+    groups = np.asarray(data.phrasings)  # task#template, or the question's own text key
+    phrasing = sorted({(t, g) for t, g in zip(tasks, groups, strict=True) if "#" in g})
     families = sorted(set(tasks.tolist()))
     print(f"{len(tasks)} rows, {len(phrasing)} phrasing folds, {len(families)} family folds",
           file=sys.stderr)  # fmt: skip
@@ -185,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         x = data.features[:, slot, :].astype(np.float64)
         ph: dict[tuple[str, int, float], list[float]] = {}
         fam: dict[tuple[str, int, float], dict[str, float]] = {}
-        for t, k in phrasing:
-            test = (tasks == t) & (templates == k)
+        for _, group in phrasing:
+            test = groups == group
             for key, v in _fold(x, ~test, test, groups, tasks, dims).items():
                 ph.setdefault(key, []).append(v)
         for f in families:
