@@ -257,3 +257,25 @@ def test_t2_policy_reports_the_guard_and_chooses_the_guarded_budget() -> None:
         unguarded.predict_curve(far[0])[: len(GRID)], est.predict_curve(far[:1], guard=False)[0]
     )
     assert "guard=False" in repr(unguarded)
+
+
+def test_extend_teaches_the_guard_a_new_task_and_survives_a_round_trip() -> None:
+    x, curves = _training()
+    guard = DistributionGuard.fit(x, layer=2, curves=curves, grid=GRID, n_d=8,
+                                  tasks=["old"] * len(x), config=GuardConfig(dims=12))  # fmt: skip
+    rng = np.random.default_rng(5)
+    shift = 4.0 * np.linspace(1.0, 3.0, x.shape[1])
+    new = x[:120] + shift + 0.3 * rng.normal(size=x[:120].shape)  # a far cluster
+    more = x[120:200] + shift + 0.3 * rng.normal(size=x[120:200].shape)  # more of it, unseen
+    assert guard.flags(more).mean() > 0.9
+    wider = guard.extend(new, tasks=["new"] * len(new), phrasings=[str(i % 6) for i in range(120)])
+    assert wider.flags(more).mean() < 0.1  # the new cluster is known now
+    assert wider.flags(x).mean() == guard.flags(x).mean()  # the old questions: as before
+    assert set(wider.thresholds) == {"old", "new"} and wider.fallback_n == guard.fallback_n
+    far = x[:50] + 9.0 * shift
+    assert wider.flags(far).all()
+    again = DistributionGuard.from_parts(wider.metadata(), wider.tensors(), where="test")
+    np.testing.assert_allclose(again.distance(more), wider.distance(more), rtol=1e-5)
+    np.testing.assert_array_equal(again.flags(more), wider.flags(more))
+    with pytest.raises(ConfigError, match="one task"):
+        guard.extend(new, tasks=["new"])

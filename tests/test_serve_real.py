@@ -122,3 +122,30 @@ def test_real_model_tool_vote_shares(served: tuple[str, ThinkingService]) -> Non
     assert calls >= 4 and t2["answer"] == "call:get_weather"
     assert t2["arguments_vote"]["answer"] == '[{"city":"Tokyo"}]'
     assert body["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_record_stores_a_real_pool_that_labels_and_trains(engine: Any, tmp_path: Any) -> None:
+    """``--record``: one request on the real model and the shipped estimator leaves a full pool
+    of 32 paths (the served ones first) with the real features of all 30 layers."""
+    from t2_agents.calibrate.collect import load_collection
+    from t2_agents.calibrate.labels import label_folder, load_answers
+    from t2_agents.calibrate.record import RecordConfig
+    from t2_agents.calibrate.training_set import load_training_set
+
+    record = RecordConfig(directory=str(tmp_path / "traffic"), fraction=1.0, batch_questions=4)
+    service = load_service(engine, config=ServeConfig(port=0, record=record))
+    with serve_in_thread(service) as base_url:
+        body = {"model": service.model_name, "t2": {"paths": True},
+                "messages": [{"role": "user", "content": QUESTION}]}  # fmt: skip
+        t2 = httpx.post(base_url + "/v1/chat/completions", json=body, timeout=600).json()["t2"]
+    assert t2["calibrated"] is True
+    (record_,) = load_collection(tmp_path / "traffic").records
+    answers = [s["answer"] for s in record_["samples"]]
+    assert len(answers) == 32 and record_["served_n"] == t2["n"]
+    assert answers[: t2["n"]] == [p["answer"] for p in t2["paths"]]
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"question": "What is 6 * 7?", "answer": "42"}\n')
+    assert label_folder(tmp_path / "traffic", tmp_path / "gold", answers=load_answers(gold)).labelled
+    data = load_training_set([tmp_path / "gold"])
+    assert data.features.shape == (1, 30, 576)
+    assert data.curves[0, 0] == pytest.approx(answers.count("42") / 32)

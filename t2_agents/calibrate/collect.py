@@ -48,16 +48,19 @@ from t2_agents.tasks import DEFAULT_INSTRUCTION, Question, load_jsonl, load_task
 __all__ = [
     "CollectConfig",
     "Collection",
+    "atomic_write",
     "collect",
+    "finished_batches",
     "load_collection",
     "load_plan",
+    "prepare_folder",
     "questions_for",
 ]
 
 _FORMAT = "t2-collection"
 _VERSION = 1
 _GROWABLE = {"questions"}
-_ADDED_LATER = {"keep_texts": True}
+_ADDED_LATER = {"keep_texts": True, "recorded": False}
 """Fields newer than format version 1, with the value older ``config.json`` files imply."""
 ProgressFn = Callable[[int, int, int], None]
 """``progress(questions_done, questions_total, samples_this_run)``."""
@@ -96,9 +99,15 @@ class CollectConfig:
     keep_texts: bool = True
     """Store each completion's text. ``False`` keeps only its answer, tokens and finish reason
     (about 20x smaller records: what a calibration set of thousands of questions needs)."""
+    recorded: bool = False
+    """Pools recorded from live requests (``t2 serve --record``,
+    :mod:`t2_agents.calibrate.record`) rather than sampled for a task or a JSONL file: neither
+    ``task`` nor ``data`` is set, and records stay unlabelled until ``t2 label``."""
 
     def __post_init__(self) -> None:
-        if (self.task is None) == (self.data is None):
+        if self.recorded and (self.task is not None or self.data is not None):
+            raise ConfigError("a recorded folder has no task= or data=; drop them")
+        if not self.recorded and (self.task is None) == (self.data is None):
             raise ConfigError("give exactly one of task=NAME or data=FILE.jsonl")
         for name in ("questions", "samples"):
             value = getattr(self, name)
@@ -149,7 +158,16 @@ def _pool(record: dict[str, Any]) -> AnswerPool:
 
 
 def questions_for(config: CollectConfig) -> list[Question]:
-    """The questions a configuration covers, in order."""
+    """The questions a configuration covers, in order.
+
+    Raises:
+        ConfigError: A recorded folder's configuration (its questions came from live traffic).
+    """
+    if config.recorded:
+        raise ConfigError(
+            "this folder was recorded from live requests (t2 serve --record); it has no question "
+            "list to collect: label it with t2 label and train on it"
+        )
     if config.task is not None:
         return load_task(
             config.task,
@@ -192,14 +210,14 @@ def collect(
             "collect with the engine of the model the config names"
         )
     folder = Path(out)
-    _prepare(folder, config)
+    prepare_folder(folder, config)
     layers = list(config.layers) if config.layers is not None else list(range(engine.num_layers))
     questions = questions_for(config)
     size = config.batch_questions
     starts = range(0, len(questions), size)
     # A batch finished before `questions` grew may be short; it is redone with its new questions.
     done: set[int] = set()
-    for b in _finished_batches(folder, with_features=False):
+    for b in finished_batches(folder, with_features=False):
         stored = _batch_ids(folder, b)
         wanted = [q.id for q in questions[b * size : (b + 1) * size]]
         if stored == wanted:
@@ -211,7 +229,7 @@ def collect(
                 "folder was collected); collect into a new --out folder"
             )
     # Records travel without their features (a git checkout of a calibration set): encode again.
-    for index in sorted(done - _finished_batches(folder)):
+    for index in sorted(done - finished_batches(folder)):
         _encode_batch(engine, folder, index, questions[index * size : (index + 1) * size], layers)
     questions_done = sum(min(size, len(questions) - s) for s in starts if s // size in done)
     samples_run = 0
@@ -229,7 +247,13 @@ def collect(
     return folder
 
 
-def _prepare(folder: Path, config: CollectConfig) -> None:
+def prepare_folder(folder: Path, config: CollectConfig) -> None:
+    """Create ``folder`` for ``config`` or check that it holds the same configuration.
+
+    Raises:
+        DataError: The folder was made with another configuration (only ``questions`` may
+            grow); the message names each changed setting and the fix.
+    """
     (folder / "batches").mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(folder)
     path = folder / "config.json"
@@ -253,7 +277,7 @@ def _prepare(folder: Path, config: CollectConfig) -> None:
                 f"{folder} already targets {stored['questions']} questions; "
                 f"questions can only grow (got {wanted['questions']})"
             )
-    _atomic_write(path, json.dumps(wanted, indent=2).encode())
+    atomic_write(path, json.dumps(wanted, indent=2).encode())
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
@@ -279,7 +303,7 @@ def _other_process_alive(pid: int) -> bool:
     return True
 
 
-def _finished_batches(folder: Path, *, with_features: bool = True) -> set[int]:
+def finished_batches(folder: Path, *, with_features: bool = True) -> set[int]:
     """Batches whose records exist (and, with ``with_features``, whose features do too)."""
     found: set[int] = set()
     for path in (folder / "batches").glob("*.jsonl"):
@@ -321,7 +345,7 @@ def _run_batch(
     ]
     _encode_batch(engine, folder, index, batch, layers)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    _atomic_write(folder / "batches" / f"{index:05d}.jsonl", lines.encode())
+    atomic_write(folder / "batches" / f"{index:05d}.jsonl", lines.encode())
 
 
 def _encode_batch(
@@ -332,7 +356,7 @@ def _encode_batch(
     features = engine.encode([q.prompt for q in batch], layers)  # [B, L, d]
     meta = {"ids": json.dumps([q.id for q in batch]), "layers": json.dumps(layers)}
     blob = save({"features": np.ascontiguousarray(features, dtype=np.float32)}, metadata=meta)
-    _atomic_write(folder / "batches" / f"{index:05d}.safetensors", blob)
+    atomic_write(folder / "batches" / f"{index:05d}.safetensors", blob)
 
 
 def _record(question: Question, paths: Sequence[Completion], *, keep_texts: bool) -> dict[str, Any]:
@@ -367,7 +391,8 @@ def _record(question: Question, paths: Sequence[Completion], *, keep_texts: bool
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, sync it, and rename it into place."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)
@@ -379,7 +404,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def _write_merged(folder: Path, n_batches: int) -> None:
     parts = [folder / "batches" / f"{i:05d}.jsonl" for i in range(n_batches)]
     merged = b"".join(p.read_bytes() for p in parts)
-    _atomic_write(folder / "records.jsonl", merged)
+    atomic_write(folder / "records.jsonl", merged)
 
 
 def load_collection(folder: str | Path) -> Collection:
@@ -399,8 +424,8 @@ def load_collection(folder: str | Path) -> Collection:
         config = CollectConfig(**{**_ADDED_LATER, **raw})
     except (json.JSONDecodeError, TypeError, ConfigError) as exc:
         raise DataError(f"{path} is corrupt ({exc}); recollect into a new folder") from exc
-    batches = sorted(_finished_batches(root))
-    featureless = sorted(_finished_batches(root, with_features=False) - set(batches))
+    batches = sorted(finished_batches(root))
+    featureless = sorted(finished_batches(root, with_features=False) - set(batches))
     if featureless:
         raise DataError(
             f"{root}: {len(featureless)} batches have records but no features (e.g. batch "

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -241,6 +241,41 @@ class TrainingSet:
     settings: Mapping[str, Any]
     """The collections' shared sampling settings (:data:`SAMPLING_FIELDS`)."""
 
+    def subset(self, rows: Sequence[int]) -> TrainingSet:
+        """The set restricted to ``rows`` (in that order); ``n_d`` and the labels are kept,
+        the summary's counts and keys follow the rows.
+
+        Example:
+            >>> first = training.subset(range(50))  # doctest: +SKIP
+        """
+        idx = [int(r) for r in rows]
+        if not idx or min(idx) < 0 or max(idx) >= len(self.labels) or len(set(idx)) != len(idx):
+            raise ConfigError(
+                f"rows must be distinct indices in 0..{len(self.labels) - 1} (got {len(idx)} "
+                "rows); pass e.g. range(50)"
+            )
+        tasks = tuple(self.tasks[i] for i in idx)
+        keys = tuple(self.keys[i] for i in idx)
+        instances = tuple(self.instance_keys[i] for i in idx)
+        summary = replace(
+            self.summary,
+            questions=len(idx),
+            tasks={t: tasks.count(t) for t in sorted(set(tasks))},
+            question_keys=tuple(sorted(set(keys))),
+            instance_keys=tuple(sorted(set(instances))),
+        )
+        return replace(
+            self,
+            features=self.features[idx],
+            labels=self.labels[idx],
+            tasks=tasks,
+            summary=summary,
+            curves=self.curves[idx],
+            keys=keys,
+            instance_keys=instances,
+            phrasings=tuple(self.phrasings[i] for i in idx),
+        )
+
 
 def load_training_set(
     folders: Sequence[str | Path],
@@ -270,6 +305,14 @@ def load_training_set(
         raise DataError("no collection folder given; pass --data DIR (made by t2 collect)")
     model = _check_draw(draw)
     collections = [load_collection(f) for f in folders]
+    for collection, folder in zip(collections, folders, strict=True):
+        unlabelled = sum("label" in r and r["label"] is None for r in collection.records)
+        if unlabelled:
+            raise DataError(
+                f"{folder} holds {unlabelled} recorded questions without labels; label them "
+                f"first (t2 label {folder} --out LABELLED --answers gold.jsonl, or --grader "
+                "module:function) and train on the labelled folder"
+            )
     _check_same(collections, [str(f) for f in folders])
     limit = _n_max(collections, n_max, model)
     stored = collections[0].layers
@@ -347,7 +390,8 @@ def _provenance(collection: Collection, folder: str | Path) -> CollectionSource:
         digest.update(json.dumps(light, sort_keys=True).encode())
     cfg = collection.config
     task = cfg.task if cfg.task is not None else cfg.data
-    assert task is not None  # CollectConfig holds exactly one of them
+    if task is None:  # pools recorded from live requests (t2 serve --record)
+        task = "recorded"
     return CollectionSource(
         folder=str(folder),
         task=task,

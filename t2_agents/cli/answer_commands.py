@@ -153,6 +153,19 @@ def serve(
         typer.Option("--ignore-argument", help="Tool argument left out of the vote (repeat)."),
     ] = None,
     log_prompts: Annotated[bool, typer.Option(help="Log prompt texts (off by default).")] = False,
+    record: Annotated[
+        str | None,
+        typer.Option(help="Record full answer pools of a share of requests in this folder."),
+    ] = None,
+    record_fraction: Annotated[
+        float, typer.Option(help="Share of eligible requests recorded (each costs a full pool).")
+    ] = 0.1,
+    record_texts: Annotated[
+        bool, typer.Option(help="Store question texts with the pools (needed for --grader).")
+    ] = False,
+    record_max: Annotated[
+        int, typer.Option(help="Stop recording at this many questions (bounds disk use).")
+    ] = 5000,
     model: common.ModelOpt = None,
     cache_dir: common.CacheOpt = None,
     as_json: common.JsonOpt = False,
@@ -160,10 +173,19 @@ def serve(
     """Serve T2 behind an OpenAI-compatible endpoint (/v1/chat/completions, /v1/completions)."""
     import logging
 
+    from t2_agents.calibrate.record import RecordConfig
     from t2_agents.serve import ServeConfig, load_service
     from t2_agents.serve import serve as run
 
     with common.handled(as_json):
+        recording = None
+        if record is not None:
+            recording = RecordConfig(
+                directory=record,
+                fraction=record_fraction,
+                keep_texts=record_texts,
+                max_questions=record_max,
+            )
         config = ServeConfig(
             host=host, port=port, api_key=api_key, model_name=model_name, max_n=max_n,
             n_max=n_max, max_tokens_cap=max_tokens_cap, max_concurrency=max_concurrency,
@@ -171,7 +193,7 @@ def serve(
             log_prompts=log_prompts, header_timeout=header_timeout, body_timeout=body_timeout,
             max_json_depth=max_json_depth, max_messages=max_messages, max_tools=max_tools,
             on_estimator_error=on_estimator_error,  # type: ignore[arg-type]  # checked there
-            safe_n=safe_n,
+            safe_n=safe_n, record=recording,
         )  # fmt: skip
         engine = common.load_engine_for_cli(model, cache_dir, engine_kind, base_url)
         service = load_service(engine, config=config, estimator=estimator)

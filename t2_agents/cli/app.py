@@ -1,9 +1,10 @@
-"""The ``t2`` command: ask, collect, curse, train, demo, eval, serve.
+"""The ``t2`` command: ask, collect, curse, train, label, adapt, demo, eval, serve.
 
 Every command takes ``--json``: it then prints exactly one JSON object on stdout (progress and
 logs go to stderr), and on failure ``{"error": {"type": ..., "message": ...}}`` with exit code 2.
 The commands live in :mod:`~t2_agents.cli.answer_commands`,
-:mod:`~t2_agents.cli.calibration_commands` and :mod:`~t2_agents.cli.evaluation_commands`; what
+:mod:`~t2_agents.cli.calibration_commands`, :mod:`~t2_agents.cli.adapt_commands` and
+:mod:`~t2_agents.cli.evaluation_commands`; what
 they share in :mod:`~t2_agents.cli.common`.
 
 Example:
@@ -16,7 +17,7 @@ import sys
 
 import typer
 
-from t2_agents.cli import answer_commands, calibration_commands, evaluation_commands
+from t2_agents.cli import adapt_commands, answer_commands, calibration_commands, evaluation_commands
 
 __all__ = ["app", "expand_multi_value", "main"]
 
@@ -29,6 +30,8 @@ app.command()(answer_commands.ask)
 app.command()(calibration_commands.collect)
 app.command()(calibration_commands.curse)
 app.command()(calibration_commands.train)
+app.command()(adapt_commands.label)
+app.command()(adapt_commands.adapt)
 app.command()(evaluation_commands.demo)
 app.command("eval")(evaluation_commands.eval_policies)
 app.command()(answer_commands.serve)

@@ -169,6 +169,17 @@ class T2Estimator:
         self._validation = None if validation is None else json.loads(json.dumps(dict(validation)))
 
     @property
+    def spec(self) -> EstimatorSpec:
+        """Model identity, layers, grid and clamp range."""
+        return self._spec
+
+    @property
+    def probes(self) -> tuple[LayerProbe, ...]:
+        """The fitted probes, one per layer of :attr:`layers` (in eval mode; do not train them
+        in place: :func:`~t2_agents.estimator.adapt.adapt_estimator` copies them)."""
+        return tuple(self._probes)
+
+    @property
     def layers(self) -> tuple[int, ...]:
         """Layer ids, in the order of the features' second axis."""
         return self._spec.layers

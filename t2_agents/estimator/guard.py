@@ -269,6 +269,57 @@ class DistributionGuard:
         c = np.asarray(curves, dtype=np.float64)
         return np.where(self.flags(features)[:, None], self.safe_curve[None, :], c)
 
+    def extend(
+        self, features: np.ndarray, *, tasks: Sequence[str], phrasings: Sequence[str] | None = None
+    ) -> DistributionGuard:
+        """A guard that also knows the questions ``features`` [Q, d] (of :attr:`layer`).
+
+        Their points join the reference set (in the same PCA space: the basis is kept), and
+        each of their tasks gets a threshold, the :attr:`GuardConfig.quantile` of its rows'
+        distances to every reference point, each measured with its own phrasing group left
+        out (as :meth:`fit` does). A task the guard already knew keeps the larger threshold.
+        The safe budget is unchanged. This is how
+        :func:`~t2_agents.estimator.adapt.adapt_estimator` teaches the guard new traffic
+        without the original training features.
+
+        Raises:
+            ConfigError: ``tasks`` or ``phrasings`` not one per row, or too few rows outside a
+                row's phrasing group for the neighbour count.
+
+        Example:
+            >>> wider = guard.extend(new_features, tasks=["agent_parity"] * 40)  # doctest: +SKIP
+        """
+        x = np.asarray(features, dtype=np.float64)
+        names = np.asarray(list(tasks))
+        groups = np.arange(len(x)) if phrasings is None else np.asarray(list(phrasings))
+        if x.ndim != 2 or len(names) != len(x) or len(groups) != len(x):
+            raise ConfigError(
+                f"extend() needs [Q, d] features and one task (and phrasing) per row; got "
+                f"{list(x.shape)} features, {len(names)} tasks, {len(groups)} phrasings"
+            )
+        new = ((x - self._mean) / self._std) @ self._basis  # [Q, k]
+        points = np.concatenate([self._points, new])  # [n + Q, k]
+        d2 = (new**2).sum(axis=1)[:, None] + (points**2).sum(axis=1)[None, :]  # [Q, n + Q]
+        d2 -= 2.0 * (new @ points.T)
+        d2[:, len(self._points) :][groups[:, None] == groups[None, :]] = np.inf
+        k = self.config.neighbours
+        own = np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))  # [Q]
+        if not np.isfinite(own).all():
+            raise ConfigError(
+                f"fewer than neighbours={k} reference points lie outside some new question's "
+                "phrasing group; label more questions"
+            )
+        thresholds = dict(self.thresholds)
+        for task in np.unique(names):
+            found = float(np.percentile(own[names == task], self.config.quantile))
+            thresholds[str(task)] = max(found, thresholds.get(str(task), found))
+        limits = np.concatenate([self._limits, [thresholds[str(t)] for t in names]])
+        return DistributionGuard(
+            layer=self.layer, mean=self._mean, std=self._std, basis=self._basis, points=points,
+            threshold=self.threshold, fallback_n=self.fallback_n, safe_curve=self.safe_curve,
+            config=self.config, limits=limits, thresholds=thresholds,
+        )  # fmt: skip
+
     # ------------------------------------------------------------------------------ storage
     def metadata(self) -> dict[str, Any]:
         """The JSON part of the guard (the tensors are in :meth:`tensors`). ``thresholds`` only

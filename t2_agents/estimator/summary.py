@@ -55,7 +55,8 @@ class CollectionSource:
     folder: str
     """The folder, as given to ``t2 train``."""
     task: str
-    """The reasoning-gym task (or the JSONL file the questions came from)."""
+    """The reasoning-gym task (or the JSONL file the questions came from; ``recorded`` for pools
+    recorded from live requests)."""
     task_config: Mapping[str, Any] = field(default_factory=dict)
     """The task's options (``{}``: reasoning-gym's defaults)."""
     seed: int

@@ -198,6 +198,9 @@ def create_app(service: ThinkingService) -> Starlette:
         executor = ThreadPoolExecutor(max_workers=config.max_concurrency + 4)
         asyncio.get_running_loop().set_default_executor(executor)
         yield
+        if service.recording is not None:
+            await service.recording.close()
+            _log.info("recorded pools: %s", service.recording.status())
         executor.shutdown(wait=False, cancel_futures=True)
 
     app = Starlette(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from t2_agents.answers import get_extractor, registered_tasks
 from t2_agents.budget.stop_rules import check_stop_kind
+from t2_agents.calibrate.record import RecordConfig
 from t2_agents.checks import check_budget_range, check_int
 from t2_agents.confidence import ConfidenceStatistic
 from t2_agents.errors import ConfigError
@@ -107,6 +108,9 @@ class ServeConfig:
     text ``reason`` field); a request may add more with ``t2.ignore_arguments``."""
     log_prompts: bool = False
     """Log each request's rendered prompt (off: only ids, sizes, N, tokens and times)."""
+    record: RecordConfig | None = None
+    """Record full answer pools for a sampled share of eligible requests
+    (:mod:`t2_agents.serve.recording`, ``t2 serve --record DIR``); None records nothing."""
 
     def __post_init__(self) -> None:
         check_budget_range(self.n_min, self.n_max)

@@ -60,6 +60,11 @@ class Job:
     request's sampling differs from (empty: calibrated); None otherwise."""
     fallback: FallbackPolicy | None = None
     """The request's T2 policy with its safe N (tells after the run whether it fell back)."""
+    question: str = ""
+    """The question as the client wrote it (the last user message, or the prompt): what
+    ``--record`` keys a recorded pool by."""
+    task: str = "traffic"
+    """``t2.task`` (the answer extractor's task), or ``traffic`` when the request names none."""
 
     def flags(self) -> dict[str, Any]:
         """The ``t2`` response fields this job adds: ``calibrated``, its reason, ``fallback``."""

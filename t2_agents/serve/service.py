@@ -55,6 +55,7 @@ from t2_agents.serve.protocol import (
     CompletionRequest,
     chunk,
 )
+from t2_agents.serve.recording import TrafficRecorder
 from t2_agents.serve.safeguards import Calibration, EstimatorFailure, FallbackPolicy
 from t2_agents.serve.tools import (
     CALL_PREFIX,
@@ -96,6 +97,12 @@ class ThinkingService:
             config.default_temperature, self.calibration.temperature, _TEMPERATURE
         )
         """Sampling temperature when a request leaves it out."""
+        self.recording = (
+            None
+            if config.record is None
+            else TrafficRecorder.for_service(engine, policy, config.record)
+        )
+        """Records pools of a sampled share of requests (``config.record``); None: off."""
         self.graph = build_parallel_thinking_graph(
             engine=engine,
             policy=policy,
@@ -172,6 +179,8 @@ class ThinkingService:
             events=options.events and request.stream,
             calibration=calibration,
             fallback=fallback,
+            question=_question_text(request),
+            task=options.task or "traffic",
         )
 
     def _budget(self, options: T2Options, top_n: int | None) -> dict[str, Any]:
@@ -372,6 +381,8 @@ class ThinkingService:
             finish = "tool_calls"
         t2 = build_extension(result, texts, best=best, arguments=arguments, paths=job.paths)
         t2 = t2.model_copy(update=job.flags())
+        if self.recording is not None:
+            self.recording.consider(job, result, job.question, job.task)
         return Outcome(
             text=text,
             tool_calls=list(chosen_calls),
@@ -450,6 +461,21 @@ _MAX_TOKENS = 64
 """``max_tokens`` per path when neither the config nor the estimator says."""
 _TEMPERATURE = 0.7
 """Temperature when neither the config nor the estimator says (T2's usual calibration)."""
+
+
+def _question_text(request: ChatRequest | CompletionRequest) -> str:
+    """The last user message's text (its text parts joined), or the completion prompt."""
+    if isinstance(request, CompletionRequest):
+        prompt = request.prompt
+        return prompt[0] if isinstance(prompt, list) and prompt else str(prompt)
+    for message in reversed(request.messages):
+        if message.role != "user":
+            continue
+        content = message.content
+        if isinstance(content, list):
+            return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return content or ""
+    return ""
 
 
 def _first(*values: float | None) -> float:

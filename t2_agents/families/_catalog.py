@@ -1,20 +1,4 @@
-"""Question families shaped like agent traffic, with gold answers computed in code.
-
-A :class:`Family` enumerates its *instances* (an operation and its canonical operands, e.g.
-``lcm:18,22``) and phrases each one through one of several templates: short questions,
-"Compute ...", "What's ...", "Find ...", word problems with names and units. The instance is
-the question's identity: the same operands in any order (for a symmetric operation) and any
-phrasing give the same :attr:`Instance.key`. Operation names are shared with the reasoning-gym
-tasks where they ask the same thing (``lcm``, ``gcd``, ``mul``, ``sum``), so
-:attr:`t2_agents.tasks.Question.instance_key` matches across the two sources.
-
-Example:
-    >>> qs = generate_family("agent_gcd_lcm", size=2, seed=0)
-    >>> qs[0].id, qs[0].task, qs[0].template
-    ('agent_gcd_lcm-0-0', 'agent_gcd_lcm', 0)
-    >>> qs[0].instance.split(":")[0] in ("gcd", "lcm"), qs[0].is_correct(qs[0].gold)
-    (True, True)
-"""
+"""The agent families: short questions, instructions and word problems, gold in code."""
 
 from __future__ import annotations
 
@@ -22,253 +6,12 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
-from t2_agents.answers import AnswerExtractor, extract_answer, register_extractor
-from t2_agents.errors import ConfigError, DataError
-from t2_agents.question import DEFAULT_INSTRUCTION, Question
+from t2_agents.answers import extract_answer
+from t2_agents.families._core import Family, Instance, Operand, Template, _number, register_family
 
-__all__ = [
-    "FAMILY_PREFIX",
-    "Family",
-    "Instance",
-    "family_names",
-    "generate_family",
-    "get_family",
-    "register_family",
-]
-
-FAMILY_PREFIX = "agent_"
-"""Every family name starts with this, which is how ``load_task`` tells families apart."""
-
-Operand = int | str
-Template = str | Mapping[str, str]
-"""A ``str.format`` pattern, or one pattern per instance kind."""
-
-
-@dataclass(frozen=True)
-class Instance:
-    """What a question asks, independent of its phrasing.
-
-    Example:
-        >>> Instance("lcm", (18, 22)).key
-        'lcm:18,22'
-    """
-
-    kind: str
-    """The operation, e.g. ``"lcm"``; shared with reasoning-gym tasks that ask the same."""
-    operands: tuple[Operand, ...]
-    """Canonical operands (sorted where the operation is symmetric)."""
-
-    @property
-    def key(self) -> str:
-        """``kind:op1,op2,...``, the string :attr:`Question.instance` holds."""
-        return f"{self.kind}:" + ",".join(str(op) for op in self.operands)
-
-
-def _number(text: str, /) -> str | None:
-    return extract_answer(text, kind="number")
-
-
-@dataclass(frozen=True)
-class Family:
-    """A question family: its instance space, phrasings and answer extractor."""
-
-    name: str
-    """Task name of its questions; starts with :data:`FAMILY_PREFIX`."""
-    kinds: tuple[str, ...]
-    """The instance kinds it produces; no two registered families share a kind."""
-    space: Callable[[], Sequence[Instance]]
-    """Enumerates every instance, in a fixed order."""
-    render: Callable[[Instance, random.Random], tuple[str, dict[str, object]]]
-    """Gold answer and template fields of an instance (names, operand order drawn from rng)."""
-    templates: tuple[Template, ...]
-    """Phrasing templates; a question records the index of its template."""
-    extractor: AnswerExtractor = _number
-    """Maps a completion to its normalised answer (registered for :attr:`name`)."""
-
-
-_REGISTRY: dict[str, Family] = {}
-
-
-def register_family(family: Family) -> None:
-    """Register a family, so that ``load_task`` and :func:`generate_family` accept its name.
-
-    Raises:
-        ConfigError: The name lacks the prefix or is taken, a kind belongs to another family,
-            there are no templates, or a per-kind template misses a kind.
-    """
-    if not family.name.startswith(FAMILY_PREFIX) or family.name in _REGISTRY:
-        raise ConfigError(
-            f"family name {family.name!r} is taken or lacks the prefix {FAMILY_PREFIX!r}; "
-            f"pick a new name starting with {FAMILY_PREFIX!r} (taken: {family_names()})"
-        )
-    _check_family(family)
-    _REGISTRY[family.name] = family
-    register_extractor(family.name, family.extractor)
-
-
-def family_names() -> list[str]:
-    """Names of the registered families, sorted.
-
-    Example:
-        >>> "agent_rates" in family_names()
-        True
-    """
-    return sorted(_REGISTRY)
-
-
-def get_family(name: str) -> Family:
-    """The registered family called ``name``.
-
-    Raises:
-        ConfigError: No family has that name; the message lists the names.
-    """
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown question family {name!r}; pass one of {family_names()}")
-    return _REGISTRY[name]
-
-
-def generate_family(
-    family: str | Family,
-    *,
-    size: int,
-    seed: int,
-    templates: Sequence[int] | None = None,
-    exclude: Collection[str] = (),
-    instruction: str | None = None,
-) -> list[Question]:
-    """Draw ``size`` questions of distinct instances from a family, deterministically.
-
-    Instances come in a seeded order that alternates between the family's kinds, so a larger
-    ``size`` extends a smaller one. Question ``i`` uses template ``templates[i % k]``; its
-    names and operand order are drawn from ``(family, seed, instance)``. The instance order
-    does not depend on ``templates``: to hold out phrasings *and* instances, use another seed
-    and ``exclude`` the training instances.
-
-    Args:
-        family: A registered family name (or a :class:`Family`, used as is).
-        size: Number of questions (>= 1), at most the number of instances left.
-        seed: The same seed gives the same questions.
-        templates: Template indices to phrase with (default: all).
-        exclude: Instance strings (:attr:`Instance.key`) never to draw.
-        instruction: Appended to each question (default ``DEFAULT_INSTRUCTION``).
-
-    Returns:
-        Questions with ids ``<family>-<seed>-<i>``, ``instance`` and ``template`` set.
-
-    Raises:
-        ConfigError: Unknown family, bad size or templates, ``size`` above the instances left,
-            or a family whose kinds another registered family produces.
-        DataError: An instance outside the family's kinds or repeated, a template naming a
-            field the family does not fill, or a gold answer the family's grader rejects.
-    """
-    fam = get_family(family) if isinstance(family, str) else family
-    _check_family(fam)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ConfigError(f"size={size!r} must be an int >= 1; pass the number of questions")
-    chosen = _check_templates(fam, templates)
-    space = _checked_space(fam)
-    dropped = set(exclude)
-    left = [inst for inst in space if inst.key not in dropped]
-    if size > len(left):
-        raise ConfigError(
-            f"size={size} is above the {len(left)} distinct instances family {fam.name!r} has "
-            f"({len(space) - len(left)} excluded); ask for at most {len(left)} questions or "
-            "add another family"
-        )
-    questions = []
-    for i, inst in enumerate(_ordered(left, fam.kinds, f"{fam.name}/{seed}")[:size]):
-        k = chosen[i % len(chosen)]
-        gold, fields = fam.render(inst, random.Random(f"{fam.name}/{seed}/{inst.key}"))
-        question = Question(
-            id=f"{fam.name}-{seed}-{i}",
-            task=fam.name,
-            text=_phrase(fam, k, inst, fields),
-            gold=gold,
-            instruction=DEFAULT_INSTRUCTION if instruction is None else instruction,
-            instance=inst.key,
-            template=k,
-        )
-        extracted = fam.extractor(gold)
-        if not (gold.strip() and question.is_correct(gold) and question.is_correct(extracted)):
-            raise DataError(
-                f"family {fam.name!r} template {k}: gold {gold!r} of {question.text!r} fails "
-                f"the family's own grader (its extractor gives {extracted!r}); fix the family's "
-                "render function or its extractor"
-            )
-        questions.append(question)
-    return questions
-
-
-# ---------------------------------------------------------------------------- checks, order
-def _check_family(fam: Family) -> None:
-    if not fam.kinds or not fam.templates:
-        raise ConfigError(f"family {fam.name!r} needs at least one kind and one template")
-    for other in _REGISTRY.values():
-        shared = set(other.kinds) & set(fam.kinds)
-        if other is not fam and shared:
-            raise ConfigError(
-                f"family {fam.name!r} produces instances of kind {sorted(shared)}, as family "
-                f"{other.name!r} does: two families must not produce the same instance; "
-                "rename the kind or merge the families"
-            )
-    for k, template in enumerate(fam.templates):
-        if not isinstance(template, str) and set(fam.kinds) - set(template):
-            raise ConfigError(
-                f"family {fam.name!r} template {k} has no pattern for kinds "
-                f"{sorted(set(fam.kinds) - set(template))}; add them"
-            )
-
-
-def _check_templates(fam: Family, templates: Sequence[int] | None) -> list[int]:
-    count = len(fam.templates)
-    chosen = list(range(count) if templates is None else templates)
-    in_range = all(type(k) is int and 0 <= k < count for k in chosen)
-    if not chosen or not in_range or len(set(chosen)) != len(chosen):
-        raise ConfigError(
-            f"templates={templates!r} for family {fam.name!r} must be distinct indices in "
-            f"0..{count - 1}; pass e.g. templates=[0, 1] or None for all {count}"
-        )
-    return chosen
-
-
-def _checked_space(fam: Family) -> list[Instance]:
-    space = list(fam.space())
-    seen: set[str] = set()
-    for inst in space:
-        if inst.kind not in fam.kinds or inst.key in seen:
-            problem = "repeats" if inst.key in seen else f"is outside its kinds {fam.kinds}"
-            raise DataError(
-                f"family {fam.name!r} instance {inst.key!r} {problem}; fix its space function"
-            )
-        seen.add(inst.key)
-    return space
-
-
-def _ordered(space: list[Instance], kinds: tuple[str, ...], seed: str) -> list[Instance]:
-    """Each kind shuffled, then taken in turn, so every prefix is balanced across kinds."""
-    rng = random.Random(seed)
-    queues = []
-    for kind in kinds:
-        queue = [inst for inst in space if inst.kind == kind]
-        rng.shuffle(queue)
-        queues.append(queue)
-    rounds = itertools.zip_longest(*queues)
-    return [inst for round_ in rounds for inst in round_ if inst is not None]
-
-
-def _phrase(fam: Family, k: int, inst: Instance, fields: Mapping[str, object]) -> str:
-    template = fam.templates[k]
-    pattern = template if isinstance(template, str) else template[inst.kind]
-    try:
-        return pattern.format(**fields)
-    except (KeyError, IndexError) as exc:
-        raise DataError(
-            f"family {fam.name!r} template {k} names the field {exc} that its render function "
-            f"does not fill (fields: {sorted(fields)}); fix the template or the render function"
-        ) from exc
+__all__: list[str] = []
 
 
 # ---------------------------------------------------------------------------- extractors
@@ -286,17 +29,25 @@ def _yesno(text: str, /) -> str | None:
     return extract_answer(text, kind="yesno")
 
 
-_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_DAY_RE = re.compile(r"\b(" + "|".join(_DAYS) + r")\b", re.IGNORECASE)
 _ANSWER_MARK_RE = re.compile(r"(?i)\banswer\b")
 
 
-def _weekday(text: str, /) -> str | None:
-    """The first weekday named after the last "answer" marker, else the last one named."""
-    marks = list(_ANSWER_MARK_RE.finditer(text))
-    after = _DAY_RE.findall(text[marks[-1].end() :]) if marks else []
-    found = after[:1] or _DAY_RE.findall(text)
-    return found[-1].lower() if found else None
+def _word_answer(words: Sequence[str]) -> Callable[[str], str | None]:
+    """An extractor for answers that are one of ``words``: the first one named after the last
+    "answer" marker, else the last one named (lower-cased)."""
+    pattern = re.compile(r"\b(" + "|".join(words) + r")\b", re.IGNORECASE)
+
+    def extract(text: str, /) -> str | None:
+        marks = list(_ANSWER_MARK_RE.finditer(text))
+        after = pattern.findall(text[marks[-1].end() :]) if marks else []
+        found = after[:1] or pattern.findall(text)
+        return found[-1].lower() if found else None
+
+    return extract
+
+
+_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_weekday = _word_answer(_DAYS)
 
 
 # ---------------------------------------------------------------------------- helpers
