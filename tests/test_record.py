@@ -229,3 +229,29 @@ def test_label_and_adapt_commands(trained: tuple[T2Estimator, Path], tmp_path: P
     assert T2Estimator.load(tmp_path / "adapted").training.other["adapted"]
     result = runner.invoke(app, ["label", str(root / "primes"), "--out", str(labelled), "--json"])
     assert result.exit_code == 2 and "exactly one label source" in result.stdout
+
+
+def test_pool_recording_after_a_graph_run(
+    trained: tuple[T2Estimator, Path], tmp_path: Path
+) -> None:
+    from t2_agents.answers import get_extractor
+    from t2_agents.graph import build_parallel_thinking_graph
+    from t2_agents.graph.recording import PoolRecording
+    from t2_agents.graph.result import ThinkingResult
+
+    est, _ = trained
+    engine, policy = _engine(), T2Policy(est)
+    recording = PoolRecording.for_policy(
+        engine, policy, RecordConfig(directory=str(tmp_path / "t"), fraction=1.0)
+    )
+    graph = build_parallel_thinking_graph(engine=engine, policy=policy, n_max=SAMPLES)
+    question = generate_family("agent_primes", size=1, seed=9)[0]
+    result = ThinkingResult.from_state(graph.invoke({"question": question.prompt}))
+    assert recording.recorder.wants()
+    recording.record(prompt=question.prompt, result=result, task="agent_primes",
+                     extractor=get_extractor("agent_primes"))  # fmt: skip
+    recording.recorder.flush()
+    (record,) = load_collection(tmp_path / "t").records
+    assert record["key"] == question.key  # the calibration instruction is left out of the key
+    assert [s["answer"] for s in record["samples"][: result.n]] == [p.answer for p in result.paths]
+    assert len(record["samples"]) == SAMPLES and record["served_n"] == result.n

@@ -9,6 +9,7 @@ real-response tool-voting test below. The voting rules on every other case run o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -132,12 +133,16 @@ def test_record_stores_a_real_pool_that_labels_and_trains(engine: Any, tmp_path:
     from t2_agents.calibrate.record import RecordConfig
     from t2_agents.calibrate.training_set import load_training_set
 
-    record = RecordConfig(directory=str(tmp_path / "traffic"), fraction=1.0, batch_questions=4)
+    record = RecordConfig(directory=str(tmp_path / "traffic"), fraction=1.0, batch_questions=1)
     service = load_service(engine, config=ServeConfig(port=0, record=record))
+    assert service.recording is not None
     with serve_in_thread(service) as base_url:
         body = {"model": service.model_name, "t2": {"paths": True},
                 "messages": [{"role": "user", "content": QUESTION}]}  # fmt: skip
         t2 = httpx.post(base_url + "/v1/chat/completions", json=body, timeout=600).json()["t2"]
+        deadline = time.monotonic() + 600  # the pool's other paths are sampled after the reply
+        while service.recording.recorder.stored < 1 and time.monotonic() < deadline:
+            time.sleep(0.5)
     assert t2["calibrated"] is True
     (record_,) = load_collection(tmp_path / "traffic").records
     answers = [s["answer"] for s in record_["samples"]]
@@ -145,7 +150,8 @@ def test_record_stores_a_real_pool_that_labels_and_trains(engine: Any, tmp_path:
     assert answers[: t2["n"]] == [p["answer"] for p in t2["paths"]]
     gold = tmp_path / "gold.jsonl"
     gold.write_text('{"question": "What is 6 * 7?", "answer": "42"}\n')
-    assert label_folder(tmp_path / "traffic", tmp_path / "gold", answers=load_answers(gold)).labelled
+    labelled = label_folder(tmp_path / "traffic", tmp_path / "gold", answers=load_answers(gold))
+    assert labelled.labelled == 1
     data = load_training_set([tmp_path / "gold"])
     assert data.features.shape == (1, 30, 576)
     assert data.curves[0, 0] == pytest.approx(answers.count("42") / 32)

@@ -382,7 +382,7 @@ class ThinkingService:
         t2 = build_extension(result, texts, best=best, arguments=arguments, paths=job.paths)
         t2 = t2.model_copy(update=job.flags())
         if self.recording is not None:
-            self.recording.consider(job, result, job.question, job.task)
+            self.recording.consider(job, result)
         return Outcome(
             text=text,
             tool_calls=list(chosen_calls),
