@@ -415,6 +415,61 @@ def phrasing_folds_table() -> str:
     return "\n".join(out)
 
 
+def traffic_families_table() -> str:
+    """``bench/family_probe.py`` on the candidate new-traffic families (issue 20)."""
+    data = _load("family_probe_traffic.json", BENCH_RESULTS)
+    out = [
+        "| family | accuracy | mixed questions | majority@8 | no answer | kept |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in data["rows"]:
+        kept = "no" if r.get("dropped") else "yes"
+        out.append(
+            f"| {r['family']} | {r['accuracy']:.2f} | {r['mixed_share']:.0%} | "
+            f"{r['majority_accuracy']:.2f} | {r['no_answer_share']:.0%} | {kept} |"
+        )
+    return "\n".join(out)
+
+
+def _adapt_row(label: str, p: dict[str, Any]) -> str:
+    draws = len(p["draws"])
+    return (
+        f"| {label} | {p['labels']} | {draws} | {p['flagged_share']:.0%} | {p['mean_n']:.1f} | "
+        f"{p['accuracy']:.3f} | {_pt(p['gain'])} {_ci(p['gain_ci_range'])} | "
+        f"{_pt(p['vs_n_d'])} {_ci(p['vs_n_d_ci_range'])} |"
+    )
+
+
+def adapt_table() -> str:
+    """``bench/adapt_curve.py``: equal-cost gain on new traffic against labelled questions."""
+    data = _load("adapt_curve.json", BENCH_RESULTS)
+    out = [
+        "| method | labelled questions | draws | flagged | mean N | accuracy | gain vs equal cost "
+        "(95 % CI, widest over draws), points | vs N_D (95 % CI), points |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, points in data["curve"].items():
+        out += [_adapt_row(name.replace("_", " "), p) for p in points]
+    return "\n".join(out)
+
+
+def adapt_selection_table() -> str:
+    """``bench/adapt_curve.py``: the adaptation methods on the validation half of the pool."""
+    data = _load("adapt_curve.json", BENCH_RESULTS)
+    sel = data["selection"]
+    out = [
+        "| method | mean N | accuracy | gain vs equal cost (95 % CI), points | chosen |",
+        "|---|---|---|---|---|",
+    ]
+    for name, d in sel["scores"].items():
+        chosen = "yes" if name == sel["chosen"] else ""
+        out.append(
+            f"| {name.replace('_', ' ')} | {d['mean_n']:.1f} | {d['accuracy']:.3f} | "
+            f"{_pt(d['gain'])} {_ci(d['gain_ci'])} | {chosen} |"
+        )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -433,6 +488,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "guard": guard_table,
     "safe_budget": safe_budget_table,
     "phrasing_folds": phrasing_folds_table,
+    "traffic_families": traffic_families_table,
+    "adapt": adapt_table,
+    "adapt_selection": adapt_selection_table,
 }
 
 

@@ -145,6 +145,25 @@ def test_label_errors_name_the_fix(tmp_path: Path) -> None:
         load_grader("no_such_module_xyz:grade")
 
 
+def test_a_grader_from_the_current_directory_labels_recorded_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_grader_t2test.py").write_text(
+        "def grade(question, answer):\n    return answer == str(len(question))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    rec = _recorder(tmp_path, fraction=1.0, batch_questions=1, keep_texts=True)
+    rec.wants()
+    rec.add(question="abcd", task="t", features=np.ones((2, 3), np.float32),
+            paths=_pool("4", "4", "5", None), served_n=1, prompt_tokens=1)  # fmt: skip
+    report = label_folder(
+        tmp_path / "rec", tmp_path / "g", grader=load_grader("my_grader_t2test:grade")
+    )
+    assert report.labelled == 1
+    (record,) = load_collection(tmp_path / "g").records
+    assert (record["correct"], record["accuracy"], record["label"]) == (["4"], 0.5, "grader")
+
+
 def test_serve_records_pools_label_and_adapt_end_to_end(
     trained: tuple[T2Estimator, Path], tmp_path: Path
 ) -> None:

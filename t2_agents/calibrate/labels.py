@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,7 +99,8 @@ def load_answers(path: str | Path) -> dict[str, str]:
 
 
 def load_grader(spec: str) -> Grader:
-    """Import ``module:function`` (the module must be importable: on ``PYTHONPATH``).
+    """Import ``module:function`` from the current directory or ``PYTHONPATH`` (as uvicorn
+    finds an app).
 
     Raises:
         ConfigError: Not of the form ``module:function``, the module cannot be imported or has
@@ -107,6 +109,8 @@ def load_grader(spec: str) -> Grader:
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
         raise ConfigError(f"grader={spec!r} must be module:function, e.g. my_grader:grade")
+    if str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
