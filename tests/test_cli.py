@@ -245,3 +245,19 @@ def test_unknown_engine_is_a_json_error() -> None:
     error = _one_json_object(result.stdout)["error"]
     assert error["type"] == "ConfigError"
     assert "'llamacpp' is not one of transformers, vllm" in error["message"]
+
+
+def test_sigterm_runs_the_exit_handlers(tmp_path: Path) -> None:
+    """A SIGTERM'd ``t2`` exits through ``sys.exit``, so engines' ``atexit`` close runs (vLLM's
+    engine-core process would otherwise outlive it)."""
+    marker = tmp_path / "closed"
+    code = (
+        "import atexit, os, signal, time\n"
+        "from t2_agents.cli.common import exit_on_sigterm\n"
+        "exit_on_sigterm()\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('closed'))\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(30)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=60, capture_output=True)
+    assert done.returncode == 143 and marker.read_text() == "closed"

@@ -17,7 +17,13 @@ import sys
 
 import typer
 
-from t2_agents.cli import adapt_commands, answer_commands, calibration_commands, evaluation_commands
+from t2_agents.cli import (
+    adapt_commands,
+    answer_commands,
+    calibration_commands,
+    common,
+    evaluation_commands,
+)
 
 __all__ = ["app", "expand_multi_value", "main"]
 
@@ -61,4 +67,5 @@ def expand_multi_value(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Entry point of the ``t2`` command and ``python -m t2_agents``."""
+    common.exit_on_sigterm()
     app(args=expand_multi_value(sys.argv[1:]), prog_name="t2")

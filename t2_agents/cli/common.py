@@ -47,6 +47,7 @@ __all__ = [
     "console",
     "emit",
     "err_console",
+    "exit_on_sigterm",
     "fail",
     "handled",
     "load_engine_for_cli",
@@ -56,6 +57,24 @@ __all__ = [
 ]
 
 err_console = Console(stderr=True)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit(143)``, so that ``atexit`` handlers run.
+
+    Python's default SIGTERM ends the process at once; a ``t2 collect --engine vllm`` killed that
+    way left vLLM's engine-core process running (found holding both cores of this machine
+    after a collection was stopped). Exiting normally runs the engine's ``close`` (registered
+    with ``atexit``), which shuts the worker down. A finished batch is never lost either way.
+    """
+    import signal
+
+    def _exit(signum: int, _frame: object) -> None:
+        sys.exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 """Progress, notes and errors go to stderr (stdout holds the result)."""
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
