@@ -17,6 +17,8 @@ Methods (each starts from the shipped estimator):
 * ``adapt_keep_weights``: the same without re-weighting the layers;
 * ``adapt_knob``: ``adapt`` with the cost knob calibrated again on the new validation rows;
 * ``adapt_lr1e-3``: ``adapt`` with a 3x larger learning rate;
+* ``fresh_mlp``, ``fresh_ridge``: a new estimator fitted on the new questions alone (MLP or
+  ridge probes, its own knob and guard);
 * ``refit_union``: ``t2 train`` on the shipped training set plus the new questions (needs the
   calibration folders; one draw per point, it takes minutes).
 
@@ -89,6 +91,30 @@ def _refit_union(est: T2Estimator, data: TrainingSet) -> T2Estimator:
     return refit
 
 
+def _fresh(kind: str) -> Method:
+    """A new estimator fitted on the new questions alone (the shipped probe settings, or ridge
+    probes; its own knob and guard from those questions)."""
+
+    def fit(est: T2Estimator, data: TrainingSet) -> T2Estimator:
+        from dataclasses import replace as copy_with
+
+        from t2_agents.estimator.guard import GuardConfig
+
+        rows = _at_layers(data, est)
+        config = copy_with(est.config, kind=kind)  # type: ignore[arg-type]
+        guard = GuardConfig(neighbours=min(20, max(2, len(rows.labels) // 5)))
+        fresh, _ = T2Estimator.fit(
+            rows.features, rows.labels, layers=est.layers, grid=list(est.grid),
+            n_min=est.n_min, n_max=est.n_max, model_identity=est.model_identity,
+            hidden_size=est.hidden_size, config=config, n_d=int(est.training.n_d or est.n_max),
+            curves=rows.curves, groups=rows.keys, tasks=rows.tasks, phrasings=rows.phrasings,
+            guard=guard, data_summary=rows.summary,
+        )  # fmt: skip
+        return fresh
+
+    return fit
+
+
 _BASE: dict[str, TrainingSet] = {}
 
 
@@ -110,6 +136,8 @@ METHODS: dict[str, Method] = {
         est, data, config=AdaptConfig(recalibrate_knob=True)
     )[0],
     "adapt_lr1e-3": lambda est, data: adapt_estimator(est, data, config=AdaptConfig(lr=1e-3))[0],
+    "fresh_mlp": _fresh("mlp"),
+    "fresh_ridge": _fresh("ridge"),
     "refit_union": _refit_union,
 }
 LABEL_FREE = ("plurality", "share")
@@ -268,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "label_pool": len(pool_rows),
         "n_d": n_d,
         "fixed_curve_test": [float(v) for v in test.curves.mean(axis=0)],
+        "ceilings": ceilings(test, n_d, args.resamples),
         "selection": {
             "labels": k,
             "validation_questions": len(val_rows),
@@ -283,6 +312,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.plot is not None:
         plot(report, args.plot)
     return 0
+
+
+def ceilings(test: TrainingSet, n_d: int, resamples: int) -> dict[str, Any]:
+    """What the test set allows: the oracle (each question's own N*), and the best per-family
+    budgets (one N per family, chosen on the test set itself over a price sweep): the most any
+    correction of the curve level per family could gain."""
+    c = test.curves
+    oracle = np.array([optimal_budget(row) for row in c], dtype=np.int64)
+    tasks = np.asarray(test.tasks)
+    grid = np.arange(1, c.shape[1] + 1)
+    best: dict[str, Any] = {"gain": -1.0}
+    for price in (0.0005, 0.001, 0.002, 0.004, 0.008, 0.016):
+        budgets = np.zeros(len(c), dtype=np.int64)
+        for task in np.unique(tasks):
+            rows = tasks == task
+            budgets[rows] = grid[np.argmax(c[rows].mean(axis=0) - price * grid)]
+        row = equal_cost(c, budgets, n_d=n_d, resamples=resamples, seed=0).to_dict()
+        if row["gain"] > best["gain"]:
+            best = {**row, "price": price}
+    return {
+        "oracle": equal_cost(c, oracle, n_d=n_d, resamples=resamples, seed=0).to_dict(),
+        "per_family_budgets": best,
+    }
 
 
 def _mean(draws: list[dict[str, Any]]) -> dict[str, Any]:
@@ -317,28 +369,36 @@ def _old(shipped: T2Estimator, pool: TrainingSet, args: argparse.Namespace, n_d:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    """Equal-cost gain against labelled questions, per method, with the draws' intervals."""
+    """Left: equal-cost gain against labelled questions, per method, with the widest interval
+    over draws. Right: accuracy against mean N on the test set, fixed N's curve beside."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, points in report["curve"].items():
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    fixed = report["fixed_curve_test"]
+    right.plot(range(1, len(fixed) + 1), fixed, color="grey", lw=1.2, label="fixed N")
+    for k, (name, points) in enumerate(report["curve"].items()):
         if not points:
             continue
-        x = [max(p["labels"], 10) for p in points]
+        x = [max(p["labels"], 10) * (1 + 0.03 * k) for p in points]  # jitter: bars overlap
         y = [100 * p["gain"] for p in points]
         lo = [100 * (p["gain"] - p["gain_ci_range"][0]) for p in points]
         hi = [100 * (p["gain_ci_range"][1] - p["gain"]) for p in points]
-        ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=name)
-    ax.axhline(0, color="grey", lw=0.8)
-    ax.axhline(1.5, color="grey", lw=0.8, ls="--", label="target +1.5")
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled questions of the new traffic (0 plotted at 10)")
-    ax.set_ylabel("gain over fixed N at equal cost (points)")
-    ax.set_title(f"Adapting T2 to new traffic ({report['test_questions']} test questions)")
-    ax.legend(fontsize=8)
+        left.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=name)
+        right.plot([p["mean_n"] for p in points], [p["accuracy"] for p in points], marker="o",
+                   label=name)  # fmt: skip
+    left.axhline(0, color="grey", lw=0.8)
+    left.axhline(1.5, color="grey", lw=0.8, ls="--", label="target +1.5")
+    left.set_xscale("log")
+    left.set_xlabel("labelled questions of the new traffic (0 plotted at 10)")
+    left.set_ylabel("gain over fixed N at equal cost (points)")
+    left.legend(fontsize=7)
+    right.set_xlabel("mean N (paths per question)")
+    right.set_ylabel("accuracy on the test questions")
+    right.legend(fontsize=7)
+    fig.suptitle(f"Adapting T2 to new traffic ({report['test_questions']} test questions)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

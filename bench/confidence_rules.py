@@ -12,9 +12,11 @@ Issue 24's offline measurement. Given collection folders whose samples carry pat
 Then, at each fixed ``N`` of ``--n`` and, with ``--estimator``, at T2's per-question ``N``, it
 reports each rule's accuracy and completion tokens and its difference from the majority on the
 same questions with a paired bootstrap 95 % interval
-(:func:`t2_agents.curves.compare.paired_difference`). Questions whose pool lacks confidences are
-scored by the majority under every rule (the rules' fallback) and counted in ``fallback``.
-Nothing here samples: it only replays the pools, so it runs in seconds.
+(:func:`t2_agents.curves.compare.paired_difference`). With ``--estimator``, questions it was
+trained on (by text or by instance) and repeated instances are dropped and counted. Questions
+whose pool lacks confidences are scored by the majority under every rule (the rules'
+fallback) and counted in ``fallback``. Nothing here samples: it only replays the pools, so it
+runs in seconds.
 
     python bench/confidence_rules.py --data runs/heldout_conf/* \\
         --estimator t2_agents/artifacts/smollm2-135m-instruct \\
@@ -123,6 +125,35 @@ def t2_budgets(estimator: Any, collections: Sequence[Collection], m_min: int) ->
     return np.clip(np.concatenate(budgets).astype(np.int64), 1, m_min)
 
 
+def _unseen(
+    collections: Sequence[Collection], estimator: Any
+) -> tuple[npt.NDArray[np.bool_], dict[str, int]]:
+    """Which records to keep: with a T2 estimator (a folder or a loaded one), those whose text
+    and instance it never trained on, each instance once; otherwise all."""
+    from t2_agents.calibrate.training_set import collection_identities
+    from t2_agents.estimator.estimator import T2Estimator
+
+    total = sum(len(c.records) for c in collections)
+    dropped = {"seen_by_text": 0, "seen_by_instance_only": 0, "repeated_instance": 0}
+    if isinstance(estimator, str | Path):
+        estimator = T2Estimator.load(estimator)
+    if not isinstance(estimator, T2Estimator):
+        return np.ones(total, dtype=np.bool_), dropped
+    keys, instances = estimator.training_keys, estimator.training_instance_keys
+    keep, kept = [], set()
+    for collection in collections:
+        for text, instance in zip(*collection_identities(collection), strict=True):
+            reason = ("seen_by_text" if text in keys else "seen_by_instance_only"
+                      if instance in instances else "repeated_instance"
+                      if instance in kept else None)  # fmt: skip
+            keep.append(reason is None)
+            if reason is None:
+                kept.add(instance)
+            else:
+                dropped[reason] += 1
+    return np.asarray(keep, dtype=np.bool_), dropped
+
+
 def _compare(
     credit: dict[str, FloatArray], tokens: FloatArray, resamples: int, seed: int
 ) -> dict[str, Any]:
@@ -162,9 +193,11 @@ def run(
     if not folders:
         raise DataError("pass at least one collection folder with --data")
     collections = [load_collection(folder) for folder in folders]
+    keep, dropped = _unseen(collections, estimator)
     pools = [ReplayPool.from_record(r) for c in collections for r in c.records]
+    pools = [p for p, k in zip(pools, keep, strict=True) if k]
     if not pools:
-        raise DataError("the collections hold no question")
+        raise DataError("the collections hold no question the estimator has not seen")
     m_min = min(p.size for p in pools)
     budgets = sorted({min(int(n), m_min) for n in fixed})
     if not budgets or budgets[0] < 1:
@@ -182,6 +215,7 @@ def run(
     report: dict[str, Any] = {
         "folders": [str(f) for f in folders],
         "questions": len(pools),
+        "dropped": dropped,
         "questions_with_confidence": sum(p.confidences is not None for p in pools),
         "pool_size_min": m_min,
         "statistic": statistic,
@@ -202,7 +236,7 @@ def run(
         },
     }
     if estimator is not None:
-        chosen = t2_budgets(estimator, collections, m_min)
+        chosen = t2_budgets(estimator, collections, m_min)[keep]
         report["t2"] = {
             "mean_n": float(chosen.mean()),
             **_compare(
