@@ -388,7 +388,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         hi = [100 * (p["gain_ci_range"][1] - p["gain"]) for p in points]
         left.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=name)
         right.plot([p["mean_n"] for p in points], [p["accuracy"] for p in points], marker="o",
-                   label=name)  # fmt: skip
+                   ls="none", label=name)  # fmt: skip
     left.axhline(0, color="grey", lw=0.8)
     left.axhline(1.5, color="grey", lw=0.8, ls="--", label="target +1.5")
     left.set_xscale("log")

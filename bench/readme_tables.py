@@ -470,6 +470,26 @@ def adapt_selection_table() -> str:
     return "\n".join(out)
 
 
+def confidence_table() -> str:
+    """``bench/confidence_rules.py``: each vote rule against the majority at fixed N and T2's N."""
+    data = _load("confidence_rules.json", BENCH_RESULTS)
+    columns = [(f"N = {n}", data["fixed"][n]) for n in data["fixed"]]
+    if "t2" in data:
+        columns.append((f"T2 (mean N {data['t2']['mean_n']:.1f})", data["t2"]))
+    head = " | ".join(f"{name}: accuracy, minus majority (95 % CI), points" for name, _ in columns)
+    out = [f"| vote rule | {head} |", "|---|" + "---|" * len(columns)]
+    for rule in data["rules"]:
+        cells = []
+        for _, block in columns:
+            row = block[rule]
+            cell = f"{row['accuracy']:.3f}"
+            if rule != "majority":
+                cell += f", {_pt(row['vs_majority'])} {_ci(row['vs_majority_ci'])}"
+            cells.append(cell)
+        out.append(f"| {rule} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
