@@ -511,6 +511,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "traffic_families": traffic_families_table,
     "adapt": adapt_table,
     "adapt_selection": adapt_selection_table,
+    "confidence": confidence_table,
 }
 
 
