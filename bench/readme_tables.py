@@ -490,6 +490,24 @@ def confidence_table() -> str:
     return "\n".join(out)
 
 
+def math_equivalence_table() -> str:
+    """``bench/math_equivalence.py``: the vote with mathematically equal answers merged."""
+    data = _load("math_equivalence.json", BENCH_RESULTS)
+    out = [
+        "| N | as collected | answers merged by math key | difference (95 % CI), points "
+        "| pools with a merge |",
+        "|---|---|---|---|---|",
+    ]
+    for n, row in data["fixed"].items():
+        low, high = (100 * v for v in row["ci"])
+        out.append(
+            f"| {n} | {row['as_collected']:.4f} | {row['math_merged']:.4f} | "
+            f"{row['difference'] * 100:+.2f} [{low:+.2f}, {high:+.2f}] "
+            f"| {data['pools_with_a_merge']} of {data['questions']} |"
+        )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -512,6 +530,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "adapt": adapt_table,
     "adapt_selection": adapt_selection_table,
     "confidence": confidence_table,
+    "math_equivalence": math_equivalence_table,
 }
 
 
