@@ -133,6 +133,18 @@ def test_label_errors_name_the_fix(tmp_path: Path) -> None:
         label_folder(tmp_path / "rec", tmp_path / "x")
     with pytest.raises(ConfigError, match="recorded without texts; record with --record-texts"):
         label_folder(tmp_path / "rec", tmp_path / "x", grader=lambda q, a: True)
+    texts = _recorder(tmp_path / "texts", fraction=1.0, batch_questions=1, keep_texts=True)
+    texts.wants()
+    texts.add(question="q", task="t", features=np.ones((2, 3), np.float32),
+              paths=_pool("a", "a", "b", "b"), served_n=1, prompt_tokens=1)  # fmt: skip
+    with pytest.raises(DataError, match=r"grader returned 1 \(int\) for answer"):
+        label_folder(tmp_path / "texts" / "rec", tmp_path / "y", grader=lambda q, a: 1)
+    with pytest.raises(DataError, match="grader raised ZeroDivisionError"):
+        label_folder(tmp_path / "texts" / "rec", tmp_path / "y", grader=lambda q, a: 1 / 0)
+    other = CollectConfig(recorded=True, questions=100, samples=8, model="m", layers=(0, 1),
+                          max_tokens=48)  # fmt: skip
+    with pytest.raises(DataError, match=r"samples: 4 -> 8"):
+        Recorder(RecordConfig(directory=str(tmp_path / "rec")), collect=other)
     with pytest.raises(ConfigError, match="is the recorded folder"):
         label_folder(tmp_path / "rec", tmp_path / "rec", plurality=True)
     bad = tmp_path / "bad.jsonl"

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from t2_agents.answers import same_answer
 from t2_agents.calibrate.collect import atomic_write, finished_batches
 from t2_agents.errors import ConfigError, DataError
@@ -191,6 +193,22 @@ def _write_batch(
     atomic_write(dst / "batches" / f"{stem}.jsonl", lines.encode())
 
 
+def _graded(grader: Grader, question: str, answer: str, key: object) -> bool:
+    try:
+        verdict = grader(question, answer)
+    except Exception as exc:
+        raise DataError(
+            f"the grader raised {type(exc).__name__}: {exc} on question {key}; fix the grader "
+            "(it must return True or False)"
+        ) from exc
+    if not isinstance(verdict, bool | np.bool_):
+        raise DataError(
+            f"the grader returned {verdict!r} ({type(verdict).__name__}) for answer {answer!r} "
+            f"of question {key}; it must return True or False"
+        )
+    return bool(verdict)
+
+
 def _label(
     record: dict[str, Any], answers: Mapping[str, str] | None, grader: Grader | None, source: str
 ) -> dict[str, Any]:
@@ -216,13 +234,7 @@ def _label(
                 "a grader needs each question's text, and this folder was recorded without "
                 "texts; record with --record-texts, or label with --answers keyed by question"
             )
-        try:
-            correct = sorted(a for a in counts if grader(text, a))
-        except Exception as exc:
-            raise DataError(
-                f"the grader raised {type(exc).__name__}: {exc} on question {record.get('key')}; "
-                "fix the grader (it must return True or False)"
-            ) from exc
+        correct = sorted(a for a in counts if _graded(grader, text, a, record.get("key")))
         gold = correct[0] if correct else None
     right = sum(counts[a] for a in correct)
     samples = len(record.get("samples") or []) or max(1, sum(counts.values()))
