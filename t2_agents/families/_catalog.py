@@ -6,10 +6,17 @@ import itertools
 import math
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from t2_agents.answers import extract_answer
-from t2_agents.families._core import Family, Instance, Operand, Template, _number, register_family
+from t2_agents.families._core import Family, Instance, Operand, Template, register_family
+from t2_agents.families._phrasing import (
+    NAMES,
+    Fields,
+    number_answer,
+    shuffled,
+    word_answer,
+    yesno_answer,
+)
 
 __all__: list[str] = []
 
@@ -22,36 +29,14 @@ _COUNT_WORD_RE = re.compile(r"(?i)\b(" + "|".join(_COUNT_WORDS) + r")\b")
 
 def _count(text: str, /) -> str | None:
     """A number, with count words ("twice", "three times") read as digits."""
-    return _number(_COUNT_WORD_RE.sub(lambda m: str(_COUNT_WORDS[m.group(1).lower()]), text))
-
-
-def _yesno(text: str, /) -> str | None:
-    return extract_answer(text, kind="yesno")
-
-
-_ANSWER_MARK_RE = re.compile(r"(?i)\banswer\b")
-
-
-def _word_answer(words: Sequence[str]) -> Callable[[str], str | None]:
-    """An extractor for answers that are one of ``words``: the first one named after the last
-    "answer" marker, else the last one named (lower-cased)."""
-    pattern = re.compile(r"\b(" + "|".join(words) + r")\b", re.IGNORECASE)
-
-    def extract(text: str, /) -> str | None:
-        marks = list(_ANSWER_MARK_RE.finditer(text))
-        after = pattern.findall(text[marks[-1].end() :]) if marks else []
-        found = after[:1] or pattern.findall(text)
-        return found[-1].lower() if found else None
-
-    return extract
+    return number_answer(_COUNT_WORD_RE.sub(lambda m: str(_COUNT_WORDS[m.group(1).lower()]), text))
 
 
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_weekday = _word_answer(_DAYS)
+_weekday = word_answer(_DAYS)
 
 
 # ---------------------------------------------------------------------------- helpers
-_NAMES = ("Sam", "Maya", "Leo", "Ana", "Omar", "Priya", "Tom", "Lena", "Kofi", "Mei")
 _ITEMS = ("apples", "pens", "stickers", "marbles", "cookies", "books", "cards", "stamps")
 _FRUITS = ("apple", "pear", "fig", "plum", "kiwi", "lime", "mango", "grape", "peach", "lemon")
 _WORDS = (
@@ -65,12 +50,6 @@ _WORDS = (
 def _pairs(low: int, high: int, *, same: bool = False) -> list[tuple[int, int]]:
     """Unordered pairs ``a <= b`` (``a < b`` unless ``same``) from ``low..high``."""
     return [(a, b) for a in range(low, high + 1) for b in range(a if same else a + 1, high + 1)]
-
-
-def _shuffled(rng: random.Random, values: Sequence[Operand]) -> list[Operand]:
-    out = list(values)
-    rng.shuffle(out)
-    return out
 
 
 def _listing(values: Sequence[Operand], last: str) -> str:
@@ -87,9 +66,6 @@ def _ints(inst: Instance) -> list[int]:
     return [int(op) for op in inst.operands]
 
 
-_Fields = tuple[str, dict[str, object]]
-
-
 # ---------------------------------------------------------------------------- the families
 def _arithmetic_space() -> list[Instance]:
     adds = [Instance("sum", p) for p in _pairs(2, 50, same=True)]
@@ -97,14 +73,14 @@ def _arithmetic_space() -> list[Instance]:
     return adds + subs + [Instance("mul", (a, b)) for a in range(2, 13) for b in range(a, 21)]
 
 
-def _arithmetic(inst: Instance, rng: random.Random) -> _Fields:
+def _arithmetic(inst: Instance, rng: random.Random) -> Fields:
     x, y = _ints(inst)
     if inst.kind == "mul":
-        a, b = _shuffled(rng, (x, y))
+        a, b = shuffled(rng, (x, y))
         return str(x * y), {"a": a, "b": b, "sym": "*", "word": "times"}
     if x < 0:
         return str(x + y), {"a": y, "b": -x, "sym": "-", "word": "minus"}
-    a, b = _shuffled(rng, (x, y))
+    a, b = shuffled(rng, (x, y))
     return str(x + y), {"a": a, "b": b, "sym": "+", "word": "plus"}
 
 
@@ -128,11 +104,11 @@ def _word_space() -> list[Instance]:
     )
 
 
-def _word(inst: Instance, rng: random.Random) -> _Fields:
+def _word(inst: Instance, rng: random.Random) -> Fields:
     x, y = _ints(inst)
-    a, b = _shuffled(rng, (x, y)) if inst.kind in ("wp_more", "wp_groups") else (x, y)
+    a, b = shuffled(rng, (x, y)) if inst.kind in ("wp_more", "wp_groups") else (x, y)
     gold = {"wp_more": x + y, "wp_left": x - y, "wp_groups": x * y, "wp_share": x // max(y, 1)}
-    fields: dict[str, object] = {"a": a, "b": b, "name": rng.choice(_NAMES)}
+    fields: dict[str, object] = {"a": a, "b": b, "name": rng.choice(NAMES)}
     return str(gold[inst.kind]), {**fields, "item": rng.choice(_ITEMS)}
 
 
@@ -163,12 +139,12 @@ register_family(Family("agent_word_problems", _WP_KINDS, _word_space, _word, _pe
 ))))  # fmt: skip
 
 
-def _speed(inst: Instance, rng: random.Random) -> _Fields:
+def _speed(inst: Instance, rng: random.Random) -> Fields:
     speed, hours = _ints(inst)
     vehicle = rng.choice(("car", "train", "bus", "cyclist", "boat"))
     unit = rng.choice(("km", "miles"))
     fields = {"speed": speed, "hours": hours, "vehicle": vehicle, "unit": unit}
-    return str(speed * hours), {**fields, "name": rng.choice(_NAMES)}
+    return str(speed * hours), {**fields, "name": rng.choice(NAMES)}
 
 
 register_family(Family("agent_rates", ("distance",), lambda: [
@@ -182,10 +158,10 @@ register_family(Family("agent_rates", ("distance",), lambda: [
 )))  # fmt: skip
 
 
-def _shopping(inst: Instance, rng: random.Random) -> _Fields:
+def _shopping(inst: Instance, rng: random.Random) -> Fields:
     price, qty = _ints(inst)
     item = rng.choice(("notebooks", "mugs", "tickets", "shirts", "lamps", "plants"))
-    return str(price * qty), {"price": price, "qty": qty, "item": item, "name": rng.choice(_NAMES)}
+    return str(price * qty), {"price": price, "qty": qty, "item": item, "name": rng.choice(NAMES)}
 
 
 register_family(Family("agent_shopping", ("cost",), lambda: [
@@ -199,9 +175,9 @@ register_family(Family("agent_shopping", ("cost",), lambda: [
 )))  # fmt: skip
 
 
-def _gcd_lcm(inst: Instance, rng: random.Random) -> _Fields:
+def _gcd_lcm(inst: Instance, rng: random.Random) -> Fields:
     x, y = _ints(inst)
-    a, b = _shuffled(rng, (x, y))
+    a, b = shuffled(rng, (x, y))
     if inst.kind == "gcd":
         return str(math.gcd(x, y)), {
             "a": a,
@@ -228,9 +204,9 @@ def _compare_space() -> list[Instance]:
     return [Instance(kind, s) for kind in ("max", "min") for s in sets]
 
 
-def _compare(inst: Instance, rng: random.Random) -> _Fields:
+def _compare(inst: Instance, rng: random.Random) -> Fields:
     values = _ints(inst)
-    shown = _shuffled(rng, values)
+    shown = shuffled(rng, values)
     big = inst.kind == "max"
     two = len(values) == 2
     fields: dict[str, object] = {
@@ -242,7 +218,7 @@ def _compare(inst: Instance, rng: random.Random) -> _Fields:
         "and": _listing(shown, "and"),
         "list": ", ".join(str(v) for v in shown),
         "games": "two" if two else "three",
-        "name": rng.choice(_NAMES),
+        "name": rng.choice(NAMES),
     }
     return str(max(values) if big else min(values)), fields
 
@@ -265,12 +241,12 @@ def _counting_space() -> list[Instance]:
     return letters + [Instance("list_len", c) for c in lists]
 
 
-def _counting(inst: Instance, rng: random.Random) -> _Fields:
+def _counting(inst: Instance, rng: random.Random) -> Fields:
     if inst.kind == "letters":
         word, letter = (str(op) for op in inst.operands)
         return str(word.count(letter)), {"word": word, "letter": letter}
-    items = ", ".join(str(v) for v in _shuffled(rng, inst.operands))
-    return str(len(inst.operands)), {"items": items, "name": rng.choice(_NAMES)}
+    items = ", ".join(str(v) for v in shuffled(rng, inst.operands))
+    return str(len(inst.operands)), {"items": items, "name": rng.choice(NAMES)}
 
 
 register_family(Family("agent_counting", _COUNT_KINDS, _counting_space, _counting, _per_kind(
@@ -289,7 +265,7 @@ register_family(Family("agent_counting", _COUNT_KINDS, _counting_space, _countin
 )), _count))  # fmt: skip
 
 
-def _weekdays(inst: Instance, rng: random.Random) -> _Fields:
+def _weekdays(inst: Instance, rng: random.Random) -> Fields:
     day, k = str(inst.operands[0]), int(inst.operands[1])
     gold = _DAYS[(_DAYS.index(day) + k) % 7].capitalize()
     return gold, {"day": day.capitalize(), "k": f"{k} day" if k == 1 else f"{k} days"}
@@ -306,11 +282,11 @@ register_family(Family("agent_weekdays", ("weekday_after",), lambda: [
 ), _weekday))  # fmt: skip
 
 
-def _logic(inst: Instance, rng: random.Random) -> _Fields:
+def _logic(inst: Instance, rng: random.Random) -> Fields:
     rel, x, t = str(inst.operands[0]), int(inst.operands[1]), int(inst.operands[2])
     holds = x > t if rel == "gt" else x < t
     words = "greater than" if rel == "gt" else "less than"
-    return ("yes" if holds else "no"), {"rel": words, "x": x, "t": t, "name": rng.choice(_NAMES)}
+    return ("yes" if holds else "no"), {"rel": words, "x": x, "t": t, "name": rng.choice(NAMES)}
 
 
 register_family(Family("agent_logic", ("threshold",), lambda: [
@@ -322,12 +298,12 @@ register_family(Family("agent_logic", ("threshold",), lambda: [
     "Rule: orders {rel} {t} dollars ship free. An order is {x} dollars. Does it ship free?",
     "True or false: {x} is {rel} {t}.",
     "A score {rel} {t} passes. {name} scored {x}. Does {name} pass? Answer yes or no.",
-), _yesno))  # fmt: skip
+), yesno_answer))  # fmt: skip
 
 
-def _remainders(inst: Instance, rng: random.Random) -> _Fields:
+def _remainders(inst: Instance, rng: random.Random) -> Fields:
     a, b = _ints(inst)
-    return str(a % b), {"a": a, "b": b, "name": rng.choice(_NAMES)}
+    return str(a % b), {"a": a, "b": b, "name": rng.choice(NAMES)}
 
 
 register_family(Family("agent_remainders", ("mod",), lambda: [

@@ -7,8 +7,9 @@ import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from t2_agents.answers import AnswerExtractor, extract_answer, register_extractor
+from t2_agents.answers import AnswerExtractor, register_extractor
 from t2_agents.errors import ConfigError, DataError
+from t2_agents.families._phrasing import number_answer
 from t2_agents.question import DEFAULT_INSTRUCTION, Question
 
 __all__ = [
@@ -49,10 +50,6 @@ class Instance:
         return f"{self.kind}:" + ",".join(str(op) for op in self.operands)
 
 
-def _number(text: str, /) -> str | None:
-    return extract_answer(text, kind="number")
-
-
 @dataclass(frozen=True)
 class Family:
     """A question family: its instance space, phrasings and answer extractor."""
@@ -67,7 +64,7 @@ class Family:
     """Gold answer and template fields of an instance (names, operand order drawn from rng)."""
     templates: tuple[Template, ...]
     """Phrasing templates; a question records the index of its template."""
-    extractor: AnswerExtractor = _number
+    extractor: AnswerExtractor = number_answer
     """Maps a completion to its normalised answer (registered for :attr:`name`)."""
 
 

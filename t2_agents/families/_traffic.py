@@ -13,17 +13,17 @@ from __future__ import annotations
 import math
 import random
 
-from t2_agents.families._catalog import _NAMES, _Fields, _shuffled, _word_answer, _yesno
 from t2_agents.families._core import Family, Instance, register_family
+from t2_agents.families._phrasing import NAMES, Fields, shuffled, word_answer, yesno_answer
 
 __all__: list[str] = []
 
-_parity_word = _word_answer(("even", "odd"))
+_parity_word = word_answer(("even", "odd"))
 
 
-def _parity(inst: Instance, rng: random.Random) -> _Fields:
+def _parity(inst: Instance, rng: random.Random) -> Fields:
     n = int(inst.operands[0])
-    return ("even" if n % 2 == 0 else "odd"), {"n": n, "name": rng.choice(_NAMES)}
+    return ("even" if n % 2 == 0 else "odd"), {"n": n, "name": rng.choice(NAMES)}
 
 
 register_family(Family("agent_parity", ("parity",), lambda: [
@@ -37,9 +37,9 @@ register_family(Family("agent_parity", ("parity",), lambda: [
 ), _parity_word))  # fmt: skip
 
 
-def _divides(inst: Instance, rng: random.Random) -> _Fields:
+def _divides(inst: Instance, rng: random.Random) -> Fields:
     n, d = (int(op) for op in inst.operands)
-    return ("yes" if n % d == 0 else "no"), {"n": n, "d": d, "name": rng.choice(_NAMES)}
+    return ("yes" if n % d == 0 else "no"), {"n": n, "d": d, "name": rng.choice(NAMES)}
 
 
 # Multiples and multiples plus one, so that "yes" and "no" are equally common.
@@ -52,16 +52,16 @@ register_family(Family("agent_divisible", ("divides",), lambda: [
     "Check whether {n} is a multiple of {d}. Yes or no?",
     "Can {n} be split into groups of {d} with none left over?",
     "{name} has {n} cookies. Can they be packed in boxes of {d} with no cookie left over?",
-), _yesno))  # fmt: skip
+), yesno_answer))  # fmt: skip
 
 
 def _is_prime(n: int) -> bool:
     return n > 1 and all(n % p for p in range(2, math.isqrt(n) + 1))
 
 
-def _prime(inst: Instance, rng: random.Random) -> _Fields:
+def _prime(inst: Instance, rng: random.Random) -> Fields:
     n = int(inst.operands[0])
-    return ("yes" if _is_prime(n) else "no"), {"n": n, "name": rng.choice(_NAMES)}
+    return ("yes" if _is_prime(n) else "no"), {"n": n, "name": rng.choice(NAMES)}
 
 
 # Every prime from 11 to 1000 and as many odd composites (not multiples of 5), so the answer
@@ -77,14 +77,14 @@ register_family(Family("agent_primes", ("prime",), lambda: [
     "Check whether {n} is prime. Yes or no?",
     "Is {n} divisible only by 1 and itself?",
     "{name} picked the number {n}. Is it a prime number?",
-), _yesno))  # fmt: skip
+), yesno_answer))  # fmt: skip
 
 
-def _pick_even(inst: Instance, rng: random.Random) -> _Fields:
+def _pick_even(inst: Instance, rng: random.Random) -> Fields:
     values = [int(op) for op in inst.operands]
     gold = next(v for v in values if v % 2 == 0)
-    shown = _shuffled(rng, values)
-    return str(gold), {"a": shown[0], "b": shown[1], "c": shown[2], "name": rng.choice(_NAMES)}
+    shown = shuffled(rng, values)
+    return str(gold), {"a": shown[0], "b": shown[1], "c": shown[2], "name": rng.choice(NAMES)}
 
 
 # One even number and two odd ones, as a sorted triple (the order shown is drawn per question).
@@ -108,7 +108,7 @@ _WORDS = (
 )  # fmt: skip
 
 
-def _contains(inst: Instance, rng: random.Random) -> _Fields:
+def _contains(inst: Instance, rng: random.Random) -> Fields:
     word, letter = str(inst.operands[0]), str(inst.operands[1])
     return ("yes" if letter in word else "no"), {"word": word, "letter": letter}
 
@@ -123,4 +123,4 @@ register_family(Family("agent_has_letter", ("has_letter",), lambda: [
     "Check whether '{word}' has the letter {letter} in it. Yes or no?",
     "Does '{letter}' appear in the word {word}?",
     "A password is '{word}'. Does it use the letter '{letter}'?",
-), _yesno))  # fmt: skip
+), yesno_answer))  # fmt: skip
