@@ -299,11 +299,10 @@ class DistributionGuard:
             )
         new = ((x - self._mean) / self._std) @ self._basis  # [Q, k]
         points = np.concatenate([self._points, new])  # [n + Q, k]
-        d2 = (new**2).sum(axis=1)[:, None] + (points**2).sum(axis=1)[None, :]  # [Q, n + Q]
-        d2 -= 2.0 * (new @ points.T)
-        d2[:, len(self._points) :][groups[:, None] == groups[None, :]] = np.inf
+        mine = groups.astype(object)  # None (the old points' group) never equals a new group
+        everyone = np.concatenate([np.full(len(self._points), None, dtype=object), mine])
         k = self.config.neighbours
-        own = np.sqrt(np.maximum(np.partition(d2, k - 1, axis=1)[:, k - 1], 0.0))  # [Q]
+        own, _ = _neighbour(new, points, k, groups=mine, b_groups=everyone)  # [Q]
         if not np.isfinite(own).all():
             raise ConfigError(
                 f"fewer than neighbours={k} reference points lie outside some new question's "
@@ -398,15 +397,22 @@ def _safe_budget(curve: FloatArray, grid: list[int], n_d: int, target: float) ->
 
 
 def _neighbour(
-    a: FloatArray, b: FloatArray, k: int, *, groups: np.ndarray | None = None
+    a: FloatArray,
+    b: FloatArray,
+    k: int,
+    *,
+    groups: np.ndarray | None = None,
+    b_groups: np.ndarray | None = None,
 ) -> tuple[FloatArray, IntArray]:
     """Distance from each row of ``a`` [Q, k'] to its k-th nearest row of ``b`` [n, k'], and
-    the index of its nearest row. ``groups`` (a is b): rows of a row's own group, itself
-    included, are left out (distance inf when fewer than k rows are left)."""
+    the index of its nearest row. ``groups`` [Q] and ``b_groups`` [n] (default ``groups``, for
+    a is b): rows of ``b`` in a row's own group, itself included, are left out (distance inf
+    when fewer than k rows are left)."""
     # ||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b keeps memory at [Q, n], not [Q, n, k'].
     d2 = (a**2).sum(axis=1)[:, None] + (b**2).sum(axis=1)[None, :] - 2.0 * (a @ b.T)  # [Q, n]
     if groups is not None:
-        d2[groups[:, None] == groups[None, :]] = np.inf
+        others = groups if b_groups is None else b_groups
+        d2[groups[:, None] == others[None, :]] = np.inf
     kth = np.partition(d2, k - 1, axis=1)[:, k - 1]
     nearest = np.argmin(d2, axis=1).astype(np.int64)
     return np.asarray(np.sqrt(np.maximum(kth, 0.0)), dtype=np.float64), nearest
