@@ -44,7 +44,13 @@ from t2_agents.errors import ConfigError, DataError
 from t2_agents.estimator.estimator import T2Estimator
 from t2_agents.estimator.probes import LayerProbe, ProbeConfig
 from t2_agents.estimator.summary import TrainingSummary
-from t2_agents.estimator.training import layer_weights, one_thread, predict_probe, split_rows
+from t2_agents.estimator.training import (
+    layer_weights,
+    one_thread,
+    predict_probe,
+    split_rows,
+    train_epochs,
+)
 
 if TYPE_CHECKING:
     from t2_agents.calibrate.training_set import TrainingSet
@@ -251,33 +257,11 @@ def _continue(
 ) -> tuple[LayerProbe, int]:  # fmt: skip
     """Train ``probe`` further on rows ``train``; the best epoch on ``val`` (0: unchanged)."""
     torch.manual_seed(config.seed)
-    head = probe_config.head_object
-
-    def loss(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return head.loss(p, t, kind=probe_config.loss, huber_delta=probe_config.huber_delta)
-
-    opt = torch.optim.AdamW(probe.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    order = torch.Generator().manual_seed(config.seed)
-    with torch.no_grad():
-        best = float(loss(probe.eval()(x[val]), y[val]))
-    best_epoch, best_state, stale = 0, copy.deepcopy(probe.state_dict()), 0
-    for epoch in range(1, config.epochs + 1):
-        probe.train()
-        perm = train[torch.randperm(len(train), generator=order)]
-        for start in range(0, len(perm), config.batch_size):
-            idx = perm[start : start + config.batch_size]
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss(probe(x[idx]), y[idx]))
-            opt.step()
-        probe.eval()
-        with torch.no_grad():
-            value = float(loss(probe(x[val]), y[val]))
-        if value < best:
-            best, best_epoch, best_state, stale = value, epoch, copy.deepcopy(probe.state_dict()), 0
-        elif (stale := stale + 1) >= config.patience:
-            break
-    probe.load_state_dict(best_state)
-    return probe.eval(), best_epoch
+    return train_epochs(
+        probe, x[train], y[train], x[val], y[val], config=replace(probe_config, seed=config.seed),
+        lr=config.lr, weight_decay=config.weight_decay, epochs=config.epochs,
+        patience=config.patience, batch_size=config.batch_size, keep_start=True,
+    )  # fmt: skip
 
 
 def _mse(pred: np.ndarray, target: np.ndarray) -> float:

@@ -34,6 +34,7 @@ __all__ = [
     "one_thread",
     "predict_probe",
     "split_rows",
+    "train_epochs",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -140,14 +141,41 @@ def _train_mlp(
     with torch.no_grad():  # start at the training mean (through the sigmoid when bounded)
         mean = y_tr.mean(dim=0)
         last.bias.copy_(torch.logit(mean.clamp(0.02, 0.98)) if probe.bounded else mean)
-    opt = torch.optim.AdamW(probe.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return train_epochs(probe, x_tr, y_tr, x_va, y_va, config=config, lr=config.lr,
+                        weight_decay=config.weight_decay, epochs=config.epochs,
+                        patience=config.patience, batch_size=config.batch_size)  # fmt: skip
+
+
+def train_epochs(
+    probe: LayerProbe,
+    x_tr: torch.Tensor,
+    y_tr: torch.Tensor,
+    x_va: torch.Tensor,
+    y_va: torch.Tensor,
+    *,
+    config: ProbeConfig,
+    lr: float,
+    weight_decay: float,
+    epochs: int,
+    patience: int,
+    batch_size: int,
+    keep_start: bool = False,
+) -> tuple[LayerProbe, int]:
+    """AdamW on [T, d] -> y with the head's loss (``config``), early-stopped on [V, d] -> y;
+    the best probe and its epoch. ``keep_start``: the probe as given competes as epoch 0 (a
+    probe trained further never ends worse on validation than it started)."""
+    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
     order = torch.Generator().manual_seed(config.seed)
     best, best_epoch, best_state, stale = math.inf, 0, _copy_state(probe), 0
-    for epoch in range(1, config.epochs + 1):
+    if keep_start:
+        probe.eval()
+        with torch.no_grad():
+            best = float(_loss(probe(x_va), y_va, config))
+    for epoch in range(1, epochs + 1):
         probe.train()
         perm = torch.randperm(len(y_tr), generator=order)  # [T]
-        for start in range(0, len(perm), config.batch_size):
-            idx = perm[start : start + config.batch_size]  # [B]
+        for start in range(0, len(perm), batch_size):
+            idx = perm[start : start + batch_size]  # [B]
             opt.zero_grad(set_to_none=True)
             torch.autograd.backward(_loss(probe(x_tr[idx]), y_tr[idx], config))
             opt.step()
@@ -156,7 +184,7 @@ def _train_mlp(
             val = float(_loss(probe(x_va), y_va, config))
         if val < best:
             best, best_epoch, best_state, stale = val, epoch, _copy_state(probe), 0
-        elif (stale := stale + 1) >= config.patience:
+        elif (stale := stale + 1) >= patience:
             break
     probe.load_state_dict(best_state)
     return probe.eval(), best_epoch
