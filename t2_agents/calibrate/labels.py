@@ -177,15 +177,14 @@ def _write_batch(
 ) -> None:
     """The labelled records of one batch and their feature rows (features first, records last:
     the records file marks the batch done)."""
-    from safetensors.numpy import load_file, save
+    from safetensors import safe_open
+    from safetensors.numpy import save
 
     path = src / "batches" / f"{stem}.safetensors"
     if path.is_file():
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="np") as handle:
+        with safe_open(str(path), framework="np") as handle:  # one read: metadata and tensor
             meta = dict(handle.metadata() or {})
-        features = load_file(str(path))["features"][rows]  # [B', L, d]
+            features = handle.get_tensor("features")[rows]  # [B', L, d]
         meta["ids"] = json.dumps([r["id"] for r in records])
         blob = save({"features": features}, metadata=meta)
         atomic_write(dst / "batches" / f"{stem}.safetensors", blob)
