@@ -13,7 +13,7 @@ Then, at each fixed ``N`` of ``--n`` and, with ``--estimator``, at T2's per-ques
 reports each rule's accuracy and completion tokens and its difference from the majority on the
 same questions with a paired bootstrap 95 % interval
 (:func:`t2_agents.curves.compare.paired_difference`). With ``--estimator``, questions it was
-trained on (by text or by instance) and repeated instances are dropped and counted. Questions
+trained on (by text or by instance) and repeated questions are dropped and counted. Questions
 whose pool lacks confidences are scored by the majority under every rule (the rules'
 fallback) and counted in ``fallback``. Nothing here samples: it only replays the pools, so it
 runs in seconds.
@@ -129,29 +129,23 @@ def _unseen(
     collections: Sequence[Collection], estimator: Any
 ) -> tuple[npt.NDArray[np.bool_], dict[str, int]]:
     """Which records to keep: with a T2 estimator (a folder or a loaded one), those whose text
-    and instance it never trained on, each instance once; otherwise all."""
-    from t2_agents.calibrate.training_set import collection_identities
+    and instance it never trained on, each question once
+    (:func:`~t2_agents.calibrate.training_set.distinct_rows`); otherwise all."""
+    from t2_agents.calibrate.training_set import distinct_rows
     from t2_agents.estimator.estimator import T2Estimator
 
-    total = sum(len(c.records) for c in collections)
-    dropped = {"seen_by_text": 0, "seen_by_instance_only": 0, "repeated_instance": 0}
+    sizes = [len(c.records) for c in collections]
     if isinstance(estimator, str | Path):
         estimator = T2Estimator.load(estimator)
     if not isinstance(estimator, T2Estimator):
-        return np.ones(total, dtype=np.bool_), dropped
-    keys, instances = estimator.training_keys, estimator.training_instance_keys
-    keep, kept = [], set()
-    for collection in collections:
-        for text, instance in zip(*collection_identities(collection), strict=True):
-            reason = ("seen_by_text" if text in keys else "seen_by_instance_only"
-                      if instance in instances else "repeated_instance"
-                      if instance in kept else None)  # fmt: skip
-            keep.append(reason is None)
-            if reason is None:
-                kept.add(instance)
-            else:
-                dropped[reason] += 1
-    return np.asarray(keep, dtype=np.bool_), dropped
+        return np.ones(sum(sizes), dtype=np.bool_), {}
+    rows, dropped = distinct_rows(
+        collections, estimator.training_keys, estimator.training_instance_keys
+    )
+    starts = np.cumsum([0, *sizes])
+    keep = np.zeros(sum(sizes), dtype=np.bool_)
+    keep[[starts[c] + i for c, i in rows]] = True
+    return keep, dropped
 
 
 def _compare(

@@ -6,7 +6,8 @@ their normalised text is: the library's default) and with equal answers merged b
 ``\\frac{1}{2}`` are one answer; what a task declared with ``declare_math_answers`` gets). A merged
 answer is right when one of its answers was graded right as collected, so only the vote
 changes (the accuracy at N = 1 is the same). Questions the estimator trained on (by
-text or by instance) and repeated instances are dropped and counted. Per fixed N: both
+text or by instance) and repeated questions are dropped and counted
+(:func:`t2_agents.calibrate.training_set.distinct_rows`). Per fixed N: both
 accuracies and the paired bootstrap 95 % interval of the difference; also how many pools had
 an answer merged at all.
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from t2_agents.answers import math_answer_key
 from t2_agents.calibrate.collect import load_collection
-from t2_agents.calibrate.training_set import collection_identities
+from t2_agents.calibrate.training_set import distinct_rows
 from t2_agents.curves.compare import paired_difference
 from t2_agents.curves.exact import AnswerPool, accuracy_curve
 from t2_agents.estimator.estimator import T2Estimator
@@ -58,23 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     est = T2Estimator.load(args.estimator)
-    before, after, changed, kept = [], [], 0, set()
-    dropped = {"seen": 0, "repeated_instance": 0}
-    for folder in args.data:
-        col = load_collection(folder)
-        keys, instances = collection_identities(col)
-        for pool, key, instance in zip(col.pools(), keys, instances, strict=True):
-            if key in est.training_keys or instance in est.training_instance_keys:
-                dropped["seen"] += 1
-                continue
-            if instance in kept:
-                dropped["repeated_instance"] += 1
-                continue
-            kept.add(instance)
-            merged_pool, merged_any = merged(pool)
-            changed += merged_any
-            before.append(accuracy_curve(pool, pool.size))
-            after.append(accuracy_curve(merged_pool, merged_pool.size))
+    collections = [load_collection(folder) for folder in args.data]
+    rows, dropped = distinct_rows(collections, est.training_keys, est.training_instance_keys)
+    pools = [c.pools() for c in collections]
+    before, after, changed = [], [], 0
+    for c, i in rows:
+        pool = pools[c][i]
+        merged_pool, merged_any = merged(pool)
+        changed += merged_any
+        before.append(accuracy_curve(pool, pool.size))
+        after.append(accuracy_curve(merged_pool, merged_pool.size))
     size = min(len(c) for c in before)
     b = np.stack([c[:size] for c in before])
     a = np.stack([c[:size] for c in after])
