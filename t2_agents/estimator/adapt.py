@@ -164,7 +164,8 @@ def adapt_estimator(
     )
     probes, preds_before, preds_after, epochs = [], [], [], []
     with one_thread():
-        for i, (layer, probe) in enumerate(zip(estimator.layers, _probes(estimator), strict=True)):
+        for i, (layer, shipped) in enumerate(zip(estimator.layers, estimator.probes, strict=True)):
+            probe = copy.deepcopy(shipped)  # the estimator's own probes stay as they are
             xl = torch.from_numpy(np.ascontiguousarray(x[:, i, :]))  # [Q, d]
             preds_before.append(predict_probe(probe, xl[val]))
             tuned, best = (
@@ -245,10 +246,6 @@ def _inputs(estimator: T2Estimator, data: TrainingSet) -> tuple[np.ndarray, torc
     labels = torch.from_numpy(np.minimum(data.labels, grid[-1]).astype(np.float32))
     target = estimator.config.head_object.target(torch.log2(labels), curves)
     return x, target
-
-
-def _probes(estimator: T2Estimator) -> list[LayerProbe]:
-    return [copy.deepcopy(p) for p in estimator.probes]
 
 
 def _continue(
