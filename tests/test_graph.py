@@ -319,12 +319,13 @@ def test_graph_schemas_are_json() -> None:
     assert set(context["properties"]) == {
         "n_min", "n_max", "temperature", "top_p", "max_tokens", "seed", "fanout", "task",
         "exact_seeds", "branch_errors", "stop", "vote", "vote_eta", "vote_statistic",
+        "early_stop_floor", "early_stop_warmup", "early_stop_keep",
     }  # fmt: skip
     assert context["properties"]["fanout"]["anyOf"][0]["enum"] == ["batched", "send"]
     assert "description" in context["properties"]["n_max"]
     assert list(graph.get_input_jsonschema()["properties"]) == ["question"]
     output = graph.get_output_jsonschema()
-    assert set(output["properties"]) == STATE_KEYS
+    assert set(output["properties"]) == STATE_KEYS | {"weak_floor"}  # set only with early stop
     json.dumps([context, output])
 
 

@@ -465,3 +465,30 @@ def test_a_stop_rule_samples_in_waves_and_reports_them(serve: Any) -> None:
     assert too_small.status_code == 400 and "window" in too_small.json()["error"]["message"]
     unknown = _chat(agreeing, t2={"stop_rule": "beta"})
     assert unknown.status_code == 400 and "stop_rule" in json.dumps(unknown.json())
+
+
+def test_early_stop_options_reach_the_graph_and_the_response(serve: Any) -> None:
+    """t2.early_stop_floor stops weak paths (their tokens counted, no vote); bad values 400."""
+    engine = FakeEngine(answers={"7": 0.5, "8": 0.5}, confidence={"7": 8.0, "8": 2.0})
+    client = serve(engine)
+    plain = _chat(client, t2={"n": 8}, seed=3).json()
+    early = _chat(client, t2={"n": 8, "early_stop_floor": 5.0}, seed=3).json()
+    assert plain["t2"]["weak_stopped"] == 0 and early["t2"]["weak_stopped"] > 0
+    assert early["t2"]["answer"] == "7" and set(early["t2"]["distribution"]) == {"7"}
+    assert early["usage"]["completion_tokens"] < plain["usage"]["completion_tokens"]
+    warm = _chat(client, t2={"n": 8, "early_stop_warmup": 3, "early_stop_keep": 50}, seed=3)
+    assert warm.status_code == 200, warm.text
+    for t2 in (
+        {"early_stop_floor": 5.0, "early_stop_warmup": 2},
+        {"early_stop_keep": 0},
+        {"early_stop_warmup": -1},
+    ):
+        bad = _chat(client, t2={"n": 4, **t2}, seed=3)
+        assert bad.status_code == 400, (t2, bad.text)
+    nan = client.post(
+        "/v1/chat/completions",
+        content=b'{"model": "%s", "messages": [{"role": "user", "content": "q"}], '
+        b'"t2": {"early_stop_floor": NaN}}' % MODEL.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert nan.status_code == 400

@@ -320,3 +320,31 @@ def test_cli_ask_on_vllm(tmp_path: Path) -> None:
     payload = json.loads(done.stdout.strip().splitlines()[-1])
     assert payload["policy"] == "t2" and 1 <= payload["n"] == len(payload["paths"])
     assert payload["completion_tokens"] == sum(p["tokens"] for p in payload["paths"])
+
+
+# -- early stop of weak paths ------------------------------------------------------------------
+@needs_vllm
+def test_weak_paths_stop_at_the_first_window_below_the_floor(vllm_engine: Any) -> None:
+    """Each path is a streamed request watched token by token: with a floor no window can
+    reach, every path of at least a window's tokens is aborted right after that window; with a
+    floor of 0 (token confidences are positive) nothing stops."""
+    saved = vllm_engine.config
+    vllm_engine.config = replace(saved, confidence_top_k=20, confidence_window=4)
+    params = SamplingParams(seed=9, max_tokens=16)
+    try:
+        high = vllm_engine.sample_stopping_weak(QUESTIONS[:2], 3, params, floor=1e6)
+        low = vllm_engine.sample_stopping_weak(QUESTIONS[:2], 3, params, floor=0.0)
+    finally:
+        vllm_engine.config = saved
+    for completion in [c for row in high for c in row]:
+        assert completion.finish_reason == "low_confidence" and completion.completion_tokens == 4
+    for completion in [c for row in low for c in row]:
+        assert completion.finish_reason in ("stop", "length")
+        assert completion.finish_reason == "stop" or completion.completion_tokens == 16
+
+
+@needs_vllm
+def test_stopping_weak_paths_needs_log_probabilities(vllm_engine: Any) -> None:
+    assert vllm_engine.config.confidence_top_k is None  # the default
+    with pytest.raises(ConfigError, match="confidence_top_k=20"):
+        vllm_engine.sample_stopping_weak(QUESTIONS[:1], 2, SamplingParams(), floor=4.0)

@@ -43,6 +43,7 @@ __all__ = [
     "Sampler",
     "SamplingParams",
     "SeedsEachPath",
+    "StopsWeakPaths",
     "cancel_requested",
     "check_layers",
     "check_n",
@@ -52,7 +53,7 @@ __all__ = [
     "transient_retrying",
 ]
 
-FinishReason = Literal["stop", "length", "error"]
+FinishReason = Literal["stop", "length", "error", "low_confidence"]
 
 CANCEL_EVENT: ContextVar[threading.Event | None] = ContextVar("t2_cancel_event", default=None)
 """Set by a caller around engine work it may abandon (the endpoint, when a client disconnects).
@@ -132,7 +133,8 @@ class Completion:
     completion_tokens: int
     """Tokens generated, counting the end-of-sequence token when one was produced."""
     finish_reason: FinishReason
-    """'stop' (end of sequence), 'length' (hit max_tokens) or 'error' (the engine failed)."""
+    """'stop' (end of sequence), 'length' (hit max_tokens), 'error' (the engine failed) or
+    'low_confidence' (stopped early by :meth:`StopsWeakPaths.sample_stopping_weak`)."""
     logprob: float | None = None
     """Sum of the sampled tokens' log-probabilities, when the engine reports them."""
     confidence: PathConfidence | None = None
@@ -200,6 +202,29 @@ class SeedsEachPath(Protocol):
     @property
     def per_path_seeds(self) -> bool:
         """Whether path ``k`` of a call with seed ``s`` is the path of seed ``s + k``."""
+        ...
+
+
+@runtime_checkable
+class StopsWeakPaths(Protocol):
+    """An optional capability of a sampler: stop paths online when their confidence falls.
+
+    DeepConf-online (:mod:`t2_agents.early_stop`): while a path is decoded, the mean token
+    confidence over its last ``window`` tokens is watched, and the path is stopped once it is
+    below ``floor``. A stopped path keeps the text and tokens generated so far and ends with
+    ``finish_reason="low_confidence"``; its tokens were paid for, so they are counted.
+    """
+
+    def sample_stopping_weak(
+        self, prompts: Sequence[str], n: int, params: SamplingParams, *, floor: float
+    ) -> list[list[Completion]]:
+        """:meth:`Sampler.sample`, stopping each path whose window confidence falls below
+        ``floor`` (see :class:`~t2_agents.early_stop.WindowMonitor`).
+
+        Raises:
+            ConfigError: The engine was built without log-probabilities for confidence, or
+                ``floor`` is not a finite number.
+        """
         ...
 
 

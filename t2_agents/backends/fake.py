@@ -43,6 +43,7 @@ from t2_agents.backends.base import (
     per_path_seeds,
 )
 from t2_agents.confidence import PathConfidence
+from t2_agents.early_stop import WindowMonitor
 from t2_agents.errors import ConfigError, EngineError, TransientEngineError
 
 __all__ = ["FAULT_KINDS", "FakeEngine", "FaultKind", "FaultyEngine"]
@@ -155,6 +156,36 @@ class FakeEngine:
         if error is not None:
             raise error
         return [self._paths(prompt, n, params) for prompt in items]
+
+    def sample_stopping_weak(
+        self, prompts: Sequence[str], n: int, params: SamplingParams, *, floor: float
+    ) -> list[list[Completion]]:
+        """:meth:`sample`, with paths whose ``lowest_group`` confidence is below ``floor``
+        stopped half way: their first half of words (no answer), half their tokens, finish
+        reason ``low_confidence`` (a stand-in for the real engines' token-by-token test).
+
+        Raises:
+            ConfigError: The fake was built without ``confidence`` (no log-probabilities).
+        """
+        if self.confidence is None:
+            raise ConfigError(
+                "stopping weak paths needs confidences: build FakeEngine(confidence={...})"
+            )
+        WindowMonitor(floor=floor, window=1)  # validates floor
+        out = self.sample(prompts, n, params)
+        return [[self._stopped(path, floor) for path in paths] for paths in out]
+
+    @staticmethod
+    def _stopped(path: Completion, floor: float) -> Completion:
+        if path.confidence is None or path.confidence.lowest_group >= floor:
+            return path
+        words = path.text.split()
+        return dataclasses.replace(
+            path,
+            text=" ".join(words[: max(1, len(words) // 2)]),
+            completion_tokens=max(1, path.completion_tokens // 2),
+            finish_reason="low_confidence",
+        )
 
     def answer_for(self, prompt: str, seed: int) -> str | None:
         """The answer of the single path ``sample([prompt], 1, seed=seed)`` would return."""

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,7 +54,9 @@ from t2_agents.confidence import (
     DEFAULT_WINDOW,
     check_confidence_settings,
     path_confidence,
+    token_confidences,
 )
+from t2_agents.early_stop import WindowMonitor
 from t2_agents.errors import CancelledCallError, ConfigError, ModelError, PromptError
 
 __all__ = ["TransformersConfig", "TransformersEngine"]
@@ -214,6 +217,32 @@ class TransformersEngine:
             PromptError: Empty list, blank prompt, or prompt + max_tokens above the context.
             ConfigError: ``n`` outside [1, max_n].
         """
+        return self._sample(prompts, n, params, floor=None)
+
+    def sample_stopping_weak(
+        self, prompts: Sequence[str], n: int, params: SamplingParams, *, floor: float
+    ) -> list[list[Completion]]:
+        """:meth:`sample`, stopping each path whose window confidence falls below ``floor``.
+
+        The window is ``confidence_window`` tokens (:mod:`t2_agents.early_stop`); a stopped
+        path keeps its tokens so far and ends with ``finish_reason="low_confidence"``. The
+        batch's ``generate`` ends once every path has ended or stopped.
+
+        Raises:
+            ConfigError: ``confidence_top_k`` is None (no log-probabilities to watch), or
+                ``floor`` is not a finite number.
+        """
+        if self.config.confidence_top_k is None:
+            raise ConfigError(
+                "stopping weak paths needs token log-probabilities: build the engine with "
+                "confidence_top_k set (e.g. 20, the default)"
+            )
+        WindowMonitor(floor=floor, window=self.config.confidence_window)  # validates floor
+        return self._sample(prompts, n, params, floor=floor)
+
+    def _sample(
+        self, prompts: Sequence[str], n: int, params: SamplingParams, *, floor: float | None
+    ) -> list[list[Completion]]:
         items = check_prompts(prompts)
         n = check_n(n, self.config.max_n)
         per_call = max(1, self.config.max_batch_sequences // n)
@@ -221,21 +250,30 @@ class TransformersEngine:
         for start in range(0, len(items), per_call):
             chunk = items[start : start + per_call]
             seed = None if params.seed is None else params.seed + start
-            results.extend(self._sample_chunk(chunk, n, params, seed))
+            results.extend(self._sample_chunk(chunk, n, params, seed, floor))
         return results
 
     def _sample_chunk(
-        self, prompts: list[str], n: int, params: SamplingParams, seed: int | None
+        self,
+        prompts: list[str],
+        n: int,
+        params: SamplingParams,
+        seed: int | None,
+        floor: float | None,
     ) -> list[list[Completion]]:
         batch = self._tokenize(prompts, reserve=params.max_tokens)
         prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
         greedy = params.temperature == 0
         per_prompt = 1 if greedy else n  # greedy paths are identical: decode one, repeat it
         cancel = CANCEL_EVENT.get()
-        extra: dict[str, Any] = {}
-        if cancel is not None:
-            extra["stopping_criteria"] = _stopping(cancel)
         steps: list[torch.Tensor] = []  # per generated token: [sequences, top_k] log-probs
+        weak = (
+            None
+            if floor is None
+            else _WeakPaths(steps, floor, self.config.confidence_window, self._eos_ids)
+        )
+        criteria = _stopping(cancel, weak)
+        extra: dict[str, Any] = {} if criteria is None else {"stopping_criteria": criteria}
         with (
             self._lock,
             torch.random.fork_rng(devices=[]),
@@ -259,9 +297,12 @@ class TransformersEngine:
             )
         new = out[:, batch["input_ids"].shape[1] :].cpu()  # [P * per_prompt, T_new]
         top = torch.stack(steps, dim=1).float().numpy() if steps else None  # [seqs, T, k]
+        stopped = {} if weak is None else weak.stopped
         return [
             [
-                self._completion(new, p * per_prompt + k % per_prompt, prompt_lengths[p], top)
+                self._completion(
+                    new, p * per_prompt + k % per_prompt, prompt_lengths[p], top, stopped
+                )
                 for k in range(n)
             ]
             for p in range(len(prompts))
@@ -305,12 +346,17 @@ class TransformersEngine:
         row: int,
         prompt_tokens: int,
         top: npt.NDArray[np.float32] | None,
+        stopped: dict[int, int],
     ) -> Completion:
         ids = new[row].tolist()
-        eos = self._eos_ids
-        stop = next((i for i, t in enumerate(ids) if t in eos), None)
-        finish: FinishReason = "stop" if stop is not None else "length"
-        used = ids[: stop + 1] if stop is not None else ids
+        finish: FinishReason
+        if row in stopped:  # stopped for low confidence after its first stopped[row] tokens
+            used, finish = ids[: stopped[row]], "low_confidence"
+        else:
+            eos = self._eos_ids
+            stop = next((i for i, t in enumerate(ids) if t in eos), None)
+            finish = "stop" if stop is not None else "length"
+            used = ids[: stop + 1] if stop is not None else ids
         text = self.tokenizer.decode(used, skip_special_tokens=True)
         confidence = None
         if top is not None and top.shape[1] >= len(used):  # one hook call per generated token
@@ -341,17 +387,65 @@ class TransformersEngine:
         self.close()
 
 
-def _stopping(event: threading.Event) -> Any:
-    """A stopping criterion that ends ``generate`` at the next token once ``event`` is set."""
+class _WeakPaths:
+    """Per sequence of a batched ``generate``: a :class:`WindowMonitor` on its confidences.
+
+    Called after every generated token with the batch's ids; ``steps`` (the LM-head hook's
+    top-k log-probabilities, one ``[sequences, k]`` tensor per token) then holds the
+    distribution each sequence's newest token was drawn from. Every token is watched, the
+    end-of-sequence token included (as the replay of a finished path does); a sequence that
+    ended on its own is left alone after that.
+    """
+
+    def __init__(self, steps: list[torch.Tensor], floor: float, window: int, eos: set[int]):
+        self.steps = steps
+        self.floor, self.window, self.eos = floor, window, eos
+        self.monitors: list[WindowMonitor] = []
+        self.ended: set[int] = set()
+        self.stopped: dict[int, int] = {}  # sequence -> tokens kept
+
+    def __call__(self, input_ids: torch.Tensor) -> torch.Tensor:
+        rows = input_ids.shape[0]
+        if not self.monitors:
+            self.monitors = [
+                WindowMonitor(floor=self.floor, window=self.window) for _ in range(rows)
+            ]
+        last = self.steps[-1].numpy()  # [sequences, k]
+        newest = input_ids[:, -1].tolist()
+        for row in range(rows):
+            if row in self.stopped or row in self.ended:
+                continue
+            if self.monitors[row].push(_confidence(last[row])):
+                self.stopped[row] = self.monitors[row].tokens
+            elif newest[row] in self.eos:
+                self.ended.add(row)
+        flags = [row in self.stopped for row in range(rows)]
+        return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+
+
+def _confidence(top: npt.NDArray[np.float32]) -> float:
+    """One position's token confidence (NaN when none of its log-probabilities is finite)."""
+    c, _ = token_confidences([top], top_k=top.shape[0])
+    return float(c[0]) if c.size else math.nan
+
+
+def _stopping(event: threading.Event | None, weak: _WeakPaths | None) -> Any:
+    """Stopping criteria: the caller's cancel ``event`` (all sequences at the next token) and
+    the weak-path monitors (one sequence at a time); None when there is neither."""
+    if event is None and weak is None:
+        return None
     from transformers import StoppingCriteria, StoppingCriteriaList
 
-    class _Cancelled(StoppingCriteria):  # type: ignore[misc]
+    class _Stop(StoppingCriteria):  # type: ignore[misc]
         def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-            return torch.full(
-                (input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device
-            )
+            flags = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            if weak is not None:
+                flags |= weak(input_ids)
+            if event is not None and event.is_set():
+                flags[:] = True
+            return flags
 
-    return StoppingCriteriaList([_Cancelled()])
+    return StoppingCriteriaList([_Stop()])
 
 
 def _pick_device(device: str) -> torch.device:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import math
 import sys
 import threading
 import uuid
@@ -72,7 +73,9 @@ from t2_agents.confidence import (
     PathConfidence,
     check_confidence_settings,
     confidence_from_steps,
+    token_confidences,
 )
+from t2_agents.early_stop import WindowMonitor
 from t2_agents.errors import (
     CancelledCallError,
     ConfigError,
@@ -296,6 +299,89 @@ class VLLMEngine:
         """:meth:`sample` for asyncio code (runs on the engine's loop)."""
         return await self._await(self._sample(*self._sample_inputs(prompts, n, params), params))
 
+    def sample_stopping_weak(
+        self, prompts: Sequence[str], n: int, params: SamplingParams, *, floor: float
+    ) -> list[list[Completion]]:
+        """:meth:`sample`, stopping each path whose window confidence falls below ``floor``.
+
+        Each path is its own streamed request (``n=1``, seed ``seed + k``), watched token by
+        token (:class:`~t2_agents.early_stop.WindowMonitor` over ``confidence_window``
+        tokens) and aborted once it is weak; it keeps the tokens generated until the abort
+        (counted in ``completion_tokens``) and ends with ``finish_reason="low_confidence"``.
+
+        Raises:
+            ConfigError: ``confidence_top_k`` is None (no log-probabilities to watch), ``floor``
+                is not a finite number, or ``n`` is outside [1, max_n].
+            PromptError: As :meth:`sample`.
+        """
+        if self.config.confidence_top_k is None:
+            raise ConfigError(
+                "stopping weak paths needs token log-probabilities: build the engine with "
+                "VLLMConfig(confidence_top_k=20)"
+            )
+        WindowMonitor(floor=floor, window=self.config.confidence_window)  # validates floor
+        ids, n = self._sample_inputs(prompts, n, params)
+        return self._run(self._sample_weak(ids, n, params, floor))
+
+    async def _sample_weak(
+        self, ids: list[list[int]], n: int, params: SamplingParams, floor: float
+    ) -> list[list[Completion]]:
+        greedy = params.temperature == 0
+        paths = 1 if greedy else n
+        calls = []
+        for prompt in ids:
+            for k in range(paths):
+                request = _request_params(
+                    stream=True,
+                    n=1,
+                    temperature=params.temperature,
+                    top_p=1.0 if greedy else params.top_p,
+                    max_tokens=params.max_tokens,
+                    seed=None if params.seed is None else params.seed + k,
+                    logprobs=self.config.confidence_top_k,
+                )
+                calls.append(self._generate_weak(prompt, request, floor))
+        done = await asyncio.gather(*calls)
+        return [done[p * paths : (p + 1) * paths] * (n if greedy else 1) for p in range(len(ids))]
+
+    async def _generate_weak(self, prompt: list[int], params: Any, floor: float) -> Completion:
+        vllm = import_vllm()
+        request_id, path = uuid.uuid4().hex, None
+        monitor = WindowMonitor(floor=floor, window=self.config.confidence_window)
+        top_k = self.config.confidence_top_k or 1
+        watched, weak = 0, False
+        async for output in self._engine.generate(
+            vllm.inputs.TokensPrompt(prompt_token_ids=prompt), params, request_id
+        ):
+            path = output.outputs[0]
+            steps = list(path.logprobs or [])
+            for step in steps[watched:]:
+                if monitor.push(_step_confidence(step, top_k)):
+                    weak = True
+                    break
+            watched = len(steps)
+            if weak:
+                await self._engine.abort(request_id)
+                break
+        if path is None:
+            raise TransientEngineError("vLLM returned no output for a request; retry the call")
+        self.stats["requests"] += 1
+        self.stats["prompt_tokens"] += len(prompt)
+        reason: FinishReason = (
+            "low_confidence" if weak else ("stop" if path.finish_reason == "stop" else "length")
+        )
+        if not weak and path.finish_reason not in ("stop", "length"):
+            raise TransientEngineError(
+                f"vLLM ended a path with finish_reason={path.finish_reason!r}; retry the call"
+            )
+        return Completion(
+            text=path.text.strip(),
+            prompt_tokens=len(prompt),
+            completion_tokens=len(path.token_ids),
+            finish_reason=reason,
+            confidence=_confidence_of(path, self.config),
+        )
+
     def _sample_inputs(
         self, prompts: Sequence[str], n: int, params: SamplingParams
     ) -> tuple[list[list[int]], int]:
@@ -433,6 +519,12 @@ class VLLMEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _step_confidence(step: Mapping[Any, Any] | None, top_k: int) -> float:
+    """One generated position's token confidence (NaN when it has no finite log-probability)."""
+    c, _ = token_confidences([[float(e.logprob) for e in (step or {}).values()]], top_k=top_k)
+    return float(c[0]) if c.size else math.nan
 
 
 def _confidence_of(path: Any, config: VLLMConfig) -> PathConfidence | None:

@@ -104,6 +104,12 @@ class StepRecord:
     stopped: str | None = None
     """Why a stop rule stopped (``adaptive``, ``esc``, ``decisive``, ``n_max``, ``run budget``,
     or ``cap``: the hybrid reached its predicted saturation budget below ``n_max``)."""
+    weak_stopped: int = 0
+    """Paths stopped while decoded for low confidence (:mod:`t2_agents.early_stop`): their
+    tokens are counted, they do not vote (unless every path was stopped)."""
+    weak_floor: float | None = None
+    """The confidence floor those paths were held to (fixed, or set by the warm-up paths);
+    None without early stop."""
     budget: dict[str, Any] | None = None
     """With a run budget: the step's grant (``wanted``, ``granted``, ``used``, ``over_budget``)
     and the run's ``total_samples``, ``spent_samples`` and ``remaining_samples`` after it."""

@@ -54,6 +54,7 @@ When every branch failed, the aggregate node sets ``error`` and leaves ``verdict
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -67,13 +68,16 @@ from t2_agents.backends.base import (
     Completion,
     Sampler,
     SamplingParams,
+    StopsWeakPaths,
     per_path_seeds,
 )
 from t2_agents.budget.stop_rules import StopRule
 from t2_agents.confidence import PathConfidence
+from t2_agents.early_stop import LOW_CONFIDENCE, warmup_floor
 from t2_agents.errors import (
     CancelledCallError,
     ConfigError,
+    DataError,
     EngineError,
     TransientEngineError,
 )
@@ -159,7 +163,7 @@ def branch_node(
         return {"branches": [result]}
     token = CANCEL_EVENT.set(board.cancel_event(CANCEL_EVENT.get())) if board else None
     try:
-        completion = _one(sampler, state["question"], params)
+        completion = _one(sampler, state["question"], params, ctx.early_stop_floor)
         result = _result(index, seed, completion, started, clock, attempt)
         if board is not None and not board.add(ctx.get_extractor()(completion.text)):
             result = {**result, "error": _CANCELLED_TEXT, "finish_reason": "cancelled"}
@@ -208,12 +212,13 @@ def sample_node(
     exact = ctx.exact_seeds and seeds[0] is not None
     per_seed = len(seeds) > 1 and exact and not per_path_seeds(sampler)
     results: list[BranchResult] = []
+    floor = ctx.early_stop_floor
     if per_seed:
         for index, seed in enumerate(seeds, start=start):
             started, clock = time.time(), time.perf_counter()
             params = SamplingParams(**state["params"], seed=seed)
             try:
-                completion = _one(sampler, question, params)
+                completion = _one(sampler, question, params, ctx.early_stop_floor)
                 results.append(_result(index, seed, completion, started, clock, attempt))
             except Exception as exc:
                 if _must_raise(exc, ctx, attempt, max_attempts):
@@ -223,7 +228,7 @@ def sample_node(
         started, clock = time.time(), time.perf_counter()
         params = SamplingParams(**state["params"], seed=seeds[0])
         try:
-            completions = _many(sampler, question, len(seeds), params)
+            completions, floor = _many_stopping_weak(sampler, question, len(seeds), params, ctx)
             share = (time.perf_counter() - clock) / len(seeds)
             pairs = zip(seeds, completions, strict=True)
             for index, (seed, completion) in enumerate(pairs, start=start):
@@ -238,14 +243,19 @@ def sample_node(
             ]
     for result in results:
         _emit_branch(result)
-    return {"branches": results}
+    if ctx.early_stop is None:
+        return {"branches": results}
+    return {"branches": results, "weak_floor": floor}
 
 
 def branch_answers(branches: list[BranchResult], ctx: ThinkingContext) -> list[str | None]:
-    """Each branch's extracted answer (None for a failed branch or no answer)."""
+    """Each branch's extracted answer: None for a failed branch, no answer, or a path stopped
+    for low confidence (it does not vote; :mod:`t2_agents.early_stop`)."""
     extractor = ctx.get_extractor()
     return [
-        None if b["error"] is not None or b["text"] is None else extractor(b["text"])
+        None
+        if b["error"] is not None or b["text"] is None or b["finish_reason"] == LOW_CONFIDENCE
+        else extractor(b["text"])
         for b in branches
     ]
 
@@ -277,10 +287,19 @@ def aggregate_node(
     paid = sorted([*ok, *cancelled])  # what was generated, cancelled paths' partial text included
     error: str | None = None
     verdict: VerdictDict | None = None
+    weak = [i for i in ok if branches[i]["finish_reason"] == LOW_CONFIDENCE]
+    voters = [i for i in ok if branches[i]["finish_reason"] != LOW_CONFIDENCE]
+    if weak and not voters:  # every path was stopped: their partial answers vote, not nothing
+        extractor = ctx.get_extractor()
+        answers = [
+            extractor(b["text"] or "") if i in weak else a
+            for i, (b, a) in enumerate(zip(branches, answers, strict=True))
+        ]
+        voters = weak
     if ok:
-        confidences = [PathConfidence.from_dict(branches[i].get("confidence")) for i in ok]
+        confidences = [PathConfidence.from_dict(branches[i].get("confidence")) for i in voters]
         verdict = apply_vote(
-            [answers[i] for i in ok], confidences, ctx.vote_settings, seed=vote_seed(branches)
+            [answers[i] for i in voters], confidences, ctx.vote_settings, seed=vote_seed(branches)
         ).to_dict()
     elif branches:
         error = f"all {len(branches)} branches failed; first error: {branches[0]['error']}"
@@ -316,6 +335,8 @@ def aggregate_node(
         engine_calls=_engine_calls(ctx, state, branches, waves),
         waves=[dict(w) for w in waves],
         stopped=state.get("stopped"),
+        weak_stopped=len(weak),
+        weak_floor=state.get("weak_floor", ctx.early_stop_floor),
         budget=budget,
     )
     if ctx.ledger is not None:
@@ -355,16 +376,60 @@ def _must_raise(exc: Exception, ctx: ThinkingContext, attempt: int, max_attempts
     return ctx.branch_errors == "raise"
 
 
-def _one(sampler: Sampler, question: str, params: SamplingParams) -> Completion:
-    return _many(sampler, question, 1, params)[0]
+def _one(
+    sampler: Sampler, question: str, params: SamplingParams, floor: float | None
+) -> Completion:
+    return _many(sampler, question, 1, params, floor)[0]
 
 
-def _many(sampler: Sampler, question: str, n: int, params: SamplingParams) -> list[Completion]:
-    out = sampler.sample([question], n, params)
+def _many(
+    sampler: Sampler, question: str, n: int, params: SamplingParams, floor: float | None = None
+) -> list[Completion]:
+    if floor is None:
+        out = sampler.sample([question], n, params)
+    else:
+        out = _stopper(sampler).sample_stopping_weak([question], n, params, floor=floor)
     if len(out) != 1 or len(out[0]) != n:
         shape = [len(row) for row in out]
         raise EngineError(f"the engine returned {shape} completions for 1 prompt x n={n}")
     return list(out[0])
+
+
+def _stopper(sampler: Sampler) -> StopsWeakPaths:
+    if not isinstance(sampler, StopsWeakPaths):
+        raise ConfigError(
+            f"early stop of weak paths needs a sampler that can stop them (the transformers "
+            f"engine, or VLLMConfig(confidence_top_k=20)); {type(sampler).__name__} cannot: "
+            "drop early_stop_floor / early_stop_warmup or use one of those engines"
+        )
+    return sampler
+
+
+def _many_stopping_weak(
+    sampler: Sampler, question: str, n: int, params: SamplingParams, ctx: ThinkingContext
+) -> tuple[list[Completion], float | None]:
+    """The batched wave's paths and the floor they were held to (None: no early stop).
+
+    With a warm-up, the first ``early_stop_warmup`` paths run to the end and set the floor
+    (:func:`~t2_agents.early_stop.warmup_floor`); the others are sampled with seeds continuing
+    after them, stopped below it.
+    """
+    early = ctx.early_stop
+    if early is None or early.floor is not None:
+        floor = None if early is None else early.floor
+        return _many(sampler, question, n, params, floor), floor
+    _stopper(sampler)
+    first = _many(sampler, question, min(early.warmup, n), params)
+    if len(first) == n:
+        return first, None
+    lowest = [c.confidence.lowest_group for c in first if c.confidence is not None]
+    try:
+        floor = warmup_floor(lowest, keep=early.keep)
+    except DataError as exc:  # the sampler gave no log-probabilities: a setup mistake
+        raise ConfigError(str(exc)) from None
+    seed = None if params.seed is None else params.seed + len(first)
+    rest = _many(sampler, question, n - len(first), replace(params, seed=seed), floor)
+    return [*first, *rest], floor
 
 
 def _result(

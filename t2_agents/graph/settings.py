@@ -100,6 +100,17 @@ class RunSettings:
     vote_statistic: ConfidenceStatistic = "lowest_group"
     """The path confidence the weighted and filtered rules read: mean, lowest_group (the
     lowest sliding-window mean) or tail."""
+    early_stop_floor: Optional[float] = None  # noqa: UP045
+    """Stop a path while it is decoded once the mean token confidence over its last window
+    of tokens falls below this floor (DeepConf-online); a stopped path does not vote and its
+    tokens are counted. Needs an engine that stops weak paths (transformers, vLLM with
+    confidence_top_k). None: no fixed floor."""
+    early_stop_warmup: int = 0
+    """Batched fan-out: decode this many paths to the end first and set the floor from their
+    lowest group confidences (DeepConf-online's warm-up); 0: no warm-up."""
+    early_stop_keep: float = 90.0
+    """With a warm-up: the percentage of warm-up paths whose confidence is at or above the
+    floor, in (0, 100] (90 stops only paths weaker than the weakest tenth)."""
 
 
 class SettingsOverrides(BaseModel):

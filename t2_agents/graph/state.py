@@ -47,6 +47,7 @@ from t2_agents.backends.base import Engine, Sampler, SamplingParams
 from t2_agents.budget.protocols import BasicPolicy
 from t2_agents.budget.stop_rules import StopRule, check_stop_kind, stop_rule_kinds
 from t2_agents.checks import check_budget_range
+from t2_agents.early_stop import EarlyStop
 from t2_agents.errors import ConfigError
 from t2_agents.graph.ledger import CostLedger
 from t2_agents.graph.settings import BranchErrors, Fanout, RunSettings, SettingsOverrides
@@ -199,6 +200,7 @@ class ThinkingState(TypedDict, total=False):
     stop_rule: dict[str, Any] | None
     waves: Annotated[list[WaveRecord], add_waves]
     stopped: str | None
+    weak_floor: float | None
     run_budget: dict[str, Any] | None
     answers: list[str | None]
     verdict: VerdictDict | None
@@ -267,6 +269,22 @@ class ThinkingContext(RunSettings):
             raise ConfigError(f"seed={self.seed!r} must be an int or None")
         self.sampling_params(seed=None)  # validates temperature, top_p, max_tokens
         _ = self.vote_settings  # validates the vote rule and its parameters
+        early = self.early_stop
+        if early is not None and early.warmup and (self.fanout == "send" or self.stop):
+            raise ConfigError(
+                f"early_stop_warmup={early.warmup} needs fanout='batched' and no stop rule "
+                f"(got fanout={self.fanout!r}, stop={self.stop!r}): the warm-up paths must end "
+                "before the others start; pass a fixed early_stop_floor instead"
+            )
+
+    @property
+    def early_stop(self) -> EarlyStop | None:
+        """The online stop of weak paths (:mod:`t2_agents.early_stop`), or None when off."""
+        if self.early_stop_floor is None and not self.early_stop_warmup:
+            return None
+        return EarlyStop(
+            floor=self.early_stop_floor, warmup=self.early_stop_warmup, keep=self.early_stop_keep
+        )
 
     @property
     def vote_settings(self) -> VoteSettings:

@@ -211,6 +211,16 @@ class T2Options(BaseModel):
     """``filtered``: the percentage of the paths with an answer kept; in (0, 100]."""
     vote_statistic: ConfidenceStatistic | None = None
     """The confidence the rules read: ``mean``, ``lowest_group`` (default) or ``tail``."""
+    early_stop_floor: float | None = Field(default=None, allow_inf_nan=False)
+    """Stop a path while it is decoded once its mean token confidence over the last 16 tokens
+    falls below this (DeepConf-online, :mod:`t2_agents.early_stop`); stopped paths do not vote,
+    their tokens count. Needs an engine with token log-probabilities (transformers; vLLM with
+    ``confidence_top_k``), else 400."""
+    early_stop_warmup: int | None = Field(default=None, ge=0)
+    """Instead of a fixed floor: decode this many paths to the end first; their lowest group
+    confidences set the floor for the others."""
+    early_stop_keep: float | None = Field(default=None, gt=0.0, le=100.0)
+    """With a warm-up: the percentage of warm-up paths at or above the floor (default 90)."""
     ignore_arguments: list[str] = Field(default_factory=list)
     """Tool-call arguments ignored when calls are voted on their arguments."""
     paths: bool = False

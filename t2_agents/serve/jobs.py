@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from t2_agents.early_stop import LOW_CONFIDENCE
 from t2_agents.graph.result import ThinkingResult
 from t2_agents.serve.protocol import T2Cost, T2Extension, T2Path
 from t2_agents.serve.safeguards import FallbackPolicy
@@ -121,6 +122,7 @@ def build_extension(
         failed_paths=len(result.paths) - len(result.ok_paths),
         waves=list(result.waves),
         stopped=result.stopped,
+        weak_stopped=sum(p.finish_reason == LOW_CONFIDENCE for p in result.paths),
         cost=T2Cost(
             samples=len(result.paths),
             prompt_tokens=result.prompt_tokens,

@@ -240,6 +240,9 @@ class T2Extension(BaseModel):
     """Paths per wave when a stop rule ran."""
     stopped: str | None = None
     """Why the stop rule stopped; None without one."""
+    weak_stopped: int = 0
+    """Paths stopped while decoded for low confidence (``t2.early_stop_floor`` or
+    ``early_stop_warmup``): their tokens are in the cost, they did not vote."""
     cost: T2Cost
     """What the request cost."""
     paths: list[T2Path] | None = None

@@ -36,6 +36,7 @@ from t2_agents.backends.base import Engine, RenderedPrompt
 from t2_agents.budget.names import SERVE_POLICIES
 from t2_agents.budget.policies import BudgetPolicy, FixedPolicy, T2Policy
 from t2_agents.budget.stop_rules import stop_criterion
+from t2_agents.early_stop import LOW_CONFIDENCE
 from t2_agents.errors import ConfigError, T2Error
 from t2_agents.graph import ThinkingContext, build_parallel_thinking_graph
 from t2_agents.graph.result import ThinkingResult
@@ -141,7 +142,14 @@ class ThinkingService:
             fallback = None  # adaptive/ESC ignore the policy: T2 does not choose N
         if options.stop_rule is not None:
             overrides["stop"] = options.stop_rule
-        for name in ("vote", "vote_eta", "vote_statistic"):
+        for name in (
+            "vote",
+            "vote_eta",
+            "vote_statistic",
+            "early_stop_floor",
+            "early_stop_warmup",
+            "early_stop_keep",
+        ):
             if getattr(options, name) is not None:
                 overrides[name] = getattr(options, name)
         stop = (request.stop,) if isinstance(request.stop, str) else tuple(request.stop or ())
@@ -375,6 +383,8 @@ class ThinkingService:
         text: str | None = texts[best]
         cut = cut_at_stop(result.paths[best].text or "", job.stop)[1]
         finish = "stop" if cut else result.paths[best].finish_reason
+        if finish == LOW_CONFIDENCE:  # every path was stopped early: OpenAI's nearest reason
+            finish = "length"
         if chosen_calls:
             before, tag, _ = texts[best].partition("<tool_call>")
             text = (before.strip() or None) if tag else None  # a bare JSON call has no prose
