@@ -68,6 +68,21 @@ def test_curves_send_samples_where_the_predicted_gain_is_largest() -> None:
     assert first.n < second.n and first.n + second.n <= 12
 
 
+def test_the_success_objective_gives_a_weak_step_more_than_the_sum_objective() -> None:
+    """A run succeeds only if every step does: an extra path on a weak step raises the log of
+    the run's predicted success more than one on a strong step (same curves, same total)."""
+    strong = np.array([0.7, 0.7, 0.8, 0.8, 0.85, 0.85, 0.88, 0.88])
+    weak = np.array([0.1, 0.1, 0.16, 0.16, 0.2, 0.2, 0.22, 0.22])
+    grants = {}
+    for objective in ("sum", "success"):
+        account = RunBudget(total_samples=10, steps=3, objective=objective).open()  # type: ignore[arg-type]
+        account.request(wanted=4, n_min=1, n_max=8, curve=strong)
+        grants[objective] = account.request(wanted=4, n_min=1, n_max=8, curve=weak).n
+    assert grants == {"sum": 3, "success": 5}
+    with pytest.raises(ConfigError, match="objective='product' is not one of"):
+        RunBudget(total_samples=10, objective="product")  # type: ignore[arg-type]
+
+
 def test_a_token_limit_is_never_exceeded() -> None:
     account = RunBudget(total_samples=100, total_tokens=200, steps=2).open()
     grant = account.request(wanted=16, n_min=1, n_max=16, max_tokens=50)

@@ -19,7 +19,10 @@ opens one account per ``thread_id`` of the run's config; a :class:`RunAccount` i
      marginal-gain allocation (:func:`~t2_agents.curves.allocate.allocate_budget`) of the remaining
      budget over this step and ``S - 1`` later steps assumed to look like the steps of this run
      so far (their mean predicted curve); samples go where the predicted gain per sample is
-     largest, and budget that buys no predicted gain stays unspent;
+     largest, and budget that buys no predicted gain stays unspent. The gain is in predicted
+     accuracy (``objective="sum"``, the expected number of right steps) or in its log
+     (``objective="success"``: a run succeeds only if every step does, so its log-success is the
+     sum of the steps' ``log A(N)``, and a weak step gains more from a path than a strong one);
    - without a curve (an N*-head estimator, any other policy): the policy's N (T2's predicted
      ``2^log2 N*``), scaled down in proportion when this N plus ``S - 1`` typical Ns of the run
      would not fit into the remaining budget.
@@ -57,10 +60,12 @@ from t2_agents.curves.allocate import allocate_budget
 from t2_agents.errors import ConfigError
 
 __all__ = [
+    "SUCCESS_FLOOR",
     "ExhaustedAction",
     "Grant",
     "RunAccount",
     "RunBudget",
+    "RunObjective",
     "extend_step",
     "grant_step",
     "resolve_account",
@@ -70,6 +75,14 @@ __all__ = [
 
 ExhaustedAction = Literal["n_min", "error"]
 """What a step does when the run budget cannot pay ``n_min`` paths (see the module docs)."""
+
+RunObjective = Literal["sum", "success"]
+"""What a run budget's allocation maximises: the sum of the steps' predicted accuracies, or the
+predicted probability that every step is right (their product)."""
+
+SUCCESS_FLOOR = 0.01
+"""Predicted accuracies are floored here before their log is taken (``objective="success"``):
+a step predicted hopeless would otherwise pull every sample towards it."""
 
 
 def _check_count(name: str, value: object, low: int) -> int:
@@ -110,6 +123,11 @@ class RunBudget:
     on_exhausted: ExhaustedAction = "n_min"
     """``n_min``: an exhausted step still samples ``n_min`` paths, recorded as an overspend;
     ``error``: it samples nothing and ends with an error state."""
+    objective: RunObjective = "sum"
+    """What the allocation over the run's steps maximises (with predicted curves): ``sum``, the
+    sum of the steps' predicted accuracies; ``success``, the predicted probability that every
+    step is right (the product: samples go where they raise ``log A(N)`` most, so a weak step
+    gets more than a strong one)."""
     _accounts: dict[str, RunAccount] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -123,6 +141,11 @@ class RunBudget:
         _check_count("n_min", self.n_min, 1)
         if self.total_tokens is not None:
             _check_count("total_tokens", self.total_tokens, 1)
+        if self.objective not in get_args(RunObjective):
+            raise ConfigError(
+                f"objective={self.objective!r} is not one of {get_args(RunObjective)}; pass "
+                "'sum' (expected correct steps) or 'success' (every step right)"
+            )
         if self.on_exhausted not in get_args(ExhaustedAction):
             raise ConfigError(
                 f"on_exhausted={self.on_exhausted!r} is not one of {get_args(ExhaustedAction)}"
@@ -289,6 +312,8 @@ class RunAccount:
             length = own.shape[0]
             caps = [max(1, min(ceiling, length))] + [max(1, min(n_max, length))] * later
             budget = max(remaining, later + 1)
+            if self.budget.objective == "success":
+                curves = np.log(np.clip(curves, SUCCESS_FLOOR, 1.0))
             return int(allocate_budget(curves, budget, caps=caps)[0])
         typical_n = float(np.mean(self._wants))
         demand = wanted + later * typical_n
