@@ -15,8 +15,12 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import numbers
-from typing import overload
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, overload
 
 from t2_agents.errors import ConfigError
 
@@ -26,6 +30,7 @@ __all__ = [
     "check_int",
     "check_optional_int",
     "check_tolerance",
+    "import_callable",
 ]
 
 
@@ -125,3 +130,32 @@ def check_tolerance(value: object, *, name: str = "tolerance") -> float:
         "or omit it for the calibrated default"
     )
     return check_accuracy(name, value, fix=fix)
+
+
+def import_callable(spec: str, *, role: str) -> Callable[..., Any]:
+    """Import a ``module:function`` the user named (a grader, an agent factory), from the
+    current directory or ``PYTHONPATH`` (as uvicorn finds an app).
+
+    Raises:
+        ConfigError: Not of the form ``module:function``, the module cannot be imported, or it
+            has no such callable (the message names the spec and the fix).
+
+    Example:
+        >>> import_callable("math:sqrt", role="grader")(9.0)
+        3.0
+    """
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ConfigError(f"{role}={spec!r} must be module:function, e.g. my_{role}:build")
+    if str(Path.cwd()) not in sys.path and "" not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{role} module {module_name!r} cannot be imported ({exc}); put it on PYTHONPATH"
+        ) from exc
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise ConfigError(f"{role} {spec!r}: {module_name} has no callable {name!r}")
+    return function  # type: ignore[no-any-return]

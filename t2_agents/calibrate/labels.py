@@ -24,10 +24,8 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ import numpy as np
 
 from t2_agents.answers import same_answer
 from t2_agents.calibrate.collect import atomic_write, finished_batches
+from t2_agents.checks import import_callable
 from t2_agents.errors import ConfigError, DataError
 from t2_agents.tasks import question_key
 
@@ -108,21 +107,7 @@ def load_grader(spec: str) -> Grader:
         ConfigError: Not of the form ``module:function``, the module cannot be imported or has
             no such callable.
     """
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise ConfigError(f"grader={spec!r} must be module:function, e.g. my_grader:grade")
-    if str(Path.cwd()) not in sys.path and "" not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"grader module {module_name!r} cannot be imported ({exc}); put it on PYTHONPATH"
-        ) from exc
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ConfigError(f"grader {spec!r}: {module_name} has no callable {name!r}")
-    return function  # type: ignore[no-any-return]
+    return import_callable(spec, role="grader")  # type: ignore[return-value]
 
 
 def label_folder(

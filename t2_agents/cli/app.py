@@ -1,4 +1,4 @@
-"""The ``t2`` command: ask, collect, curse, train, label, adapt, demo, eval, serve.
+"""The ``t2`` command: ask, collect, curse, train, label, adapt, demo, eval, compare, serve.
 
 Every command takes ``--json``: it then prints exactly one JSON object on stdout (progress and
 logs go to stderr), and on failure ``{"error": {"type": ..., "message": ...}}`` with exit code 2.
@@ -40,6 +40,7 @@ app.command()(adapt_commands.label)
 app.command()(adapt_commands.adapt)
 app.command()(evaluation_commands.demo)
 app.command("eval")(evaluation_commands.eval_policies)
+app.command()(evaluation_commands.compare)
 app.command()(answer_commands.serve)
 
 _MULTI_VALUE = ("--data", "--heldout", "--train-data")

@@ -1,5 +1,6 @@
-"""``t2 demo`` (T2 vs fixed N on questions the estimator never saw) and ``t2 eval`` (every budget
-policy replayed on collected pools, and with ``--live`` through the graph).
+"""``t2 demo`` (T2 vs fixed N on questions the estimator never saw), ``t2 eval`` (every budget
+policy replayed on collected pools, and with ``--live`` through the graph) and ``t2 compare``
+(a user's agent run on the same tasks under several budget policies).
 
 Example:
     $ t2 demo --engine vllm
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from t2_agents.budget.stop_rules import StopRules
     from t2_agents.evaluate.live import LiveResult
 
-__all__ = ["demo", "eval_policies"]
+__all__ = ["compare", "demo", "eval_policies"]
 
 
 def demo(
@@ -305,3 +306,121 @@ def _live(
             engine, data, estimator, n_d=n_d, questions=questions, policies=policies, stop=stop,
             progress=lambda done, total: tick(done, total, done),
         )  # fmt: skip
+
+
+def compare(
+    tasks: Annotated[
+        Path,
+        typer.Option(
+            "--tasks",
+            help="JSONL of tasks, one agent run each: question (the user message), answer (the "
+            "gold final answer), optional task (the extractor) and id.",
+        ),
+    ],
+    agent: Annotated[
+        str,
+        typer.Option(
+            help="Agent factory module:function, called as factory(thinking_graph, ledger=..., "
+            "run_budget=...) and returning an agent invoked with {'messages': [...]}.",
+        ),
+    ] = "t2_agents.agents.harness:make_agent",
+    policies: Annotated[
+        str, typer.Option(help="Comma-separated: fixed, t2, budget, hybrid, one (first = base).")
+    ] = "fixed,t2,budget,hybrid",
+    grader: Annotated[
+        str | None,
+        typer.Option(
+            help="module:function, grade(question, final_text) -> bool (default: the "
+            "task's extractor against answer)."
+        ),
+    ] = None,
+    estimator: EstimatorOpt = None,
+    n_max: Annotated[int, typer.Option(help="Fixed N, and T2's largest N per step.")] = 8,
+    max_tokens: MaxTokensOpt = 48,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    window: Annotated[int, typer.Option(help="The hybrid's follow-up wave size.")] = 4,
+    run_budget: Annotated[
+        int | None,
+        typer.Option(help="budget: samples per run (default: what t2 spent per run)."),
+    ] = None,
+    steps: Annotated[int, typer.Option(help="budget: thinking steps expected per run.")] = 1,
+    objective: Annotated[
+        str, typer.Option(help="budget: sum (expected right steps) or success (all right).")
+    ] = "sum",
+    limit: Annotated[int | None, typer.Option(help="Run only the first K tasks.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a bar-chart PNG.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the whole result as JSON.")] = None,
+    model: ModelOpt = None,
+    cache_dir: CacheOpt = None,
+    engine_kind: Annotated[
+        str, typer.Option("--engine", help="transformers, vllm, server (with --base-url), auto.")
+    ] = "transformers",
+    base_url: BaseUrlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run your agent on the same tasks under several budget policies and compare the costs.
+
+    Each task is one agent run per policy (its own thread_id, so a run budget is per run),
+    graded on the agent's final message. Prints accuracy, samples, completion tokens, engine
+    calls, sequential rounds and wall time per run, with paired 95 % intervals against the first
+    policy.
+    """
+    from t2_agents.budget.shipped import load_t2_policy
+    from t2_agents.checks import check_int
+    from t2_agents.evaluate.agent_compare import (
+        CompareConfig,
+        compare_agent,
+        load_agent_factory,
+        plot_comparison,
+    )
+    from t2_agents.tasks import load_jsonl
+
+    with handled(as_json):
+        config = CompareConfig(
+            policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
+            n_max=n_max, max_tokens=max_tokens, seed=seed, window=window,
+            run_budget=run_budget, steps=steps, objective=objective,  # type: ignore[arg-type]
+        )  # fmt: skip
+        factory = load_agent_factory(agent)
+        grade = None
+        if grader is not None:
+            from t2_agents.calibrate.labels import load_grader
+
+            grade = load_grader(grader)
+        questions = load_jsonl(tasks)
+        if limit is not None:
+            questions = questions[: check_int("limit", limit, low=1)]
+        engine = load_engine_for_cli(model, cache_dir, engine_kind, base_url)
+        needs_t2 = any(p in ("t2", "budget", "hybrid") for p in config.policies)
+        t2 = load_t2_policy(engine, estimator) if needs_t2 else None
+        with progress_bar("agent runs") as (_, tick):
+            total = len(questions) * len(config.policies)
+            done: dict[str, int] = {}
+
+            def on_run(policy: str, finished: int, _tasks: int) -> None:
+                done[policy] = finished
+                tick(sum(done.values()), total, 0)
+
+            result = compare_agent(
+                questions, engine=engine, t2_policy=t2, config=config, factory=factory,
+                grader=grade, progress=on_run,
+            )  # fmt: skip
+        figure = None if plot is None else str(plot_comparison(result, plot))
+    payload = result.to_dict() | {"plot": figure}
+    if out is not None:
+        import json
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        emit(True, payload)
+        return
+    header, rows = result.table()
+    table = Table(title=f"{agent} on {result.tasks} tasks, means per run")
+    for column in header:
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
+    if figure:
+        err_console.print(f"figure written to {figure}")
