@@ -60,20 +60,18 @@ def test_compare_agent_costs_runs_four_policies_on_the_same_questions(tmp_path: 
     argv = ["--questions", "4", "--n-max", "6", "--window", "2", "--plot", str(tmp_path / "p.png")]
     engine = FakeEngine(answers={"1": 0.4, "2": 0.3, "3": 0.3})
     out = module.main([*argv, "--json", str(results)], engine=engine, policy=stub)
-    runs = out["runs"]
-    assert list(runs) == list(module.RUNS)
-    ids = [[c["id"] for c in run["calls"]] for run in runs.values()]
-    assert all(row == ids[0] for row in ids)
-    assert runs["fixed"]["samples"] == 24 and runs["fixed"]["engine_calls"] == 4
-    assert out["run_budget"] == runs["t2"]["samples"]
-    assert runs["t2+run budget"]["samples"] <= out["run_budget"]
-    assert runs["t2+run budget"]["over_budget"] == 0
+    runs = out["policies"]
+    assert list(runs) == list(module.RUNS) and out["tasks"] == 4
+    assert runs["fixed"]["samples"] == [6, 6, 6, 6] and runs["fixed"]["engine_calls"] == [1] * 4
+    per_run = out["settings"]["run_budget_used"]
+    assert per_run == round(sum(runs["t2"]["samples"]) / 4)
+    assert all(n <= max(per_run, 1) for n in runs["budget"]["samples"])
     hybrid = runs["hybrid"]
-    assert hybrid["policy"] == "hybrid+t2" and hybrid["samples"] >= runs["t2"]["samples"]
-    assert hybrid["engine_calls"] >= 4
-    for run in runs.values():
-        assert run["completion_tokens"] == sum(c["completion_tokens"] for c in run["calls"])
-    assert json.loads(results.read_text("utf-8"))["run_budget"] == out["run_budget"]
+    assert hybrid["label"] == "hybrid+t2"
+    assert all(h >= t for h, t in zip(hybrid["samples"], runs["t2"]["samples"], strict=True))
+    assert sum(hybrid["engine_calls"]) >= 4
+    assert json.loads(results.read_text("utf-8"))["settings"]["run_budget_used"] == per_run
+    assert Path(out["plot"]).stat().st_size > 0
     with pytest.raises(ConfigError, match="exceed n_max=6"):
         module.main([*argv[:4], "--window", "8"], engine=engine, policy=stub)
 
@@ -129,18 +127,20 @@ def test_compare_agent_costs(engine: Any, fixture_estimator: Path, tmp_path: Pat
         ["--questions", "3", *TINY, "--estimator", str(fixture_estimator), "--plot", str(plot)],
         engine=engine,
     )
-    fixed, t2 = out["fixed"], out["t2"]
-    assert fixed["policy"] == "fixed-4" and t2["policy"] == "t2"
-    budgeted, hybrid = out["runs"]["t2+run budget"], out["runs"]["hybrid"]
-    assert budgeted["samples"] <= out["run_budget"] == t2["samples"]
-    assert hybrid["policy"] == "hybrid+t2" and t2["samples"] <= hybrid["samples"] <= 12
-    assert fixed["samples"] == 12
-    assert t2["samples"] == sum(call["n"] for call in t2["calls"]) <= 12
-    assert [c["id"] for c in fixed["calls"]] == [c["id"] for c in t2["calls"]]
+    runs = out["policies"]
+    fixed, t2, budgeted, hybrid = (runs[name] for name in ("fixed", "t2", "budget", "hybrid"))
+    assert fixed["label"] == "fixed-4" and t2["label"] == "t2"
+    per_run = out["settings"]["run_budget_used"]
+    assert per_run == max(1, round(sum(t2["samples"]) / 3))
+    assert all(n <= per_run for n in budgeted["samples"])
+    assert hybrid["label"] == "hybrid+t2"
+    assert all(t <= h <= 4 for t, h in zip(t2["samples"], hybrid["samples"], strict=True))
+    assert fixed["samples"] == [4, 4, 4] and all(1 <= n <= 4 for n in t2["samples"])
     for totals in (fixed, t2):
-        assert 0.0 <= totals["accuracy"] <= 1.0 and totals["seconds"] > 0
-        assert totals["completion_tokens"] == sum(c["completion_tokens"] for c in totals["calls"])
-    metrics = out["comparison"]["metrics"]
-    assert metrics["samples"]["fixed-4"] == 12 and metrics["samples"]["t2"] == t2["samples"]
+        assert 0.0 <= totals["accuracy"] <= 1.0 and min(totals["seconds"]) > 0
+        assert all(0 < t <= 4 * 12 for t in totals["completion_tokens"])
+    assert out["differences"]["t2"]["samples"]["difference"] == pytest.approx(
+        sum(t2["samples"]) / 3 - 4
+    )
     assert out["plot"] == str(plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
