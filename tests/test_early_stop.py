@@ -203,3 +203,11 @@ def test_a_sampler_without_the_capability_is_refused_with_the_fix() -> None:
     graph = build_parallel_thinking_graph(engine=engine, policy=FixedPolicy(4))
     with pytest.raises(ConfigError, match="FaultyEngine cannot: drop early_stop_floor"):
         graph.invoke({"question": "q"}, context=ThinkingContext(n_max=4, early_stop_floor=1.0))
+
+
+def test_a_warm_up_does_not_combine_with_per_seed_sampling() -> None:
+    engine = FakeEngine(answers=_ENGINE_ANSWERS, confidence=_CONFIDENCE, per_path_seeds=False)
+    graph = build_parallel_thinking_graph(engine=engine, policy=FixedPolicy(4))
+    context = ThinkingContext(n_max=4, seed=1, exact_seeds=True, early_stop_warmup=2)
+    with pytest.raises(ConfigError, match="drop exact_seeds or pass early_stop_floor"):
+        graph.invoke({"question": "q"}, context=context)

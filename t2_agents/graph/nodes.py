@@ -213,6 +213,11 @@ def sample_node(
     per_seed = len(seeds) > 1 and exact and not per_path_seeds(sampler)
     results: list[BranchResult] = []
     floor = ctx.early_stop_floor
+    if per_seed and ctx.early_stop_warmup:
+        raise ConfigError(
+            f"early_stop_warmup={ctx.early_stop_warmup} needs the batched call, but exact_seeds "
+            "samples each seed on its own here; drop exact_seeds or pass early_stop_floor"
+        )
     if per_seed:
         for index, seed in enumerate(seeds, start=start):
             started, clock = time.time(), time.perf_counter()
