@@ -564,6 +564,47 @@ def pooled_features_table() -> str:
     return "\n".join(out)
 
 
+def serve_vllm_load_table() -> str:
+    """``bench/serve_vllm_load.py``: t2 serve vs a plain vLLM server, same paths per request."""
+    data = _load("serve_vllm_load.json", BENCH_RESULTS)
+    levels = data["levels"]
+    ratio_of = {(r["mode"], r["variant"], r["level"]): r for r in data["ratios"]}
+    out = [
+        "| load | variant | t2 serve: requests/s, p50 / p95 s | plain vLLM: requests/s, "
+        "p50 / p95 s | throughput ratio | 429s (t2 / vLLM) | foreign numbers (t2 / vLLM) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def order(key: str) -> tuple[str, str, float]:
+        _, mode, variant, level = key.split(":")
+        return (mode, variant, float(level))
+
+    for key in sorted(levels, key=order):
+        server, _, rest = key.partition(":")
+        plain = levels.get("vllm:" + rest)
+        if server != "t2" or plain is None:
+            continue
+        ours = levels[key]
+        mode, variant, level = rest.split(":")
+        clients = int(float(level))
+        load = (
+            f"{clients} client{'s' * (clients > 1)}" if mode == "closed" else f"Poisson {level}/s"
+        )
+        ratio = ratio_of[(mode, variant, float(level))]["requests_per_s"]
+
+        def cell(entry: dict[str, Any]) -> str:
+            total = entry["total"]
+            return (f"{total['requests_per_s']:.2f}, {total['p50_s']:.1f} / "
+                    f"{total['p95_s']:.1f}")  # fmt: skip
+
+        out.append(
+            f"| {load} | {variant} | {cell(ours)} | {cell(plain)} | {ratio:.2f} | "
+            f"{ours['total']['status_429']} / {plain['total']['status_429']} | "
+            f"{ours['crosstalk']['failures']} / {plain['crosstalk']['failures']} |"
+        )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -589,6 +630,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "math_equivalence": math_equivalence_table,
     "early_stop": early_stop_table,
     "pooled_features": pooled_features_table,
+    "serve_vllm_load": serve_vllm_load_table,
 }
 
 
