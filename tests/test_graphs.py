@@ -35,6 +35,7 @@ HAS_API = importlib.util.find_spec("langgraph_api") is not None
 SETTINGS = {
     "n_min", "n_max", "temperature", "top_p", "max_tokens", "seed", "fanout", "task",
     "exact_seeds", "branch_errors", "stop", "vote", "vote_eta", "vote_statistic",
+    "early_stop_floor", "early_stop_warmup", "early_stop_keep",
 }  # fmt: skip
 """The fields of the thinking graph's JSON context schema (ThinkingSettings)."""
 
