@@ -326,7 +326,7 @@ def test_cli_ask_on_vllm(tmp_path: Path) -> None:
 @needs_vllm
 def test_weak_paths_stop_at_the_first_window_below_the_floor(vllm_engine: Any) -> None:
     """Each path is a streamed request watched token by token: with a floor no window can
-    reach, every path of at least a window's tokens is aborted right after that window; with a
+    reach, every path that lasts a window is aborted right after it; with a
     floor of 0 (token confidences are positive) nothing stops."""
     saved = vllm_engine.config
     vllm_engine.config = replace(saved, confidence_top_k=20, confidence_window=4)
@@ -337,7 +337,12 @@ def test_weak_paths_stop_at_the_first_window_below_the_floor(vllm_engine: Any) -
     finally:
         vllm_engine.config = saved
     for completion in [c for row in high for c in row]:
-        assert completion.finish_reason == "low_confidence" and completion.completion_tokens == 4
+        if completion.finish_reason == "stop":  # ended on its own before a full window
+            assert completion.completion_tokens < 4
+        else:
+            assert completion.finish_reason == "low_confidence", completion
+            assert completion.completion_tokens == 4
+    assert any(c.finish_reason == "low_confidence" for row in high for c in row)
     for completion in [c for row in low for c in row]:
         assert completion.finish_reason in ("stop", "length")
         assert completion.finish_reason == "stop" or completion.completion_tokens == 16
