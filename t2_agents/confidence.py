@@ -61,6 +61,7 @@ __all__ = [
     "check_confidence_settings",
     "confidence_from_steps",
     "path_confidence",
+    "position_confidence",
     "token_confidences",
 ]
 
@@ -249,6 +250,19 @@ def token_confidences(
             row = np.partition(row, row.size - top_k)[row.size - top_k :]
         values.append(-float(row.mean()))
     return np.asarray(values, dtype=np.float64), skipped
+
+
+def position_confidence(logprobs: Sequence[float] | npt.ArrayLike, *, top_k: int) -> float:
+    """One generated position's token confidence ``c_t`` (NaN when no entry is finite).
+
+    What the engines watch while a path is decoded (:mod:`t2_agents.early_stop`).
+
+    Example:
+        >>> position_confidence([-0.5, -1.5, -9.0], top_k=2)
+        1.0
+    """
+    c, _ = token_confidences([logprobs], top_k=top_k)
+    return float(c[0]) if c.size else math.nan
 
 
 def path_confidence(

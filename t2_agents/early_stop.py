@@ -50,6 +50,7 @@ __all__ = [
     "EarlyStop",
     "WindowMonitor",
     "calibrated_floor",
+    "check_floor",
     "stop_position",
     "warmup_floor",
 ]
@@ -67,7 +68,13 @@ def _check_keep(keep: object) -> float:
     return float(keep)
 
 
-def _check_floor(floor: object) -> float:
+def check_floor(floor: object) -> float:
+    """``floor`` as a float if it is a finite number (booleans refused), else a ConfigError.
+
+    Example:
+        >>> check_floor(4)
+        4.0
+    """
     if isinstance(floor, bool) or not isinstance(floor, int | float) or not math.isfinite(floor):
         raise ConfigError(
             f"floor={floor!r} must be a finite number (a token confidence, e.g. 4.0; see "
@@ -102,7 +109,7 @@ class EarlyStop:
         check_int("warmup", self.warmup, low=0)
         _check_keep(self.keep)
         if self.floor is not None:
-            _check_floor(self.floor)
+            check_floor(self.floor)
         if (self.floor is None) == (self.warmup == 0):
             raise ConfigError(
                 "EarlyStop needs a floor=... or warmup >= 1 (exactly one): "
@@ -131,7 +138,7 @@ class WindowMonitor:
     __slots__ = ("_recent", "floor", "tokens", "window")
 
     def __init__(self, *, floor: float, window: int) -> None:
-        self.floor = _check_floor(floor)
+        self.floor = check_floor(floor)
         self.window = check_int("window", window, low=1)
         self.tokens = 0
         self._recent: deque[float] = deque()

@@ -43,7 +43,7 @@ from t2_agents.backends.base import (
     per_path_seeds,
 )
 from t2_agents.confidence import PathConfidence
-from t2_agents.early_stop import WindowMonitor
+from t2_agents.early_stop import check_floor
 from t2_agents.errors import ConfigError, EngineError, TransientEngineError
 
 __all__ = ["FAULT_KINDS", "FakeEngine", "FaultKind", "FaultyEngine"]
@@ -171,7 +171,7 @@ class FakeEngine:
             raise ConfigError(
                 "stopping weak paths needs confidences: build FakeEngine(confidence={...})"
             )
-        WindowMonitor(floor=floor, window=1)  # validates floor
+        check_floor(floor)
         out = self.sample(prompts, n, params)
         return [[self._stopped(path, floor) for path in paths] for paths in out]
 

@@ -25,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,9 +53,9 @@ from t2_agents.confidence import (
     DEFAULT_WINDOW,
     check_confidence_settings,
     path_confidence,
-    token_confidences,
+    position_confidence,
 )
-from t2_agents.early_stop import WindowMonitor
+from t2_agents.early_stop import WindowMonitor, check_floor
 from t2_agents.errors import CancelledCallError, ConfigError, ModelError, PromptError
 
 __all__ = ["TransformersConfig", "TransformersEngine"]
@@ -237,7 +236,7 @@ class TransformersEngine:
                 "stopping weak paths needs token log-probabilities: build the engine with "
                 "confidence_top_k set (e.g. 20, the default)"
             )
-        WindowMonitor(floor=floor, window=self.config.confidence_window)  # validates floor
+        check_floor(floor)
         return self._sample(prompts, n, params, floor=floor)
 
     def _sample(
@@ -415,18 +414,12 @@ class _WeakPaths:
         for row in range(rows):
             if row in self.stopped or row in self.ended:
                 continue
-            if self.monitors[row].push(_confidence(last[row])):
+            if self.monitors[row].push(position_confidence(last[row], top_k=last.shape[1])):
                 self.stopped[row] = self.monitors[row].tokens
             elif newest[row] in self.eos:
                 self.ended.add(row)
         flags = [row in self.stopped for row in range(rows)]
         return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
-
-
-def _confidence(top: npt.NDArray[np.float32]) -> float:
-    """One position's token confidence (NaN when none of its log-probabilities is finite)."""
-    c, _ = token_confidences([top], top_k=top.shape[0])
-    return float(c[0]) if c.size else math.nan
 
 
 def _stopping(event: threading.Event | None, weak: _WeakPaths | None) -> Any:

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import math
 import sys
 import threading
 import uuid
@@ -77,9 +76,9 @@ from t2_agents.confidence import (
     PathConfidence,
     check_confidence_settings,
     confidence_from_steps,
-    token_confidences,
+    position_confidence,
 )
-from t2_agents.early_stop import WindowMonitor
+from t2_agents.early_stop import WindowMonitor, check_floor
 from t2_agents.errors import (
     CancelledCallError,
     ConfigError,
@@ -323,7 +322,7 @@ class VLLMEngine:
                 "stopping weak paths needs token log-probabilities: build the engine with "
                 "VLLMConfig(confidence_top_k=20)"
             )
-        WindowMonitor(floor=floor, window=self.config.confidence_window)  # validates floor
+        check_floor(floor)
         ids, n = self._sample_inputs(prompts, n, params)
         return self._run(self._sample_weak(ids, n, params, floor))
 
@@ -360,7 +359,7 @@ class VLLMEngine:
             path = output.outputs[0]
             steps = list(path.logprobs or [])
             for step in steps[watched:]:
-                if monitor.push(_step_confidence(step, top_k)):
+                if monitor.push(position_confidence(_logprobs(step), top_k=top_k)):
                     weak = True
                     break
             watched = len(steps)
@@ -525,10 +524,9 @@ class VLLMEngine:
         self.close()
 
 
-def _step_confidence(step: Mapping[Any, Any] | None, top_k: int) -> float:
-    """One generated position's token confidence (NaN when it has no finite log-probability)."""
-    c, _ = token_confidences([[float(e.logprob) for e in (step or {}).values()]], top_k=top_k)
-    return float(c[0]) if c.size else math.nan
+def _logprobs(step: Mapping[Any, Any] | None) -> list[float]:
+    """The log-probabilities of one generated position of a vLLM ``CompletionOutput``."""
+    return [float(entry.logprob) for entry in (step or {}).values()]
 
 
 def _confidence_of(path: Any, config: VLLMConfig) -> PathConfidence | None:
