@@ -193,7 +193,9 @@ def load_jsonl(
 ) -> list[Question]:
     """Read questions from a JSONL file with ``question`` and ``answer`` fields.
 
-    Optional fields: ``id`` (else ``<file stem>-<line>``) and ``task`` (selects the extractor).
+    Optional fields: ``id`` (else ``<file stem>-<line>``), ``task`` (selects the extractor),
+    ``instance`` (what is asked, e.g. ``"sum:3,5"``: the question's identity in any phrasing,
+    :attr:`Question.instance_key`) and ``template`` (a phrasing template's index).
     Lines end with ``\\n``, ``\\r\\n`` or ``\\r``; a leading UTF-8 byte order mark is
     skipped. Every field is text handed to the model as is: nothing in a file is executed.
 
@@ -261,10 +263,24 @@ def _jsonl_question(
                 f"{source}:{number} has a lone surrogate in {key!r} ({surrogate.group()!r} at "
                 f"character {surrogate.start()}), which is not Unicode text; fix that line"
             )
+    instance = row.get("instance", "")
+    if not isinstance(instance, str):
+        raise DataError(
+            f"{source}:{number} has instance={instance!r}; write it as a string like "
+            "'sum:3,5' (what is asked, the same in any phrasing) or leave it out"
+        )
+    template = row.get("template")
+    if template is not None and (type(template) is not int or template < 0):
+        raise DataError(
+            f"{source}:{number} has template={template!r}; write a whole number >= 0 (the "
+            "phrasing template's index) or leave it out"
+        )
     return Question(
         id=str(row.get("id", f"{source.stem}-{number}")),
         task=str(row.get("task", task or "jsonl")),
         text=str(row["question"]),
         gold=str(row["answer"]),
         instruction=instruction,
+        instance=instance,
+        template=template,
     )

@@ -46,3 +46,46 @@ def test_run_agent_grades_every_tool_call() -> None:
     assert ledger.summary()["samples"] == 6
     with pytest.raises(ConfigError, match="at least one question"):
         run_agent(agent, [])
+
+
+# ---------------------------------------------------------------------------- chained plans
+def _turns(model: ScriptedToolCaller, plan: str, results: list[str]) -> list[object]:
+    """Play the model against scripted tool results; return its messages."""
+    from langchain_core.messages import AIMessage, ToolMessage
+
+    messages: list[object] = [HumanMessage(plan)]
+    replies = iter(results)
+    for _ in range(10):
+        reply = model.invoke(messages)  # type: ignore[arg-type]
+        messages.append(reply)
+        assert isinstance(reply, AIMessage)
+        if not reply.tool_calls:
+            break
+        for call in reply.tool_calls:
+            messages.append(ToolMessage(next(replies), tool_call_id=str(call["id"])))
+    return messages
+
+
+def test_a_chained_plan_fills_in_the_previous_answer() -> None:
+    model = ScriptedToolCaller(instruction="", final="last")
+    plan = "What is 2 + 3?\n---\nIs {previous} greater than 4?"
+    messages = _turns(model, plan, ["5", "yes"])
+    questions = [m.tool_calls[0]["args"]["question"] for m in messages
+                 if getattr(m, "tool_calls", None)]  # fmt: skip
+    assert questions == ["What is 2 + 3?", "Is 5 greater than 4?"]
+    assert messages[-1].content == "yes"  # type: ignore[attr-defined]
+
+
+def test_a_chained_plan_stops_when_a_step_has_no_answer() -> None:
+    model = ScriptedToolCaller(instruction="")
+    messages = _turns(model, "a?\n---\nb {previous}?\n---\nc {previous}?",
+                      ["no answer: every path failed"])  # fmt: skip
+    calls = [m for m in messages if getattr(m, "tool_calls", None)]
+    assert len(calls) == 1  # the later steps are not asked (nor paid for)
+    assert "stopped at step 2" in messages[-1].content  # type: ignore[attr-defined]
+
+
+def test_a_chained_plan_cannot_run_in_parallel() -> None:
+    model = ScriptedToolCaller(parallel=True)
+    with pytest.raises(ConfigError, match="parallel=True"):
+        model.invoke([HumanMessage("a?\n---\nb {previous}?")])

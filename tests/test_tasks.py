@@ -262,6 +262,31 @@ def test_load_jsonl_task_argument_is_the_default_task(tmp_path: Path) -> None:
     assert load_jsonl(path, task="lcm")[0].task == "lcm"
 
 
+def test_load_jsonl_reads_instance_and_template(tmp_path: Path) -> None:
+    rows = [
+        {"question": "What is 3 + 5?", "answer": "8", "instance": "sum:3,5", "template": 0},
+        {"question": "Compute 5 plus 3.", "answer": "8", "instance": "sum:3,5"},
+    ]
+    path = _write(tmp_path / "i.jsonl", [json.dumps(r) for r in rows])
+    first, second = load_jsonl(path)
+    assert (first.instance, first.template, second.template) == ("sum:3,5", 0, None)
+    assert first.instance_key == second.instance_key and first.key != second.key
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [("instance", 35, "instance=35"), ("template", -1, "template=-1"),
+     ("template", "0", "template='0'"), ("template", True, "template=True")],
+)  # fmt: skip
+def test_load_jsonl_refuses_a_bad_instance_or_template(
+    tmp_path: Path, field: str, value: object, match: str
+) -> None:
+    row = {"question": "q", "answer": "1", field: value}
+    path = _write(tmp_path / "b.jsonl", [json.dumps(row)])
+    with pytest.raises(DataError, match=match):
+        load_jsonl(path)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         load_jsonl(tmp_path / "nope.jsonl")

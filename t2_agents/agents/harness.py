@@ -26,7 +26,7 @@ from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from typing_extensions import TypedDict
 
-from t2_agents.agents.scripted_model import ScriptedToolCaller, message_text
+from t2_agents.agents.scripted_model import FinalAnswer, ScriptedToolCaller, message_text
 from t2_agents.errors import ConfigError, DependencyError
 from t2_agents.graph import CostLedger, ThinkingGraph, as_tool
 from t2_agents.graph.budgets import RunAccount, RunBudget
@@ -78,6 +78,7 @@ def make_agent(
     instruction: str = DEFAULT_INSTRUCTION,
     name: str = "t2_agent",
     run_budget: RunBudget | RunAccount | None = None,
+    final: FinalAnswer = "all",
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
     """A ``create_agent`` agent whose one tool runs the parallel-thinking graph.
 
@@ -96,6 +97,8 @@ def make_agent(
             (:class:`~t2_agents.graph.RunBudget`: one account per ``thread_id``, so invoke
             the agent with ``config={"configurable": {"thread_id": ...}}``; or a
             ``RunAccount`` for a single run).
+        final: The model's last message: every result numbered (``all``), or the ``last`` one
+            alone (a chained plan, whose questions use ``{previous}``, answers with its last).
 
     Returns:
         The compiled agent; invoke it with ``{"messages": [{"role": "user", "content": ...}]}``.
@@ -118,7 +121,9 @@ def make_agent(
             "make_agent needs langchain>=1.0; install it with pip install 't2-agents[agents]'"
         ) from exc
     tool = as_tool(graph, name=tool_name, ledger=ledger, run_budget=run_budget)
-    model = ScriptedToolCaller(tool_name=tool_name, parallel=parallel, instruction=instruction)
+    model = ScriptedToolCaller(
+        tool_name=tool_name, parallel=parallel, instruction=instruction, final=final
+    )
     return create_agent(model, [tool], name=name)
 
 

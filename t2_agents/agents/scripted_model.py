@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
@@ -22,11 +22,18 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
 from t2_agents.errors import ConfigError
+from t2_agents.families import PREVIOUS
 from t2_agents.tasks import DEFAULT_INSTRUCTION
 
-__all__ = ["ScriptedToolCaller", "message_text"]
+__all__ = ["PREVIOUS", "FinalAnswer", "ScriptedToolCaller", "message_text"]
 
 _CALL_PREFIX = "call"
+_NO_ANSWER = "no answer"
+"""How the thinking tool's content starts when the vote found no answer (``as_tool``)."""
+
+FinalAnswer = Literal["all", "last"]
+"""What :class:`ScriptedToolCaller` answers once every question has a result: every result
+numbered, or the last one alone (a chained plan's answer)."""
 
 
 def message_text(message: BaseMessage) -> str:
@@ -69,7 +76,13 @@ class ScriptedToolCaller(BaseChatModel):
       next question not yet asked, so every call is its own agent step;
     - ``parallel=True``: answers the first turn with all the calls at once.
 
-    When every question has a tool result it answers ``"1. <result>\\n2. <result>..."``.
+    When every question has a tool result it answers ``"1. <result>\\n2. <result>..."`` (or,
+    with ``final="last"``, the last result alone).
+
+    **Chained plans**: a question holding :data:`PREVIOUS` (``{previous}``) is asked with the
+    previous question's tool result in its place, so a step can use the answer of the one
+    before (sequential mode only). When that result is no answer (``"no answer: ..."``) the plan
+    stops there and the model says so: the run has failed, and no later step is paid for.
 
     Example:
         >>> model = ScriptedToolCaller()
@@ -87,6 +100,8 @@ class ScriptedToolCaller(BaseChatModel):
     """Appended to each question that does not contain it already."""
     parallel: bool = False
     """Call the tool for all questions in one turn instead of one per turn."""
+    final: FinalAnswer = "all"
+    """The final message: ``all`` results numbered, or the ``last`` one alone."""
     bound_tools: tuple[str, ...] = ()
     """Names of the tools the agent bound (set by :meth:`bind_tools`)."""
 
@@ -155,7 +170,20 @@ class ScriptedToolCaller(BaseChatModel):
         questions = self.questions(message_text(messages[last_user]))
         if not questions:
             return AIMessage(content="There is no question to answer.")
+        if self.parallel and any(PREVIOUS in q for q in questions[1:]):
+            raise ConfigError(
+                f"a question holds {PREVIOUS} (the previous answer) but parallel=True asks every "
+                "question at once; use parallel=False for a chained plan"
+            )
         todo = questions[len(asked) :]
+        previous = results.get(str(asked[-1]["id"]), "") if asked else ""
+        if todo and PREVIOUS in todo[0] and asked:
+            if not previous.strip() or previous.startswith(_NO_ANSWER):
+                return AIMessage(
+                    content=f"The plan stopped at step {len(asked) + 1}: step {len(asked)} gave "
+                    f"no answer to use ({previous or '(no result)'!r})."
+                )
+            todo = [todo[0].replace(PREVIOUS, previous.strip()), *todo[1:]]
         if todo:
             batch = todo if self.parallel else todo[:1]
             calls = [
@@ -168,6 +196,8 @@ class ScriptedToolCaller(BaseChatModel):
                 for k, question in enumerate(batch)
             ]
             return AIMessage(content="", tool_calls=calls)
+        if self.final == "last":
+            return AIMessage(content=previous or "(no result)")
         lines = [
             f"{k}. {results.get(str(call['id']), '(no result)')}"
             for k, call in enumerate(asked, start=1)

@@ -17,6 +17,7 @@ Example:
 """
 
 from t2_agents.families import _catalog, _traffic
+from t2_agents.families._chains import PREVIOUS, Chain, ChainStep, chain_kinds, generate_chains
 from t2_agents.families._core import (
     FAMILY_PREFIX,
     Family,
@@ -24,16 +25,23 @@ from t2_agents.families._core import (
     family_names,
     generate_family,
     get_family,
+    phrase_instance,
     register_family,
 )
 
 __all__ = [
     "FAMILY_PREFIX",
+    "PREVIOUS",
+    "Chain",
+    "ChainStep",
     "Family",
     "Instance",
+    "chain_kinds",
     "family_names",
+    "generate_chains",
     "generate_family",
     "get_family",
+    "phrase_instance",
     "register_family",
 ]
 

@@ -19,6 +19,7 @@ __all__ = [
     "family_names",
     "generate_family",
     "get_family",
+    "phrase_instance",
     "register_family",
 ]
 
@@ -159,26 +160,78 @@ def generate_family(
         )
     questions = []
     for i, inst in enumerate(_ordered(left, fam.kinds, f"{fam.name}/{seed}")[:size]):
-        k = chosen[i % len(chosen)]
-        gold, fields = fam.render(inst, random.Random(f"{fam.name}/{seed}/{inst.key}"))
-        question = Question(
-            id=f"{fam.name}-{seed}-{i}",
-            task=fam.name,
-            text=_phrase(fam, k, inst, fields),
-            gold=gold,
-            instruction=DEFAULT_INSTRUCTION if instruction is None else instruction,
-            instance=inst.key,
-            template=k,
-        )
-        extracted = fam.extractor(gold)
-        if not (gold.strip() and question.is_correct(gold) and question.is_correct(extracted)):
-            raise DataError(
-                f"family {fam.name!r} template {k}: gold {gold!r} of {question.text!r} fails "
-                f"the family's own grader (its extractor gives {extracted!r}); fix the family's "
-                "render function or its extractor"
+        questions.append(
+            phrase_instance(
+                fam,
+                inst,
+                template=chosen[i % len(chosen)],
+                id=f"{fam.name}-{seed}-{i}",
+                rng=random.Random(f"{fam.name}/{seed}/{inst.key}"),
+                instruction=instruction,
             )
-        questions.append(question)
+        )
     return questions
+
+
+def phrase_instance(
+    family: str | Family,
+    instance: Instance,
+    *,
+    template: int,
+    id: str,
+    rng: random.Random,
+    instruction: str | None = None,
+) -> Question:
+    """One question: ``instance`` phrased by the family's template ``template``.
+
+    This is :func:`generate_family`'s step for a single instance, for callers that build their
+    own instances (e.g. a step of a multi-step chain whose operand is the previous answer).
+    Instances outside the family's enumerated space are allowed (operands may be larger).
+
+    Args:
+        family: A registered family name (or a :class:`Family`).
+        instance: What to ask; its kind must be one of the family's kinds.
+        template: Index of the phrasing template.
+        id: The question's id.
+        rng: Draws names and operand order (seed it for reproducible text).
+        instruction: Appended to the question (default ``DEFAULT_INSTRUCTION``).
+
+    Raises:
+        ConfigError: Unknown family or template index.
+        DataError: A kind outside the family's kinds, a template naming a field the family does
+            not fill, or a gold answer the family's grader rejects.
+
+    Example:
+        >>> q = phrase_instance("agent_arithmetic", Instance("sum", (3, 5)), template=0,
+        ...                     id="q", rng=random.Random(0))
+        >>> q.gold, q.instance, q.template
+        ('8', 'sum:3,5', 0)
+    """
+    fam = get_family(family) if isinstance(family, str) else family
+    (k,) = _check_templates(fam, [template])
+    if instance.kind not in fam.kinds:
+        raise DataError(
+            f"instance {instance.key!r} is of kind {instance.kind!r}, which family "
+            f"{fam.name!r} does not ask; use one of its kinds {fam.kinds}"
+        )
+    gold, fields = fam.render(instance, rng)
+    question = Question(
+        id=id,
+        task=fam.name,
+        text=_phrase(fam, k, instance, fields),
+        gold=gold,
+        instruction=DEFAULT_INSTRUCTION if instruction is None else instruction,
+        instance=instance.key,
+        template=k,
+    )
+    extracted = fam.extractor(gold)
+    if not (gold.strip() and question.is_correct(gold) and question.is_correct(extracted)):
+        raise DataError(
+            f"family {fam.name!r} template {k}: gold {gold!r} of {question.text!r} fails "
+            f"the family's own grader (its extractor gives {extracted!r}); fix the family's "
+            "render function or its extractor"
+        )
+    return question
 
 
 # ---------------------------------------------------------------------------- checks, order
