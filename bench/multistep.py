@@ -488,6 +488,44 @@ def _live_report(args: argparse.Namespace, subset: list[Chain]) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads(args.results.read_text())
+
+    def xy(rows: dict[str, Any]) -> tuple[list[float], list[float]]:
+        pts = sorted((r["samples_per_run"], 100 * r["run_success"]) for r in rows.values())
+        return [x for x, _ in pts], [y for _, y in pts]
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    ax.plot(*xy(data["fixed_curve"]), "-", color="0.5", label="fixed N per step (N = 1..32)")
+    ax.plot(*xy(data["t2_sweep"]), "o-", color="C0", ms=4, label="T2 per call, knob swept")
+    budgets = data["run_budget"]
+    for objective, color in (("sum", "C2"), ("success", "C3")):
+        rows = {k: v[objective] for k, v in budgets.items() if k != "same total as t2"}
+        ax.plot(*xy(rows), "s--", color=color, ms=4, label=f"run budget, objective={objective}")
+    pol = data["policies"]
+    marks = (("t2", "C0", "*", "T2 (default knob)"), ("hybrid", "C1", "D", "hybrid"),
+             ("N_D", "k", "^", f"fixed N_D = {data['n_d']}"))  # fmt: skip
+    for name, color, marker, label in marks:
+        r = pol[name]
+        ax.plot(r["samples_per_run"], 100 * r["run_success"], marker, color=color, ms=10,
+                label=label, linestyle="none")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("samples per run (log scale)")
+    ax.set_ylabel("run success, % (every step right)")
+    ax.set_title(f"{data['chains']} held-out runs of 2-4 dependent steps (replay, gold-chained)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -512,8 +550,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     live.add_argument("--live-seed", type=int, default=7)
     live.add_argument("--policies", type=lambda t: tuple(t.split(",")), default=POLICIES_LIVE)
     live.add_argument("--log", type=Path, default=Path("runs/multistep/live.jsonl"))
+    plot = sub.add_parser("plot", help="the Pareto plot of run success vs samples per run")
+    plot.add_argument("--results", type=Path, default=Path("bench/results/multistep.json"))
+    plot.add_argument("--out", type=Path, default=Path("docs/multistep_pareto.png"))
     args = parser.parse_args(argv)
-    return {"plan": _plan, "replay": _replay, "live": _live}[args.command](args)
+    commands = {"plan": _plan, "replay": _replay, "live": _live, "plot": _plot}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -605,6 +605,63 @@ def serve_vllm_load_table() -> str:
     return "\n".join(out)
 
 
+def _points(d: dict[str, Any]) -> str:
+    """A difference already in points, with its interval."""
+    return f"{d['points']:+.1f} [{d['ci'][0]:+.1f}, {d['ci'][1]:+.1f}]"
+
+
+_MULTISTEP_ROWS = (
+    ("fixed N=1", "one path per step"), ("fixed N=4", "fixed N = 4"),
+    ("fixed N=8", "fixed N = 8"), ("fixed N=16", "fixed N = 16"), ("N_D", "fixed N_D"),
+    ("t2", "T2 per call (default knob)"), ("hybrid", "hybrid (T2's N, then waves)"),
+    ("budget sum (same total as t2)", "run budget = T2's total, objective sum"),
+    ("budget success (same total as t2)", "run budget = T2's total, objective success"),
+    ("budget sum (8 per step)", "run budget 8 per step, objective sum"),
+    ("budget success (8 per step)", "run budget 8 per step, objective success"),
+)  # fmt: skip
+
+
+def multistep_table() -> str:
+    """``bench/multistep.py replay``: run success and cost per policy on the same runs."""
+    data = _load("multistep.json", BENCH_RESULTS)
+    out = ["| policy | run success | samples per run | tokens per run | rounds per run |",
+           "|---|---|---|---|---|"]  # fmt: skip
+    for key, label in _MULTISTEP_ROWS:
+        r = data["policies"][key]
+        if key == "N_D":
+            label = f"fixed N_D = {data['n_d']}"
+        out.append(
+            f"| {label} | {100 * r['run_success']:.1f} % | {r['samples_per_run']:.1f} | "
+            f"{r['tokens_per_run']:.0f} | {r['rounds_per_run']:.1f} |"
+        )
+    return "\n".join(out)
+
+
+def multistep_targets_table() -> str:
+    """Issue 21's targets against ``bench/results/multistep.json``: met (point estimate) or not."""
+    data = _load("multistep.json", BENCH_RESULTS)
+    t = data["targets"]
+    share = t["hybrid_samples_share_of_n_d"]
+    rows = [
+        ("per-call T2 >= +2 points of run success over fixed N at equal samples per run",
+         t["t2_minus_fixed_equal_samples"], 2.0),
+        ("run-success allocation >= +1 point over per-call T2 at the same total",
+         t["success_budget_minus_t2_same_total"], 1.0),
+        ("hybrid within 1 point of fixed N_D's run success", t["hybrid_minus_n_d"], -1.0),
+    ]  # fmt: skip
+    out = ["| target | measured, points (95 % CI) | met | interval |", "|---|---|---|---|"]
+    for label, d, line in rows:
+        met = d["points"] >= line
+        low, high = d["ci"]
+        where = "crosses the line" if low < line < high else ("above" if low >= line else "below")
+        out.append(f"| {label} | {_points(d)} | {'yes' if met else 'no'} | {where} |")
+    out.append(
+        f"| hybrid with <= 50 % of N_D's samples | {100 * share:.0f} % of N_D's samples | "
+        f"{'yes' if share <= 0.5 else 'no'} | |"
+    )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -631,6 +688,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "early_stop": early_stop_table,
     "pooled_features": pooled_features_table,
     "serve_vllm_load": serve_vllm_load_table,
+    "multistep": multistep_table,
+    "multistep_targets": multistep_targets_table,
 }
 
 

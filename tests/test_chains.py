@@ -24,7 +24,12 @@ from t2_agents.families import (
     generate_chains,
     phrase_instance,
 )
-from t2_agents.graph import CostLedger, RunBudget, build_parallel_thinking_graph
+from t2_agents.graph import (
+    CostLedger,
+    RunBudget,
+    ThinkingContext,
+    build_parallel_thinking_graph,
+)
 from t2_agents.tasks import DEFAULT_INSTRUCTION
 
 _USER_RE = re.compile(r"<\|user\|>(.*)<\|assistant\|>", re.S)
@@ -196,3 +201,25 @@ def test_the_plan_of_a_chain_names_each_step_family() -> None:
     assert plan == [PlanStep(chain.template(0), "agent_arithmetic"),
                     PlanStep(chain.template(1), "agent_logic")]  # fmt: skip
     assert DEFAULT_INSTRUCTION not in plan[0].text
+
+
+def test_a_chain_on_the_real_model_with_the_shipped_estimator(engine: object) -> None:
+    """The default model thinks through a 2-step chain under T2 and the run budget."""
+    from t2_agents.budget.shipped import load_t2_policy
+
+    chain = generate_chains(size=1, seed=0, kinds=["add_then_check"])[0]
+    context = ThinkingContext(n_max=4, max_tokens=16)
+    thinking = build_parallel_thinking_graph(
+        engine=engine,  # type: ignore[arg-type]
+        policy=load_t2_policy(engine),  # type: ignore[arg-type]
+        context=context,
+    )
+    ledger = CostLedger()
+    run = run_chain(build_chain_graph(thinking), chain, ledger=ledger,
+                    run_budget=RunBudget(total_samples=6, steps=2))  # fmt: skip
+    assert 1 <= len(run.answers) <= 2 and run.samples <= 6
+    assert run.questions[0] == chain.gold_questions()[0].text
+    if run.answers[0] is not None and len(run.answers) == 2:
+        assert run.questions[1] == chain.template(1).replace(PREVIOUS, run.answers[0])
+    assert run.success == (run.right_steps == 2)
+    assert ledger.steps[0].question.startswith(run.questions[0])
