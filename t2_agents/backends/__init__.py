@@ -7,6 +7,7 @@ through its context. :mod:`~t2_agents.backends.base` (the protocol, sampling par
 extension), :mod:`~t2_agents.backends.server` (decoding on ``vllm serve`` replicas),
 :mod:`~t2_agents.backends.chat_model` (branches from any LangChain chat model),
 :mod:`~t2_agents.backends.fake` (deterministic fakes for tests and docs),
+:mod:`~t2_agents.backends.pool` (recorded pools served as an engine, for replays),
 :mod:`~t2_agents.backends.lazy` (the default engine, loaded on first use) and
 :mod:`~t2_agents.backends.default_model` (materialising the default model).
 

@@ -40,6 +40,7 @@ from t2_agents.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from t2_agents.backends.base import Engine
     from t2_agents.budget.stop_rules import StopRules
     from t2_agents.evaluate.live import LiveResult
 
@@ -356,6 +357,13 @@ def compare(
         str, typer.Option("--engine", help="transformers, vllm, server (with --base-url), auto.")
     ] = "transformers",
     base_url: BaseUrlOpt = None,
+    replay: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Replay recorded pools instead of sampling (t2 collect / t2 serve --record "
+            "folders holding every task's steps); no model is loaded. Repeatable."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run your agent on the same tasks under several budget policies and compare the costs.
@@ -390,7 +398,12 @@ def compare(
         questions = load_jsonl(tasks)
         if limit is not None:
             questions = questions[: check_int("limit", limit, low=1)]
-        engine = load_engine_for_cli(model, cache_dir, engine_kind, base_url)
+        if replay:
+            from t2_agents.backends.pool import PoolEngine
+
+            engine: Engine = PoolEngine(replay)
+        else:
+            engine = load_engine_for_cli(model, cache_dir, engine_kind, base_url)
         needs_t2 = any(p in ("t2", "budget", "hybrid") for p in config.policies)
         t2 = load_t2_policy(engine, estimator) if needs_t2 else None
         with progress_bar("agent runs") as (_, tick):
