@@ -38,7 +38,7 @@ from t2_agents.budget.policies import T2Policy
 from t2_agents.budget.stop_rules import StopRule
 from t2_agents.calibrate.collect import load_collection
 from t2_agents.calibrate.training_set import TrainingSummary
-from t2_agents.curves.compare import paired_difference
+from t2_agents.curves.compare import equal_cost, paired_difference
 from t2_agents.curves.exact import accuracy_curve
 from t2_agents.estimator.estimator import T2Estimator
 from t2_agents.evaluate.offline import EvalConfig, evaluate_pools
@@ -258,6 +258,14 @@ def _diff(a: FloatArray, b: FloatArray, resamples: int) -> dict[str, Any]:
     return {"points": 100 * d["difference"], "ci": [100 * v for v in d["ci"]]}
 
 
+def _step_gain(
+    curves: FloatArray, budgets: IntArray, n_d: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Per step question: T2 against fixed N at its own mean N (points, paired interval)."""
+    row = equal_cost(curves, budgets, n_d=n_d, resamples=args.resamples, seed=0)
+    return {"points": 100 * row.gain, "ci": [100 * v for v in row.gain_ci], "mean_n": row.mean_n}
+
+
 def _replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     kept, steps, info = _load(args)
@@ -334,7 +342,16 @@ def _replay(args: argparse.Namespace) -> int:
             f"acc@{n_d}": float(steps.curves[mask, n_d - 1].mean()),
             "t2_mean_n": float(steps.t2[mask].mean()),
             "flagged": float(steps.flagged[mask].mean()),
+            "t2_vs_fixed_equal_cost": _step_gain(steps.curves[mask], steps.t2[mask], n_d, args),
         }
+    step_table["all"] = {
+        "steps": len(steps.t2),
+        "acc@1": float(steps.curves[:, 0].mean()),
+        f"acc@{n_d}": float(steps.curves[:, n_d - 1].mean()),
+        "t2_mean_n": float(steps.t2.mean()),
+        "flagged": float(steps.flagged.mean()),
+        "t2_vs_fixed_equal_cost": _step_gain(steps.curves, steps.t2, n_d, args),
+    }
     report = {
         "command": "python " + " ".join(sys.argv),
         "estimator": args.estimator,

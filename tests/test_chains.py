@@ -223,3 +223,15 @@ def test_a_chain_on_the_real_model_with_the_shipped_estimator(engine: object) ->
         assert run.questions[1] == chain.template(1).replace(PREVIOUS, run.answers[0])
     assert run.success == (run.right_steps == 2)
     assert ledger.steps[0].question.startswith(run.questions[0])
+
+
+def test_a_step_with_many_waves_runs_within_the_graphs_own_limits() -> None:
+    """Each step's thinking graph keeps LangGraph's recursion limit (a hybrid needs waves)."""
+    from t2_agents.budget.stop_rules import StopRule
+
+    chain = generate_chains(size=1, seed=2, kinds=["add_then_check"])[0]
+    engine = FakeEngine(answers={str(k): 1.0 for k in range(12)})  # never decisive
+    context = ThinkingContext(n_max=12, stop=StopRule(kind="hybrid", window=1, cap_tolerance=None))
+    thinking = build_parallel_thinking_graph(engine=engine, policy=FixedPolicy(1), context=context)
+    run = run_chain(build_chain_graph(thinking), chain, ledger=CostLedger())
+    assert run.rounds > 8 and len(run.answers) == 2

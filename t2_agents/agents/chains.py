@@ -181,9 +181,10 @@ def run_chain(
     overrides: dict[str, Any] = {"ledger": ledger}
     if run_budget is not None:
         overrides["run_budget"] = run_budget
+    # No recursion_limit here: the config reaches each step's thinking graph, whose waves need
+    # LangGraph's default.
     config: RunnableConfig = {
-        "configurable": {"thread_id": thread_id or chain.id, CONFIG_KEY: overrides},
-        "recursion_limit": 4 * len(chain.steps) + 8,
+        "configurable": {"thread_id": thread_id or chain.id, CONFIG_KEY: overrides}
     }
     started = time.perf_counter()
     state = graph.invoke({"plan": plan_of(chain)}, config)
