@@ -493,6 +493,11 @@ def _live_report(args: argparse.Namespace, subset: list[Chain]) -> int:
                 "tokens_per_run": float(replay.tokens[index].mean()),
                 "rounds_per_run": float(replay.rounds[index].mean()),
             },
+            "live_minus_replay_run_success": _diff(
+                np.array([float(r["success"]) for r in mine]),
+                replay.success[index],
+                args.resamples,
+            ),
             "gold_chained_steps": {
                 "asked": asked,
                 "live_accuracy": float(np.mean(right_live)),
