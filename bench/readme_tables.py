@@ -662,6 +662,30 @@ def multistep_targets_table() -> str:
     return "\n".join(out)
 
 
+def multistep_live_table() -> str:
+    """``bench/multistep.py live``: the same runs live on vLLM and replayed on their pools."""
+    data = _load("multistep_live.json", BENCH_RESULTS)
+    names = {"t2": "T2 per call", "fixed8": "fixed N = 8", "hybrid": "hybrid"}
+    out = [
+        "| policy | runs | run success live / replay (live - replay, 95 % CI) | samples per run "
+        "live / replay | tokens per run live / replay | rounds live / replay | wall s per run "
+        "live | gold-chained steps: asked, accuracy live / replay |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, row in data["policies"].items():
+        live, replay, steps = row["live"], row["replay"], row["gold_chained_steps"]
+        out.append(
+            f"| {names.get(key, key)} | {row['runs']} | {100 * live['run_success']:.1f} % / "
+            f"{100 * replay['run_success']:.1f} % ({_points(row['live_minus_replay_run_success'])})"
+            f" | {live['samples_per_run']:.1f} / {replay['samples_per_run']:.1f} | "
+            f"{live['tokens_per_run']:.0f} / {replay['tokens_per_run']:.0f} | "
+            f"{live['rounds_per_run']:.1f} / {replay['rounds_per_run']:.1f} | "
+            f"{live['seconds_per_run']:.1f} | {steps['asked']}, {steps['live_accuracy']:.3f} / "
+            f"{steps['replay_accuracy']:.3f} |"
+        )
+    return "\n".join(out)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "calibration": calibration_table,
     "curse": curse_table,
@@ -690,6 +714,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "serve_vllm_load": serve_vllm_load_table,
     "multistep": multistep_table,
     "multistep_targets": multistep_targets_table,
+    "multistep_live": multistep_live_table,
 }
 
 
