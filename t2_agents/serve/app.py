@@ -80,7 +80,6 @@ __all__ = ["create_app"]
 
 _log = logging.getLogger("t2_agents.serve")
 _T = TypeVar("_T")
-_POLL_SECONDS = 0.1
 
 
 def create_app(service: ThinkingService) -> Starlette:
@@ -296,25 +295,39 @@ def _observe(metrics: ServeMetrics, request_id: str, outcome: Outcome) -> None:
 
 
 async def _cancellable(request: Request, work: Awaitable[_T], *, timeout: float) -> _T:
-    """Await ``work``; cancel it when the client disconnects or ``timeout`` passes."""
+    """Await ``work``; cancel it when the client disconnects or ``timeout`` passes.
+
+    The disconnect is awaited, not polled: once the body is read, the server's ``receive``
+    returns only when the client has gone. (A poll every 0.1 s per request in flight cost
+    about a tenth of a core at 32 clients, taken from the engine on a CPU box.)
+    """
     event = threading.Event()
     task = asyncio.ensure_future(_within(event, work))
-    deadline = time.monotonic() + timeout
+    watcher = asyncio.ensure_future(_disconnect(request))
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=_POLL_SECONDS)
-            if done:
-                return task.result()
-            if await request.is_disconnected():
-                _log.info("client disconnected; cancelling its run")
-                raise asyncio.CancelledError
-            if time.monotonic() > deadline:
-                raise ApiError(504, f"the request took longer than {timeout:g} s",
-                               type="timeout_error", code="timeout")  # fmt: skip
+        done, _ = await asyncio.wait(
+            {task, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if task in done:
+            return task.result()
+        if watcher in done:
+            _log.info("client disconnected; cancelling its run")
+            raise asyncio.CancelledError
+        raise ApiError(504, f"the request took longer than {timeout:g} s",
+                       type="timeout_error", code="timeout")  # fmt: skip
     finally:
+        watcher.cancel()
         if not task.done():
             event.set()
             task.cancel()
+
+
+async def _disconnect(request: Request) -> None:
+    """Return when the client disconnects (the body has been read: nothing else arrives)."""
+    while True:
+        message = await request.receive()
+        if message.get("type") == "http.disconnect":
+            return
 
 
 async def _within(event: threading.Event, work: Awaitable[_T]) -> _T:
