@@ -566,7 +566,31 @@ def pooled_features_table() -> str:
 
 def serve_vllm_load_table() -> str:
     """``bench/serve_vllm_load.py``: t2 serve vs a plain vLLM server, same paths per request."""
-    data = _load("serve_vllm_load.json", BENCH_RESULTS)
+    return _load_table("serve_vllm_load.json")
+
+
+def serve_vllm_load_after_table() -> str:
+    """The closed ``fixed8`` levels rerun after the disconnect watch stopped polling."""
+    return _load_table("serve_vllm_load_after.json")
+
+
+def serve_vllm_load_ab_table() -> str:
+    """t2 serve alone at 32 clients, before and after the disconnect change, back to back."""
+    ab = _load("serve_vllm_load_after.json", BENCH_RESULTS)["same_sitting_before_after"]
+    head = "| t2 serve alone, 32 clients, fixed8 | requests/s | completion tokens/s | p50 / p95 s |"
+    out = [head, "|---|---|---|---|"]
+    for label, key in (("disconnect polled every 0.1 s (before)", "before"),
+                       ("disconnect awaited (after)", "after")):  # fmt: skip
+        r = ab[key]
+        out.append(
+            f"| {label} | {r['requests_per_s']:.2f} | {r['completion_tokens_per_s']:.0f} | "
+            f"{r['p50_s']:.1f} / {r['p95_s']:.1f} |"
+        )
+    return "\n".join(out)
+
+
+def _load_table(name: str) -> str:
+    data = _load(name, BENCH_RESULTS)
     levels = data["levels"]
     ratio_of = {(r["mode"], r["variant"], r["level"]): r for r in data["ratios"]}
     out = [
@@ -712,6 +736,8 @@ TABLES: dict[str, Callable[[], str]] = {
     "early_stop": early_stop_table,
     "pooled_features": pooled_features_table,
     "serve_vllm_load": serve_vllm_load_table,
+    "serve_vllm_load_after": serve_vllm_load_after_table,
+    "serve_vllm_load_ab": serve_vllm_load_ab_table,
     "multistep": multistep_table,
     "multistep_targets": multistep_targets_table,
     "multistep_live": multistep_live_table,
