@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,7 +39,7 @@ from t2_agents.errors import ConfigError
 from t2_agents.families import PREVIOUS, Chain
 from t2_agents.graph import CostLedger, ThinkingGraph
 from t2_agents.graph.budgets import RunAccount, RunBudget
-from t2_agents.graph.state import CONFIG_KEY
+from t2_agents.graph.state import CONFIG_KEY, with_overrides
 from t2_agents.tasks import DEFAULT_INSTRUCTION
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def build_chain_graph(
             text = text.replace(PREVIOUS, previous)
         question = f"{text.rstrip()} {instruction}".strip()
         overrides: dict[str, Any] = {} if entry.task is None else {"task": entry.task}
-        out = thinking.invoke({"question": question}, _with_overrides(config, overrides))
+        out = thinking.invoke({"question": question}, with_overrides(config, overrides))
         return {"questions": [text], "answers": [out.get("answer")]}
 
     def route(state: ChainState) -> str:
@@ -123,14 +123,6 @@ def build_chain_graph(
     graph.add_edge(START, "step")
     graph.add_conditional_edges("step", route, ["step", END])
     return graph.compile(name=name)
-
-
-def _with_overrides(config: RunnableConfig, overrides: Mapping[str, Any]) -> RunnableConfig:
-    if not overrides:
-        return config
-    configurable = dict(config.get("configurable") or {})
-    configurable[CONFIG_KEY] = {**dict(configurable.get(CONFIG_KEY) or {}), **overrides}
-    return {**config, "configurable": configurable}
 
 
 @dataclass(frozen=True)

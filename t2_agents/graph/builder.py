@@ -61,7 +61,12 @@ from t2_agents.graph.budgets import RunAccount, RunBudget
 from t2_agents.graph.ledger import CostLedger
 from t2_agents.graph.nodes import aggregate_node, branch_node, route_fanout, sample_node
 from t2_agents.graph.settings import Fanout, SettingsOverrides, ThinkingSettings
-from t2_agents.graph.state import CONFIG_KEY, ThinkingContext, ThinkingInput, ThinkingState
+from t2_agents.graph.state import (
+    ThinkingContext,
+    ThinkingInput,
+    ThinkingState,
+    with_overrides,
+)
 from t2_agents.graph.waves import route_after_fanout, route_after_wave, wave_node
 
 __all__ = [
@@ -253,11 +258,7 @@ def as_tool(
             overrides["run_budget"] = run_budget
         if task is not None:
             overrides["task"] = task
-        if not overrides:
-            return config
-        configurable = dict(config.get("configurable") or {})
-        configurable[CONFIG_KEY] = {**dict(configurable.get(CONFIG_KEY) or {}), **overrides}
-        return {**config, "configurable": configurable}
+        return with_overrides(config, overrides)
 
     def _run(
         question: str, config: RunnableConfig, task: str | None = None

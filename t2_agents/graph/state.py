@@ -55,6 +55,8 @@ from t2_agents.vote_rules import VoteSettings
 from t2_agents.voting import VerdictDict
 
 if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
     from t2_agents.graph.budgets import RunAccount, RunBudget
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "add_branches",
     "add_waves",
     "resolve_context",
+    "with_overrides",
 ]
 
 CONFIG_KEY = "t2"
@@ -320,6 +323,21 @@ class ThinkingContext(RunSettings):
 
 
 _FIELDS = frozenset(f.name for f in fields(ThinkingContext))
+
+
+def with_overrides(config: RunnableConfig, overrides: Mapping[str, Any]) -> RunnableConfig:
+    """``config`` with ``overrides`` merged into its ``configurable["t2"]`` (what
+    :func:`resolve_context` reads); ``config`` itself when there is nothing to add.
+
+    Example:
+        >>> with_overrides({"configurable": {"thread_id": "r"}}, {"task": "lcm"})["configurable"]
+        {'thread_id': 'r', 't2': {'task': 'lcm'}}
+    """
+    if not overrides:
+        return config
+    configurable = dict(config.get("configurable") or {})
+    configurable[CONFIG_KEY] = {**dict(configurable.get(CONFIG_KEY) or {}), **overrides}
+    return {**config, "configurable": configurable}
 
 
 def resolve_context(
