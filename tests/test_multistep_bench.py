@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,11 +15,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "multistep.py"
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_multistep", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_multistep"] = module
-    spec.loader.exec_module(module)
+    from conftest import load_script
+
+    module: ModuleType = load_script(BENCH, "bench_multistep")
     return module
 
 

