@@ -64,9 +64,8 @@ PER_STEP = (2, 4, 8, 16)
 FIXED = (1, 2, 4, 8, 16, 32)
 
 
-def chains(estimator: str = SHIPPED, *, size: int = CHAINS, seed: int = SEED) -> list[Chain]:
+def chains(est: T2Estimator, *, size: int = CHAINS, seed: int = SEED) -> list[Chain]:
     """The benchmark's runs: unseen by the estimator, every step a distinct question."""
-    est = T2Estimator.load(estimator)
     return generate_chains(
         size=size,
         seed=seed,
@@ -77,7 +76,8 @@ def chains(estimator: str = SHIPPED, *, size: int = CHAINS, seed: int = SEED) ->
 
 def _plan(args: argparse.Namespace) -> int:
     rows = []
-    for chain in chains(args.estimator, size=args.chains, seed=args.seed):
+    est = T2Estimator.load(args.estimator)
+    for chain in chains(est, size=args.chains, seed=args.seed):
         for question in chain.gold_questions():
             rows.append(
                 {
@@ -111,9 +111,8 @@ class _Steps:
     kinds: list[str]
 
 
-def _load(args: argparse.Namespace) -> tuple[list[Chain], _Steps, dict[str, Any]]:
-    est = T2Estimator.load(args.estimator)
-    every = chains(args.estimator, size=args.chains, seed=args.seed)
+def _load(args: argparse.Namespace, est: T2Estimator) -> tuple[list[Chain], _Steps, dict[str, Any]]:
+    every = chains(est, size=args.chains, seed=args.seed)
     collection = load_collection(args.data)
     index = {str(r["id"]): i for i, r in enumerate(collection.records)}
     kept = [c for c in every if all(f"{c.id}-s{k}" in index for k in range(len(c.steps)))]
@@ -268,17 +267,15 @@ def _step_gain(
 
 def _replay(args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    kept, steps, info = _load(args)
-    n_steps = np.bincount(steps.chain_of)
-    policies: dict[str, _Runs] = {}
-    for n in range(1, M + 1):
-        runs = _fixed_budgets(steps, np.full(len(steps.t2), n, dtype=np.int64))
-        if n in FIXED:
-            policies[f"fixed N={n}"] = runs
-    n_d = int(info["n_d"] or M)
-    policies["N_D"] = _fixed_budgets(steps, np.full(len(steps.t2), n_d, dtype=np.int64))
-    policies["t2"] = _fixed_budgets(steps, steps.t2)
     est = T2Estimator.load(args.estimator)
+    kept, steps, info = _load(args, est)
+    n_steps = np.bincount(steps.chain_of)
+    fixed = {n: _fixed_budgets(steps, np.full(len(steps.t2), n, dtype=np.int64))
+             for n in range(1, M + 1)}  # fmt: skip
+    policies: dict[str, _Runs] = {f"fixed N={n}": fixed[n] for n in FIXED}
+    n_d = int(info["n_d"] or M)
+    policies["N_D"] = fixed[n_d]
+    policies["t2"] = _fixed_budgets(steps, steps.t2)
     sweep = {}
     for price in PRICES:
         budgets = np.minimum(est.predict(steps.features, price=price), M).astype(np.int64)
@@ -361,10 +358,7 @@ def _replay(args: argparse.Namespace) -> int:
         "flagged_steps": float(steps.flagged.mean()),
         "policies": {name: runs.summary() for name, runs in policies.items()},
         "t2_sweep": {str(price): runs.summary() for price, runs in sweep.items()},
-        "fixed_curve": {
-            str(n): _fixed_budgets(steps, np.full(len(steps.t2), n, dtype=np.int64)).summary()
-            for n in range(1, M + 1)
-        },
+        "fixed_curve": {str(n): runs.summary() for n, runs in fixed.items()},
         "run_budget": budget_rows,
         "targets": targets,
         "by_chain_kind": by_kind,
@@ -402,7 +396,8 @@ def _live(args: argparse.Namespace) -> int:
     from t2_agents.backends.factory import load_engine
     from t2_agents.graph import CostLedger
 
-    kept, _, _ = _load(args)
+    est = T2Estimator.load(args.estimator)
+    kept, steps, _ = _load(args, est)
     subset = kept[: args.runs]
     done: set[tuple[str, str]] = set()
     if args.log.exists():
@@ -415,7 +410,6 @@ def _live(args: argparse.Namespace) -> int:
         began = time.perf_counter()
         engine = load_engine(kind=args.engine)
         print(f"engine loaded in {time.perf_counter() - began:.0f} s", flush=True)
-        est = T2Estimator.load(args.estimator)
         graphs = {
             p: build_chain_graph(_thinking(p, engine, est, args.live_seed)) for p in args.policies
         }
@@ -424,11 +418,11 @@ def _live(args: argparse.Namespace) -> int:
         with args.log.open("a") as log:
             for number, (name, chain) in enumerate(todo, start=1):
                 run = run_chain(graphs[name], chain, ledger=ledger, thread_id=f"{name}-{chain.id}")
-                steps = ledger.steps[-len(run.answers) :] if run.answers else []
+                records = ledger.steps[-len(run.answers) :] if run.answers else []
                 row = {
                     "policy": name,
                     **dataclasses.asdict(run),
-                    "n_chosen": [s.n_chosen for s in steps],
+                    "n_chosen": [s.n_chosen for s in records],
                 }
                 log.write(json.dumps(row) + "\n")
                 log.flush()
@@ -438,11 +432,12 @@ def _live(args: argparse.Namespace) -> int:
                     flush=True,
                 )
         getattr(engine, "close", lambda: None)()
-    return _live_report(args, subset)
+    return _live_report(args, kept, steps, subset)
 
 
-def _live_report(args: argparse.Namespace, subset: list[Chain]) -> int:
-    kept, steps, _ = _load(args)
+def _live_report(
+    args: argparse.Namespace, kept: list[Chain], steps: _Steps, subset: list[Chain]
+) -> int:
     position = {c.id: i for i, c in enumerate(kept)}
     rows = [json.loads(line) for line in args.log.read_text().splitlines()]
     replayed = {

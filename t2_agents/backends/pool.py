@@ -91,7 +91,6 @@ class PoolEngine:
         for c_index, c in enumerate(self._collections):
             for r_index, record in enumerate(c.records):
                 self._add(str(record["prompt"]), record, (c_index, r_index))
-        self.max_n = max(len(p.texts) for p in self._pools.values()) if self._pools else 0
         self.sample_calls: list[tuple[str, int, int | None]] = []
 
     def _add(self, prompt: str, record: dict[str, Any], row: tuple[int, int]) -> None:
