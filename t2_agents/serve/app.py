@@ -299,7 +299,7 @@ async def _cancellable(request: Request, work: Awaitable[_T], *, timeout: float)
 
     The disconnect is awaited, not polled: once the body is read, the server's ``receive``
     returns only when the client has gone, so a request in flight costs no CPU while it waits
-    (a poll every 0.1 s was about a tenth of the server's active CPU at 32 clients).
+    (a poll every 0.1 s per request showed among the busiest frames of a profile at 32 clients).
     """
     event = threading.Event()
     task = asyncio.ensure_future(_within(event, work))
